@@ -1,0 +1,84 @@
+//! HTTP only: routes, thin handlers, the problem+json renderer and the OpenAPI document.
+//!
+//! A handler parses and authorises, calls one service function and maps its result. No SQL and
+//! no business rule lives here.
+
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod problem;
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::api::problem::ApiError;
+
+/// Registers every documented route; the OpenAPI document is collected from this function.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(health::get_liveness)
+        .service(health::get_readiness)
+        .service(utoipa_actix_web::scope("/api/v1").configure(v1_routes));
+}
+
+fn v1_routes(_cfg: &mut ServiceConfig) {}
+
+/// Paths that exist with the methods they accept, built once from the OpenAPI document, so
+/// that a known path with another method answers 405 with `Allow`, not 404.
+#[derive(Debug)]
+pub struct RouteTable {
+    routes: Vec<(actix_web::dev::ResourceDef, Vec<Method>)>,
+}
+
+impl RouteTable {
+    /// Builds the table from the document's paths, plus the documentation's own.
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes: Vec<(actix_web::dev::ResourceDef, Vec<Method>)> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let mut methods = Vec::new();
+                for (op, method) in [
+                    (&item.get, Method::GET),
+                    (&item.post, Method::POST),
+                    (&item.put, Method::PUT),
+                    (&item.patch, Method::PATCH),
+                    (&item.delete, Method::DELETE),
+                ] {
+                    if op.is_some() {
+                        methods.push(method);
+                    }
+                }
+                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        for path in [
+            openapi::OPENAPI_JSON_PATH,
+            "/swagger-ui",
+            "/swagger-ui/{tail}*",
+        ] {
+            routes.push((actix_web::dev::ResourceDef::new(path), vec![Method::GET]));
+        }
+        Self { routes }
+    }
+
+    fn allowed(&self, path: &str) -> Option<&[Method]> {
+        self.routes
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, m)| m.as_slice())
+    }
+}
+
+/// The default service: 405 with `Allow` for a known path, 404 otherwise.
+pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
+    let error = match table.allowed(req.path()) {
+        Some(methods) if !methods.contains(req.method()) => {
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            ApiError::method_not_allowed(allow.join(", "))
+        }
+        _ => ApiError::not_found("There is nothing at this address."),
+    };
+    error.error_response()
+}

@@ -1,0 +1,722 @@
+//! Settings from the environment, validated once at start.
+//!
+//! Every variable is listed, with a comment, in `.env.example`. A bad value is reported as one
+//! [`ConfigError`] naming the variable; `main` prints it and exits with status 2. Nothing here
+//! talks to the database or the network; the only I/O is the development-secrets file kept
+//! beside the SQLite database when `APP_ENV=development` and no secrets are configured.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::Rng as _;
+use url::Url;
+
+/// The minimum length of `JWT_SECRET` and `DATA_ENCRYPTION_KEY`, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A configuration value that is wrong, with the variable it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it, in a few words.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the service runs: development generates missing secrets, production refuses to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Local use: secrets are generated when missing, logs are human-readable.
+    Development,
+    /// Real deployments: secrets are required, logs are JSON.
+    Production,
+}
+
+/// The database, chosen from the scheme of `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file (a path, or `sqlite://path`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `DATABASE_URL`: `postgres://…`, `postgresql://…`, `sqlite://path` or a bare path.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Url::parse(raw).map_err(|e| format!("not a valid PostgreSQL URL ({e})"))?;
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .unwrap_or(raw);
+        if path.is_empty() {
+            return Err("sqlite URL has no path".into());
+        }
+        if path.contains("://") {
+            return Err("unsupported scheme: use a path, sqlite://path or postgres://…".into());
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    /// The backend's name, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            // The URL may carry a password: show only where it points.
+            Self::Postgres(url) => match Url::parse(url) {
+                Ok(u) => write!(
+                    f,
+                    "Postgres({}:{}{})",
+                    u.host_str().unwrap_or(""),
+                    u.port().unwrap_or(5432),
+                    u.path()
+                ),
+                Err(_) => f.write_str("Postgres(…)"),
+            },
+        }
+    }
+}
+
+/// Key material that must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps raw key bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    /// The raw bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// How mail leaves the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Print every mail to the log (development default).
+    Log,
+    /// Deliver over SMTP; the URL is lettre's (`smtp://host:port`, `smtps://user:pass@host`,
+    /// `smtp://host?tls=required` for STARTTLS).
+    Smtp {
+        /// The connection URL, possibly with credentials: never logged.
+        url: Secret,
+    },
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB (`ARGON2_MEMORY_KIB`).
+    pub memory_kib: u32,
+    /// Passes (`ARGON2_ITERATIONS`).
+    pub iterations: u32,
+    /// Lanes (`ARGON2_PARALLELISM`).
+    pub parallelism: u32,
+}
+
+/// A limit of `max` events per sliding `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// How many events the window allows.
+    pub max: u32,
+    /// The length of the sliding window.
+    pub window: Duration,
+}
+
+impl Limit {
+    /// Parses `20/1h` (count, slash, duration).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (count, window) = raw
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| "expected COUNT/DURATION, for example 20/1h".to_string())?;
+        let max: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{count}` is not a whole number"))?;
+        if max == 0 {
+            return Err("the count must be at least 1".into());
+        }
+        let window = parse_duration(window)?;
+        Ok(Self { max, window })
+    }
+}
+
+/// The configurable abuse limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Failed logins per normalised login text (`RATE_LIMIT_LOGIN_PER_ACCOUNT`).
+    pub login_per_account: Limit,
+    /// Failed logins per client IP (`RATE_LIMIT_LOGIN_PER_IP`).
+    pub login_per_ip: Limit,
+    /// Failed second-factor attempts per account (`RATE_LIMIT_SECOND_FACTOR`).
+    pub second_factor: Limit,
+    /// Password-reset requests per client IP (`RATE_LIMIT_PASSWORD_RESET_PER_IP`).
+    pub password_reset_per_ip: Limit,
+    /// Password-reset emails per account (`RATE_LIMIT_PASSWORD_RESET_EMAILS`).
+    pub password_reset_emails: Limit,
+    /// Verification emails per account (`RATE_LIMIT_VERIFICATION_EMAILS`).
+    pub verification_emails: Limit,
+    /// Recovery-request submissions per client IP (`RATE_LIMIT_RECOVERY_REQUEST_PER_IP`).
+    pub recovery_request_per_ip: Limit,
+    /// Ownership emails per account (`RATE_LIMIT_OWNERSHIP_EMAILS`).
+    pub ownership_emails: Limit,
+    /// Registrations per client IP (`RATE_LIMIT_REGISTRATION_PER_IP`).
+    pub registration_per_ip: Limit,
+}
+
+/// Everything the service needs to start, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `APP_ENV`.
+    pub app_env: AppEnv,
+    /// `DATABASE_URL`.
+    pub database_url: DatabaseUrl,
+    /// `DATABASE_POOL_SIZE`: connections per process.
+    pub database_pool_size: u32,
+    /// `DATABASE_TIMEOUT`: how long a request waits for a connection before a 503.
+    pub database_timeout: Duration,
+    /// `BIND_ADDR`.
+    pub bind_addr: SocketAddr,
+    /// `WORKERS`: HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+    /// `PUBLIC_URL`: where clients reach the API; https turns on HSTS.
+    pub public_url: Url,
+    /// `FRONTEND_URL`: the base of every link in an email.
+    pub frontend_url: Url,
+    /// `SERVICE_NAME`: shown in mails and as the TOTP issuer.
+    pub service_name: String,
+    /// `JWT_SECRET`.
+    pub jwt_secret: Secret,
+    /// `DATA_ENCRYPTION_KEY`.
+    pub data_encryption_key: Secret,
+    /// `ACCESS_TOKEN_TTL`.
+    pub access_token_ttl: Duration,
+    /// `REFRESH_TOKEN_TTL`.
+    pub refresh_token_ttl: Duration,
+    /// `MFA_TOKEN_TTL`.
+    pub mfa_token_ttl: Duration,
+    /// `EMAIL_VERIFICATION_TTL`.
+    pub email_verification_ttl: Duration,
+    /// `RESET_TOKEN_TTL`.
+    pub reset_token_ttl: Duration,
+    /// `RECOVERY_CODES_PER_SET`.
+    pub recovery_codes_per_set: u32,
+    /// `RECOVERY_WAITING_PERIOD`.
+    pub recovery_waiting_period: Duration,
+    /// `RECOVERY_COMPLETION_TTL`.
+    pub recovery_completion_ttl: Duration,
+    /// `RECOVERY_AUTO_APPROVE_AFTER` (off when unset).
+    pub recovery_auto_approve_after: Option<Duration>,
+    /// `MAIL_TRANSPORT` and `SMTP_URL`.
+    pub mail_transport: MailTransport,
+    /// `MAIL_FROM`.
+    pub mail_from: lettre::message::Mailbox,
+    /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`.
+    pub argon2: Argon2Params,
+    /// `ARGON2_MAX_CONCURRENT`: hashes computed at once (default: one per core).
+    pub argon2_max_concurrent: usize,
+    /// `CORS_ALLOWED_ORIGINS`.
+    pub cors_allowed_origins: Vec<String>,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The rate limits.
+    pub rate_limits: RateLimits,
+    /// Set when development secrets were generated or read from a file: `main` warns once.
+    pub dev_secrets_file: Option<PathBuf>,
+}
+
+/// The default SQLite database of a configuration-free start.
+pub const DEFAULT_DATABASE_URL: &str = "data/account-recovery.db";
+
+impl Config {
+    /// Reads the process environment (after `.env`, which `main` loads first).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings from a map, as the tests do; unset keys take their defaults.
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| map.get(key).cloned())
+    }
+
+    /// Reads settings through `lookup`; an empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let app_env = match env.get("APP_ENV").as_deref() {
+            None | Some("development") | Some("dev") => AppEnv::Development,
+            Some("production") | Some("prod") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "APP_ENV",
+                    format!("`{other}` is neither development nor production"),
+                ));
+            }
+        };
+        let database_url = DatabaseUrl::parse(
+            &env.get("DATABASE_URL")
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+        )
+        .map_err(|m| ConfigError::new("DATABASE_URL", m))?;
+        let bind_addr: SocketAddr = env.parse_or("BIND_ADDR", "127.0.0.1:8080".parse().ok())?;
+        let public_url = match env.get("PUBLIC_URL") {
+            Some(raw) => parse_base_url("PUBLIC_URL", &raw)?,
+            None => parse_base_url("PUBLIC_URL", &format!("http://{bind_addr}"))?,
+        };
+        let frontend_url = match env.get("FRONTEND_URL") {
+            Some(raw) => parse_base_url("FRONTEND_URL", &raw)?,
+            None => parse_base_url("FRONTEND_URL", "http://localhost:3000")?,
+        };
+
+        let jwt = env.get("JWT_SECRET");
+        let dek = env.get("DATA_ENCRYPTION_KEY");
+        for (name, value) in [("JWT_SECRET", &jwt), ("DATA_ENCRYPTION_KEY", &dek)] {
+            match value {
+                Some(v) if v.len() < MIN_SECRET_BYTES => {
+                    return Err(ConfigError::new(
+                        name,
+                        format!(
+                            "must be at least {MIN_SECRET_BYTES} bytes (got {})",
+                            v.len()
+                        ),
+                    ));
+                }
+                None if app_env == AppEnv::Production => {
+                    return Err(ConfigError::new(
+                        name,
+                        format!(
+                            "required when APP_ENV=production (at least {MIN_SECRET_BYTES} random bytes)"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let (jwt_secret, data_encryption_key, dev_secrets_file) = match (jwt, dek) {
+            (Some(j), Some(d)) => (Secret(j.into_bytes()), Secret(d.into_bytes()), None),
+            (j, d) => {
+                let path = dev_secrets_path(&database_url);
+                let stored = load_or_create_dev_secrets(&path)
+                    .map_err(|m| ConfigError::new("JWT_SECRET", m))?;
+                (
+                    Secret(j.map(String::into_bytes).unwrap_or(stored.jwt)),
+                    Secret(d.map(String::into_bytes).unwrap_or(stored.dek)),
+                    Some(path),
+                )
+            }
+        };
+
+        let mail_transport = match env.get("MAIL_TRANSPORT").as_deref() {
+            None | Some("log") => MailTransport::Log,
+            Some("smtp") => {
+                let url = env.get("SMTP_URL").ok_or_else(|| {
+                    ConfigError::new("SMTP_URL", "required when MAIL_TRANSPORT=smtp")
+                })?;
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url).map_err(
+                    |_| {
+                        ConfigError::new(
+                            "SMTP_URL",
+                            "not a valid SMTP URL (smtp://host:port, smtps://user:pass@host)",
+                        )
+                    },
+                )?;
+                MailTransport::Smtp {
+                    url: Secret(url.into_bytes()),
+                }
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "MAIL_TRANSPORT",
+                    format!("`{other}` is neither log nor smtp"),
+                ));
+            }
+        };
+        let mail_from = env
+            .get("MAIL_FROM")
+            .unwrap_or_else(|| "account-recovery <no-reply@localhost>".into())
+            .parse()
+            .map_err(|_| {
+                ConfigError::new(
+                    "MAIL_FROM",
+                    "not a mailbox (`Name <addr@example.com>` or `addr@example.com`)",
+                )
+            })?;
+
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let argon2 = Argon2Params {
+            memory_kib: env.parse_in("ARGON2_MEMORY_KIB", 19_456, 8..=4_194_304)?,
+            iterations: env.parse_in("ARGON2_ITERATIONS", 2, 1..=100)?,
+            parallelism: env.parse_in("ARGON2_PARALLELISM", 1, 1..=64)?,
+        };
+        if argon2.memory_kib < 8 * argon2.parallelism {
+            return Err(ConfigError::new(
+                "ARGON2_MEMORY_KIB",
+                "must be at least 8 × ARGON2_PARALLELISM",
+            ));
+        }
+
+        let rate_limits = RateLimits {
+            login_per_account: env.limit("RATE_LIMIT_LOGIN_PER_ACCOUNT", "20/1h")?,
+            login_per_ip: env.limit("RATE_LIMIT_LOGIN_PER_IP", "100/15m")?,
+            second_factor: env.limit("RATE_LIMIT_SECOND_FACTOR", "10/15m")?,
+            password_reset_per_ip: env.limit("RATE_LIMIT_PASSWORD_RESET_PER_IP", "30/1h")?,
+            password_reset_emails: env.limit("RATE_LIMIT_PASSWORD_RESET_EMAILS", "3/1h")?,
+            verification_emails: env.limit("RATE_LIMIT_VERIFICATION_EMAILS", "3/1h")?,
+            recovery_request_per_ip: env.limit("RATE_LIMIT_RECOVERY_REQUEST_PER_IP", "30/1h")?,
+            ownership_emails: env.limit("RATE_LIMIT_OWNERSHIP_EMAILS", "3/24h")?,
+            registration_per_ip: env.limit("RATE_LIMIT_REGISTRATION_PER_IP", "30/1h")?,
+        };
+
+        let trusted_proxies = match env.get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        ConfigError::new("TRUSTED_PROXIES", format!("`{s}` is not an IP address"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let cors_allowed_origins = match env.get("CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    let url = Url::parse(s).map_err(|_| {
+                        ConfigError::new("CORS_ALLOWED_ORIGINS", format!("`{s}` is not an origin"))
+                    })?;
+                    Ok(url.origin().ascii_serialization())
+                })
+                .collect::<Result<_, ConfigError>>()?,
+        };
+
+        Ok(Self {
+            app_env,
+            database_url,
+            database_pool_size: env.parse_in("DATABASE_POOL_SIZE", 10, 1..=1000)?,
+            database_timeout: env.duration("DATABASE_TIMEOUT", "5s")?,
+            bind_addr,
+            workers: match env.get("WORKERS") {
+                None => None,
+                Some(_) => Some(env.parse_in("WORKERS", 1, 1..=1024)?),
+            },
+            public_url,
+            frontend_url,
+            service_name: env
+                .get("SERVICE_NAME")
+                .unwrap_or_else(|| "account-recovery".into()),
+            jwt_secret,
+            data_encryption_key,
+            access_token_ttl: env.duration("ACCESS_TOKEN_TTL", "15m")?,
+            refresh_token_ttl: env.duration("REFRESH_TOKEN_TTL", "30d")?,
+            mfa_token_ttl: env.duration("MFA_TOKEN_TTL", "5m")?,
+            email_verification_ttl: env.duration("EMAIL_VERIFICATION_TTL", "48h")?,
+            reset_token_ttl: env.duration("RESET_TOKEN_TTL", "1h")?,
+            recovery_codes_per_set: env.parse_in("RECOVERY_CODES_PER_SET", 8, 4..=32)?,
+            recovery_waiting_period: env.duration("RECOVERY_WAITING_PERIOD", "72h")?,
+            recovery_completion_ttl: env.duration("RECOVERY_COMPLETION_TTL", "24h")?,
+            recovery_auto_approve_after: match env.get("RECOVERY_AUTO_APPROVE_AFTER").as_deref() {
+                None | Some("off") => None,
+                Some(_) => Some(env.duration("RECOVERY_AUTO_APPROVE_AFTER", "0s")?),
+            },
+            mail_transport,
+            mail_from,
+            argon2,
+            argon2_max_concurrent: env.parse_in("ARGON2_MAX_CONCURRENT", cores, 1..=1024)?,
+            cors_allowed_origins,
+            trusted_proxies,
+            rate_limits,
+            dev_secrets_file,
+        })
+    }
+}
+
+/// Parses the `72h` / `15m` / `30d` duration form of the configuration.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw.trim())
+        .map_err(|_| format!("`{}` is not a duration like 15m, 1h or 72h", raw.trim()))
+}
+
+fn parse_base_url(variable: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| ConfigError::new(variable, format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(variable, "must be an http or https URL"));
+    }
+    Ok(url)
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        (self.0)(key).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse_or<T: std::str::FromStr>(
+        &self,
+        key: &'static str,
+        default: Option<T>,
+    ) -> Result<T, ConfigError> {
+        match self.get(key) {
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new(key, format!("`{}` is not valid", raw.trim()))),
+            None => default.ok_or_else(|| ConfigError::new(key, "is required")),
+        }
+    }
+
+    fn parse_in<T>(
+        &self,
+        key: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let value = self.parse_or(key, Some(default))?;
+        if !range.contains(&value) {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "{value} is out of range ({} to {})",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn duration(&self, key: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        parse_duration(&self.get(key).unwrap_or_else(|| default.to_string()))
+            .map_err(|m| ConfigError::new(key, m))
+    }
+
+    fn limit(&self, key: &'static str, default: &str) -> Result<Limit, ConfigError> {
+        Limit::parse(&self.get(key).unwrap_or_else(|| default.to_string()))
+            .map_err(|m| ConfigError::new(key, m))
+    }
+}
+
+struct DevSecrets {
+    jwt: Vec<u8>,
+    dek: Vec<u8>,
+}
+
+/// Development secrets live beside the SQLite database (or in `data/` for PostgreSQL), so a
+/// restart neither logs everyone out nor makes encrypted data unreadable.
+fn dev_secrets_path(database_url: &DatabaseUrl) -> PathBuf {
+    let dir = match database_url {
+        DatabaseUrl::Sqlite(path) => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        DatabaseUrl::Postgres(_) => PathBuf::from("data"),
+    };
+    dir.join("dev-secrets.env")
+}
+
+fn load_or_create_dev_secrets(path: &Path) -> Result<DevSecrets, String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let mut jwt = None;
+        let mut dek = None;
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("JWT_SECRET", v)) => jwt = Some(v.trim().as_bytes().to_vec()),
+                Some(("DATA_ENCRYPTION_KEY", v)) => dek = Some(v.trim().as_bytes().to_vec()),
+                _ => {}
+            }
+        }
+        if let (Some(jwt), Some(dek)) = (jwt, dek)
+            && jwt.len() >= MIN_SECRET_BYTES
+            && dek.len() >= MIN_SECRET_BYTES
+        {
+            return Ok(DevSecrets { jwt, dek });
+        }
+        return Err(format!(
+            "development secrets file {} is damaged: delete it or set JWT_SECRET and DATA_ENCRYPTION_KEY",
+            path.display()
+        ));
+    }
+    let random = || {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let (jwt, dek) = (random(), random());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {} ({e})", dir.display()))?;
+    }
+    let text = format!(
+        "# Generated for development by account-recovery. Never use in production.\nJWT_SECRET={jwt}\nDATA_ENCRYPTION_KEY={dek}\n"
+    );
+    write_private(path, &text).map_err(|e| format!("cannot write {} ({e})", path.display()))?;
+    Ok(DevSecrets {
+        jwt: jwt.into_bytes(),
+        dek: dek.into_bytes(),
+    })
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::new("TEST", e.to_string()))?;
+        let db = dir.path().join("x.db").display().to_string();
+        let mut map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("DATABASE_URL".into()).or_insert(db);
+        Config::from_map(&map)
+    }
+
+    #[test]
+    fn defaults_are_development_on_sqlite_with_generated_secrets() {
+        let config = with(&[]).expect("defaults are valid");
+        assert_eq!(config.app_env, AppEnv::Development);
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert!(config.dev_secrets_file.is_some());
+        assert!(config.jwt_secret.expose().len() >= MIN_SECRET_BYTES);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.mail_transport, MailTransport::Log);
+    }
+
+    #[test]
+    fn production_requires_both_secrets() {
+        let err = with(&[("APP_ENV", "production")]).expect_err("must refuse");
+        assert_eq!(err.variable, "JWT_SECRET");
+        let err = with(&[("APP_ENV", "production"), ("JWT_SECRET", &"j".repeat(32))])
+            .expect_err("must refuse");
+        assert_eq!(err.variable, "DATA_ENCRYPTION_KEY");
+        let ok = with(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", &"j".repeat(32)),
+            ("DATA_ENCRYPTION_KEY", &"k".repeat(32)),
+        ])
+        .expect("valid");
+        assert!(ok.dev_secrets_file.is_none());
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        let err = with(&[("JWT_SECRET", "short")]).expect_err("must refuse");
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (key, value) in [
+            ("APP_ENV", "staging"),
+            ("BIND_ADDR", "nowhere"),
+            ("ACCESS_TOKEN_TTL", "soon"),
+            ("MAIL_TRANSPORT", "pigeon"),
+            ("MAIL_FROM", "not a mailbox"),
+            ("ARGON2_ITERATIONS", "0"),
+            ("RATE_LIMIT_LOGIN_PER_IP", "many"),
+            ("FRONTEND_URL", "ftp://x"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let err = with(&[(key, value)]).expect_err(key);
+            assert_eq!(err.variable, key, "{value}");
+        }
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://a/b.db"),
+            Ok(DatabaseUrl::Sqlite("a/b.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("x.db"),
+            Ok(DatabaseUrl::Sqlite("x.db".into()))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u:p@h/d"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        let debug = format!("{:?}", DatabaseUrl::parse("postgres://u:secret@h/d"));
+        assert!(!debug.contains("secret"));
+    }
+
+    #[test]
+    fn limits_parse() {
+        assert_eq!(
+            Limit::parse("20/1h"),
+            Ok(Limit {
+                max: 20,
+                window: Duration::from_secs(3600)
+            })
+        );
+        assert!(Limit::parse("0/1h").is_err());
+        assert!(Limit::parse("20").is_err());
+    }
+}

@@ -1,0 +1,325 @@
+//! The data layer: one Diesel code path over SQLite and PostgreSQL.
+//!
+//! [`DbConnection`] is a `MultiConnection` enum, pooled by r2d2 through [`DbManager`], which
+//! picks the backend from the URL and keeps the real connection error. Every query runs off the
+//! async workers through [`Db::run`]; every write runs through [`write_transaction`], which
+//! begins `IMMEDIATE` on SQLite. SQL lives here and nowhere else.
+
+pub mod repo;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::result::DatabaseErrorKind;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::{Config, DatabaseUrl};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection to either backend. `Pg` comes first: see STACK.md.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL.
+    Pg(PgConnection),
+    /// SQLite.
+    Sqlite(SqliteConnection),
+}
+
+impl DbConnection {
+    /// True on SQLite, for the few statements that differ.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+}
+
+/// A pooled connection with a flag set when the server dropped it, so the pool discards it.
+pub struct PoolSlot {
+    conn: DbConnection,
+    broken: bool,
+}
+
+/// Why a database call failed, as the API needs to know it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time, or the server went away: a 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure: a 500.
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for DbError {
+    /// Classifies once: a lost connection is an outage (503), anything else a fault (500).
+    fn from(e: diesel::result::Error) -> Self {
+        if is_connection_error(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Query(e)
+        }
+    }
+}
+
+fn is_connection_error(e: &diesel::result::Error) -> bool {
+    match e {
+        diesel::result::Error::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => true,
+            // SQLite: the file vanished or became unreadable under us.
+            DatabaseErrorKind::Unknown => {
+                let m = info.message();
+                m.contains("unable to open database")
+                    || m.contains("disk I/O error")
+                    || m.contains("file is not a database")
+                    || m.contains("no such table: __diesel_schema_migrations")
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Opens connections for r2d2, choosing the backend from the configured URL and applying the
+/// SQLite settings to every new connection.
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    url: DatabaseUrl,
+}
+
+fn sqlite_uri(path: &std::path::Path) -> String {
+    // `mode=rw`: a database file that vanished is an outage, not a fresh empty database.
+    format!("file:{}?mode=rw", path.display())
+}
+
+impl ManageConnection for DbManager {
+    type Connection = PoolSlot;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<PoolSlot, r2d2::Error> {
+        let conn = match &self.url {
+            DatabaseUrl::Postgres(url) => DbConnection::Pg(
+                PgConnection::establish(url).map_err(r2d2::Error::ConnectionError)?,
+            ),
+            DatabaseUrl::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(&sqlite_uri(path))
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // busy_timeout first: parallel connects otherwise fail on the WAL switch.
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                DbConnection::Sqlite(c)
+            }
+        };
+        Ok(PoolSlot {
+            conn,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, slot: &mut PoolSlot) -> Result<(), r2d2::Error> {
+        slot.conn
+            .batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, slot: &mut PoolSlot) -> bool {
+        slot.broken || diesel::r2d2::R2D2Connection::is_broken(&mut slot.conn)
+    }
+}
+
+/// The shared database handle of the app: a pool and the backend it talks to.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<DbManager>,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("url", &self.url).finish()
+    }
+}
+
+impl Db {
+    /// Builds the pool without connecting; the first use connects.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        if let DatabaseUrl::Sqlite(path) = &config.database_url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            // Create the file once, so later connects can insist it exists (`mode=rw`).
+            if !path.exists() {
+                SqliteConnection::establish(&path.display().to_string())?;
+            }
+        }
+        let pool = Pool::builder()
+            .max_size(config.database_pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(config.database_timeout)
+            .test_on_check_out(false)
+            .error_handler(Box::new(LogPoolErrors))
+            .build_unchecked(DbManager {
+                url: config.database_url.clone(),
+            });
+        Ok(Self {
+            pool,
+            url: config.database_url.clone(),
+        })
+    }
+
+    /// The backend's name, for logs.
+    pub fn backend(&self) -> &'static str {
+        self.url.backend()
+    }
+
+    /// Checks out a connection on the calling (blocking) thread.
+    pub fn get(&self) -> Result<PooledConnection<DbManager>, DbError> {
+        if let DatabaseUrl::Sqlite(path) = &self.url
+            && !path.exists()
+        {
+            return Err(DbError::Unavailable(
+                "the SQLite database file is gone".into(),
+            ));
+        }
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool, never on an async worker.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        match tokio::task::spawn_blocking(move || db.run_blocking(f)).await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(E::from(DbError::Unavailable(
+                "the database task was cancelled".into(),
+            ))),
+        }
+    }
+
+    /// Runs `f` with a pooled connection on the calling thread (which must be allowed to block).
+    pub fn run_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let mut slot = self.get().map_err(E::from)?;
+        let result = f(&mut slot.conn);
+        // A failure may mean the server dropped the connection: check before it goes back to
+        // the pool, so the next request gets a fresh one once the database is back.
+        if result.is_err()
+            && (diesel::r2d2::R2D2Connection::is_broken(&mut slot.conn)
+                || slot.conn.batch_execute("SELECT 1").is_err())
+        {
+            slot.broken = true;
+        }
+        result
+    }
+
+    /// Applies the pending migrations of the configured backend; a second run changes nothing.
+    /// Returns the names of the migrations applied.
+    pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        let mut slot = self.get()?;
+        let conn = &mut slot.conn;
+        let applied = match conn {
+            DbConnection::Pg(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+                .into_iter()
+                .map(|v| v.to_string())
+                .collect(),
+            DbConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+                .into_iter()
+                .map(|v| v.to_string())
+                .collect(),
+        };
+        Ok(applied)
+    }
+
+    /// Answers whether the database serves queries now (for `/health/ready`).
+    pub fn ping_blocking(&self) -> Result<(), DbError> {
+        self.run_blocking(|conn| {
+            diesel::sql_query("SELECT 1")
+                .execute(conn)
+                .map(|_| ())
+                .map_err(DbError::from)
+        })
+    }
+
+    /// The SQLite file, when that is the backend.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match &self.url {
+            DatabaseUrl::Sqlite(p) => Some(p.clone()),
+            DatabaseUrl::Postgres(_) => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LogPoolErrors;
+
+impl r2d2::HandleError<r2d2::Error> for LogPoolErrors {
+    fn handle_error(&self, error: r2d2::Error) {
+        tracing::warn!(error = %error, "database connection failed");
+    }
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so concurrent writers wait
+/// on the busy timeout instead of failing on the lock upgrade), `BEGIN` on PostgreSQL. Commits
+/// when `f` returns `Ok`, rolls back otherwise. Nested `transaction()` calls become savepoints.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        }
+        DbConnection::Pg(c) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+        }
+    }
+    let result = f(conn);
+    let end = match (&result, &mut *conn) {
+        (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Ok(_), DbConnection::Pg(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Err(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
+        (Err(_), DbConnection::Pg(c)) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    match (result, end) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(E::from(e)),
+        // The closure's own error says more than a failed rollback.
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Waits up to `timeout` for the first connection, for a clear start-up error.
+pub fn wait_until_reachable(db: &Db, timeout: Duration) -> Result<(), DbError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match db.ping_blocking() {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Mail: the outbox writer, the dispatcher, transports and templates.

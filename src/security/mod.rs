@@ -1,0 +1,1 @@
+//! Password hashing, tokens, JWT, TOTP, encryption at rest and rate limiting.

@@ -1,0 +1,151 @@
+//! Builds and runs the HTTP server: state, middleware, routes, documentation and background
+//! work. `main` and the tests start the service only through [`Application`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use actix_web_lab::middleware::CatchPanic;
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt as _;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::{self, RouteTable, openapi, problem};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::db::{self, Db};
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    server: Server,
+    port: u16,
+    ctx: Ctx,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+/// Whether the server installs its own SIGINT/SIGTERM handlers (the binary) or not (tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signals {
+    /// Graceful shutdown on SIGTERM and SIGINT.
+    Handle,
+    /// Leave signals alone: the embedding process decides.
+    Ignore,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations, binds `BIND_ADDR` and prepares the server.
+    pub async fn build(
+        config: Config,
+        clock: SharedClock,
+        signals: Signals,
+    ) -> anyhow::Result<Self> {
+        Self::build_with(config, clock, signals, None).await
+    }
+
+    /// Like [`Application::build`], with extra routes mounted beside the API (the tests mount
+    /// probes there, such as a handler that panics).
+    pub async fn build_with(
+        config: Config,
+        clock: SharedClock,
+        signals: Signals,
+        extra_routes: Option<ExtraRoutes>,
+    ) -> anyhow::Result<Self> {
+        let db = Db::new(&config)?;
+        let timeout = config.database_timeout;
+        let migrating = db.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+            db::wait_until_reachable(&migrating, timeout)
+                .map_err(|e| anyhow::anyhow!("cannot reach the database: {e}"))?;
+            migrating.migrate()
+        })
+        .await??;
+
+        let listener = TcpListener::bind(config.bind_addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let ctx = Ctx {
+            config: Arc::new(config),
+            db,
+            clock,
+        };
+        let server = run(listener, ctx.clone(), signals, extra_routes)?;
+        Ok(Self { server, port, ctx })
+    }
+
+    /// The port the server listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, for background work and tests.
+    pub fn context(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (by a signal or through its handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// A function that mounts extra routes on the app.
+pub type ExtraRoutes = fn(&mut web::ServiceConfig);
+
+fn run(
+    listener: TcpListener,
+    ctx: Ctx,
+    signals: Signals,
+    extra_routes: Option<ExtraRoutes>,
+) -> anyhow::Result<Server> {
+    let doc = openapi::document();
+    let routes = web::Data::new(RouteTable::from_openapi(&doc));
+    let workers = ctx.config.workers;
+    let data = web::Data::new(ctx);
+    let mut server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(api::routes)
+            .split_for_parts();
+        app.app_data(data.clone())
+            .app_data(routes.clone())
+            .configure(problem::configure_extractors)
+            .configure(|cfg| {
+                if let Some(extra) = extra_routes {
+                    extra(cfg);
+                }
+            })
+            .service(
+                SwaggerUi::new("/swagger-ui/{_:.*}").url(openapi::OPENAPI_JSON_PATH, doc.clone()),
+            )
+            .service(web::redirect("/swagger-ui", "/swagger-ui/"))
+            .default_service(web::to(api::fallback))
+            .wrap(CatchPanic::default())
+            .wrap(from_fn(problem::render_other_errors))
+            .wrap(from_fn(api::middleware::request_id_and_log))
+            .wrap(TracingLogger::default())
+    })
+    .listen(listener)?
+    .shutdown_timeout(30);
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    if signals == Signals::Ignore {
+        server = server.disable_signals();
+    }
+    Ok(server.run())
+}

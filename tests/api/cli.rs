@@ -1,0 +1,80 @@
+//! The binary itself: configuration errors and `migrate`.
+
+use std::process::Command;
+
+use crate::support::TestDb;
+
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_account-recovery"));
+    // Only what the test sets: no inherited configuration, no .env from the working folder.
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+#[test]
+fn a_configuration_error_stops_the_binary_with_one_clear_line() {
+    let out = binary()
+        .args(["serve"])
+        .env("ACCESS_TOKEN_TTL", "soon")
+        .env("DATABASE_URL", "/nonexistent/never.db")
+        .output()
+        .expect("run binary");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("ACCESS_TOKEN_TTL"), "{stderr}");
+}
+
+#[test]
+fn production_without_secrets_refuses_to_start() {
+    let out = binary()
+        .env("APP_ENV", "production")
+        .output()
+        .expect("run binary");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET"));
+}
+
+#[test]
+fn migrate_applies_once_then_is_a_no_op() {
+    let db = TestDb::create();
+    let run = || {
+        binary()
+            .arg("migrate")
+            .env("DATABASE_URL", db.url())
+            .env("JWT_SECRET", "x".repeat(32))
+            .env("DATA_ENCRYPTION_KEY", "y".repeat(32))
+            .output()
+            .expect("run binary")
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied"));
+    let second = run();
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
+}
+
+#[test]
+fn openapi_prints_the_document() {
+    let out = binary().arg("openapi").output().expect("run binary");
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(doc["openapi"].as_str().unwrap_or("").starts_with("3.1"));
+}
+
+#[test]
+fn help_describes_every_command() {
+    let out = binary().arg("--help").output().expect("run binary");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate", "openapi"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}

@@ -1,0 +1,285 @@
+//! The test harness: the real app on a random port with a fresh database (SQLite in a temporary
+//! folder, or a new PostgreSQL database when `TEST_POSTGRES_URL` is set), a real SMTP listener
+//! on loopback, an HTTP client and a clock the test moves.
+
+pub mod smtp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use account_recovery::clock::ManualClock;
+use account_recovery::config::Config;
+use account_recovery::startup::{Application, ExtraRoutes, Signals};
+use chrono::Utc;
+use diesel::{Connection as _, RunQueryDsl as _};
+use serde_json::Value;
+
+pub use smtp::{Mail, SmtpSink};
+
+/// A running app and everything a test drives it with.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The HTTP client (no redirects followed).
+    pub http: reqwest::Client,
+    /// The app's clock.
+    pub clock: Arc<ManualClock>,
+    /// The SMTP listener the app delivers to.
+    pub smtp: SmtpSink,
+    /// The database the app uses.
+    pub db: TestDb,
+    /// The environment the app was configured from.
+    pub env: HashMap<String, String>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// A fresh database for one test; dropped with it.
+pub enum TestDb {
+    /// A SQLite file in a temporary folder.
+    Sqlite(tempfile::TempDir),
+    /// A PostgreSQL database created for the test.
+    Postgres {
+        /// The server's URL (with the admin database).
+        admin_url: String,
+        /// The database's name.
+        name: String,
+    },
+}
+
+impl TestDb {
+    /// A new empty database.
+    pub fn create() -> Self {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("ar_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(&admin_url)
+                    .expect("TEST_POSTGRES_URL must reach a PostgreSQL server");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                Self::Postgres { admin_url, name }
+            }
+            _ => Self::Sqlite(tempfile::tempdir().expect("temp dir")),
+        }
+    }
+
+    /// The `DATABASE_URL` for the app.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => dir.path().join("test.db").display().to_string(),
+            Self::Postgres { admin_url, name } => {
+                let mut url = url::Url::parse(admin_url).expect("postgres url");
+                url.set_path(name);
+                url.to_string()
+            }
+        }
+    }
+
+    /// True on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+
+    /// Makes the database disappear under the running app.
+    pub fn destroy(&self) {
+        match self {
+            Self::Sqlite(dir) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(dir.path().join(format!("test.db{suffix}")));
+                }
+            }
+            Self::Postgres { admin_url, name } => {
+                if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.is_postgres() {
+            self.destroy();
+        }
+    }
+}
+
+/// The settings every test app starts from: cheap argon2, SMTP to the sink, a fixed frontend.
+pub fn base_env(db: &TestDb, smtp_port: u16) -> HashMap<String, String> {
+    [
+        ("APP_ENV", "development".to_string()),
+        ("DATABASE_URL", db.url()),
+        ("DATABASE_POOL_SIZE", "4".into()),
+        ("BIND_ADDR", "127.0.0.1:0".into()),
+        ("WORKERS", "2".into()),
+        ("FRONTEND_URL", "https://frontend.test".into()),
+        (
+            "JWT_SECRET",
+            "test-jwt-secret-of-at-least-32-bytes!!".into(),
+        ),
+        (
+            "DATA_ENCRYPTION_KEY",
+            "test-data-key-of-at-least-32-bytes!!!".into(),
+        ),
+        ("MAIL_TRANSPORT", "smtp".into()),
+        ("SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        (
+            "MAIL_FROM",
+            "Account Recovery <no-reply@service.test>".into(),
+        ),
+        ("ARGON2_MEMORY_KIB", "64".into()),
+        ("ARGON2_ITERATIONS", "1".into()),
+        ("ARGON2_PARALLELISM", "1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Spawns the app with the base settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns the app after `adjust` changed the settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    spawn_app_full(adjust, Some(probe_routes)).await
+}
+
+async fn spawn_app_full(
+    adjust: impl FnOnce(&mut HashMap<String, String>),
+    extra: Option<ExtraRoutes>,
+) -> TestApp {
+    let smtp = SmtpSink::start().await;
+    let db = TestDb::create();
+    let mut env = base_env(&db, smtp.port());
+    adjust(&mut env);
+    let config = Config::from_map(&env).expect("test configuration is valid");
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = Application::build_with(config, clock.clone(), Signals::Ignore, extra)
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        address,
+        http,
+        clock,
+        smtp,
+        db,
+        env,
+        handle,
+    }
+}
+
+/// Routes only the tests mount: a handler that panics and one that echoes JSON.
+fn probe_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::{HttpResponse, web};
+    cfg.route(
+        "/test/panic",
+        web::get().to(|| async {
+            if std::hint::black_box(true) {
+                panic!("probe panic with a secret-looking value s3cr3t");
+            }
+            HttpResponse::Ok().finish()
+        }),
+    )
+    .route(
+        "/test/echo",
+        web::post().to(|body: web::Json<EchoBody>| async move { HttpResponse::Ok().json(body.0) }),
+    );
+}
+
+/// The echo probe's body.
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct EchoBody {
+    /// A required string.
+    pub name: String,
+    /// A required number.
+    pub count: i64,
+}
+
+impl TestApp {
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// GET without credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST a JSON body without credentials.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST a JSON body with a bearer token.
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Stops the server (in-flight requests finish).
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Reads a response as JSON, asserting its status.
+pub async fn json(res: reqwest::Response, status: u16) -> Value {
+    let got = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Asserts a problem+json answer with `status` and `code`, and returns it.
+pub async fn problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+    let got = res.status().as_u16();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = res.text().await.expect("body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    assert_eq!(content_type, "application/problem+json", "body: {text}");
+    let body: Value = serde_json::from_str(&text).expect("problem body is JSON");
+    assert_eq!(body["code"], code, "body: {text}");
+    assert_eq!(body["status"], status);
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "problem lacks {field}: {text}");
+    }
+    body
+}
