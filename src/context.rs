@@ -6,6 +6,10 @@ use std::sync::Arc;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::mail::Mailer;
+use crate::security::crypto::DataCipher;
+use crate::security::jwt::JwtKeys;
+use crate::security::password::PasswordHasher;
 
 /// The app's shared state, handed to handlers as `web::Data<Ctx>`.
 #[derive(Debug, Clone)]
@@ -16,4 +20,35 @@ pub struct Ctx {
     pub db: Db,
     /// The clock every service reads time from.
     pub clock: SharedClock,
+    /// Argon2id on a bounded pool.
+    pub passwords: PasswordHasher,
+    /// JWT signing and checks.
+    pub jwt: JwtKeys,
+    /// Encryption at rest.
+    pub cipher: DataCipher,
+    /// The outbox writer.
+    pub mailer: Mailer,
+}
+
+impl Ctx {
+    /// Builds the state from the configuration (no connection is made yet).
+    pub fn new(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let db = Db::new(&config)?;
+        let passwords = PasswordHasher::new(config.argon2, config.argon2_max_concurrent)?;
+        let jwt = JwtKeys::new(
+            config.jwt_secret.expose(),
+            config.public_url.as_str().trim_end_matches('/'),
+        );
+        let cipher = DataCipher::new(config.data_encryption_key.expose());
+        let mailer = Mailer::new(&config, cipher.clone());
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            clock,
+            passwords,
+            jwt,
+            cipher,
+            mailer,
+        })
+    }
 }

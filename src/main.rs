@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use account_recovery::clock::SystemClock;
 use account_recovery::config::{Config, ConfigError};
+use account_recovery::context::Ctx;
 use account_recovery::db::Db;
+use account_recovery::services::accounts::{self, Registration};
 use account_recovery::startup::{Application, Signals};
 use account_recovery::{api, telemetry};
 use clap::{Parser, Subcommand};
@@ -38,6 +40,29 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Manage support accounts (role `support`: review recovery requests, read the audit log).
+    #[command(subcommand)]
+    SupportUser(SupportUserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SupportUserCommand {
+    /// Create a support account with a verified email address.
+    ///
+    /// The password is read from standard input (one line), so it never appears in the shell
+    /// history or the process list: `printf '%s' "$PW" | account-recovery support-user create
+    /// --username ana --email ana@example.com --password-stdin`.
+    Create {
+        /// The username (3–50 letters, digits, '-', '_', '.').
+        #[arg(long)]
+        username: String,
+        /// The email address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -71,6 +96,9 @@ fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::Migrate => migrate(&config),
         Command::Openapi { .. } => ExitCode::SUCCESS,
+        Command::SupportUser(SupportUserCommand::Create {
+            username, email, ..
+        }) => create_support_user(config, username, email),
     }
 }
 
@@ -103,6 +131,43 @@ fn migrate(config: &Config) -> ExitCode {
                 println!("applied {name}");
             }
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("account-recovery: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn create_support_user(config: Config, username: String, email: String) -> ExitCode {
+    let mut password = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut password) {
+        eprintln!("account-recovery: cannot read the password from standard input: {e}");
+        return ExitCode::from(2);
+    }
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let result = Ctx::new(config, Arc::new(SystemClock)).and_then(|ctx| {
+        ctx.db.migrate()?;
+        Ok(accounts::create_support_user(
+            &ctx,
+            Registration {
+                username,
+                email,
+                password,
+            },
+        ))
+    });
+    match result {
+        Ok(Ok(account)) => {
+            println!(
+                "created support user {} <{}> (id {})",
+                account.username, account.email, account.id
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("account-recovery: cannot create the support user: {e}");
+            ExitCode::FAILURE
         }
         Err(e) => {
             eprintln!("account-recovery: {e:#}");

@@ -2,12 +2,12 @@
 //! work. `main` and the tests start the service only through [`Application`].
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use actix_web_lab::middleware::CatchPanic;
+use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt as _;
 use utoipa_swagger_ui::SwaggerUi;
@@ -16,13 +16,16 @@ use crate::api::{self, RouteTable, openapi, problem};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::context::Ctx;
-use crate::db::{self, Db};
+use crate::db;
+use crate::mail::dispatcher::Dispatcher;
+use crate::mail::transport::Transport;
 
 /// A built server, bound to its port, not yet running.
 pub struct Application {
     server: Server,
     port: u16,
     ctx: Ctx,
+    dispatcher: Dispatcher,
 }
 
 impl std::fmt::Debug for Application {
@@ -60,9 +63,13 @@ impl Application {
         signals: Signals,
         extra_routes: Option<ExtraRoutes>,
     ) -> anyhow::Result<Self> {
-        let db = Db::new(&config)?;
-        let timeout = config.database_timeout;
-        let migrating = db.clone();
+        let listener = TcpListener::bind(config.bind_addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let transport = Transport::from_config(&config)?;
+        let ctx = Ctx::new(config, clock)?;
+        let timeout = ctx.config.database_timeout;
+        let migrating = ctx.db.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
             db::wait_until_reachable(&migrating, timeout)
                 .map_err(|e| anyhow::anyhow!("cannot reach the database: {e}"))?;
@@ -70,16 +77,20 @@ impl Application {
         })
         .await??;
 
-        let listener = TcpListener::bind(config.bind_addr)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind_addr))?;
-        let port = listener.local_addr()?.port();
-        let ctx = Ctx {
-            config: Arc::new(config),
-            db,
-            clock,
-        };
         let server = run(listener, ctx.clone(), signals, extra_routes)?;
-        Ok(Self { server, port, ctx })
+        let dispatcher = Dispatcher {
+            db: ctx.db.clone(),
+            clock: ctx.clock.clone(),
+            transport,
+            from: ctx.config.mail_from.clone(),
+            mailer: ctx.mailer.clone(),
+        };
+        Ok(Self {
+            server,
+            port,
+            ctx,
+            dispatcher,
+        })
     }
 
     /// The port the server listens on (useful with port 0).
@@ -97,9 +108,16 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (by a signal or through its handle).
+    /// Serves, and delivers mail, until the server is stopped (by SIGTERM or SIGINT, or through
+    /// its handle). Requests in flight finish first; then the mail dispatcher stops after the
+    /// message in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let dispatcher = tokio::spawn(self.dispatcher.run(stop_rx));
+        let result = self.server.await;
+        let _ = stop_tx.send(true);
+        let _ = dispatcher.await;
+        result
     }
 }
 

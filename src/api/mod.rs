@@ -3,10 +3,13 @@
 //! A handler parses and authorises, calls one service function and maps its result. No SQL and
 //! no business rule lives here.
 
+pub mod accounts;
+pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod sessions;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
@@ -21,7 +24,19 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(utoipa_actix_web::scope("/api/v1").configure(v1_routes));
 }
 
-fn v1_routes(_cfg: &mut ServiceConfig) {}
+fn v1_routes(cfg: &mut ServiceConfig) {
+    cfg.service(accounts::register_account)
+        .service(accounts::verify_account_email)
+        .service(accounts::resend_verification_email)
+        .service(accounts::get_account)
+        .service(accounts::change_password)
+        .service(accounts::list_sessions)
+        .service(accounts::revoke_session)
+        .service(accounts::list_account_events)
+        .service(sessions::create_session)
+        .service(sessions::refresh_session)
+        .service(sessions::delete_current_session);
+}
 
 /// Paths that exist with the methods they accept, built once from the OpenAPI document, so
 /// that a known path with another method answers 405 with `Allow`, not 404.

@@ -479,6 +479,28 @@ pub async fn render_other_errors(
     Ok(res.map_into_left_body())
 }
 
+impl From<crate::services::Failure> for ApiError {
+    fn from(e: crate::services::Failure) -> Self {
+        match e {
+            crate::services::Failure::Unavailable(m) => {
+                Self::unavailable(anyhow::anyhow!("database unavailable: {m}"))
+            }
+            crate::services::Failure::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<Vec<crate::services::FieldIssue>> for ApiError {
+    fn from(issues: Vec<crate::services::FieldIssue>) -> Self {
+        Self::validation(
+            issues
+                .into_iter()
+                .map(|i| FieldError::new(i.field, i.code, i.message))
+                .collect(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,1 +1,7 @@
-//! Password hashing, tokens, JWT, TOTP, encryption at rest and rate limiting.
+//! Password hashing, random tokens, JWT, encryption at rest and rate limiting: the primitives
+//! services build on. Nothing here touches HTTP.
+
+pub mod crypto;
+pub mod jwt;
+pub mod password;
+pub mod tokens;

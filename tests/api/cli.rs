@@ -78,3 +78,52 @@ fn help_describes_every_command() {
         assert!(text.contains(cmd), "{text}");
     }
 }
+
+#[test]
+fn support_user_create_makes_a_verified_support_account_once() {
+    use std::io::Write as _;
+    let db = TestDb::create();
+    let create = |username: &str| {
+        let mut child = binary()
+            .args([
+                "support-user",
+                "create",
+                "--username",
+                username,
+                "--email",
+                "ana.support@example.com",
+                "--password-stdin",
+            ])
+            .env("DATABASE_URL", db.url())
+            .env("JWT_SECRET", "x".repeat(32))
+            .env("DATA_ENCRYPTION_KEY", "y".repeat(32))
+            .env("ARGON2_MEMORY_KIB", "64")
+            .env("ARGON2_ITERATIONS", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run binary");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"orbit lantern mosaic 42\n")
+            .expect("write password");
+        child.wait_with_output().expect("wait")
+    };
+    let out = create("ana-support");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created support user ana-support"));
+    let again = create("ANA-support");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("username is already taken"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

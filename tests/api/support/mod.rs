@@ -30,7 +30,6 @@ pub struct TestApp {
     pub db: TestDb,
     /// The environment the app was configured from.
     pub env: HashMap<String, String>,
-    handle: actix_web::dev::ServerHandle,
 }
 
 /// A fresh database for one test; dropped with it.
@@ -163,7 +162,6 @@ async fn spawn_app_full(
         .await
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -176,7 +174,6 @@ async fn spawn_app_full(
         smtp,
         db,
         env,
-        handle,
     }
 }
 
@@ -249,11 +246,106 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Stops the server (in-flight requests finish).
-    pub async fn stop(&self) {
-        self.handle.stop(true).await;
+    /// PUT a JSON body with a bearer token.
+    pub async fn put_auth(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// DELETE with a bearer token.
+    pub async fn delete_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers an account and returns the verification mail.
+    pub async fn register(&self, username: &str, email: &str, password: &str) -> Mail {
+        let res = self
+            .post(
+                "/api/v1/accounts",
+                serde_json::json!({"username": username, "email": email, "password": password}),
+            )
+            .await;
+        json(res, 201).await;
+        self.smtp
+            .wait_for_subject(email, "Confirm your email address")
+            .await
+    }
+
+    /// Registers and verifies an account; returns its access and refresh tokens.
+    pub async fn verified_user(&self, username: &str, email: &str, password: &str) -> Tokens {
+        let mail = self.register(username, email, password).await;
+        let token = mail
+            .link_param("verify-email", "token")
+            .expect("verification link");
+        json(
+            self.post(
+                "/api/v1/accounts/verify-email",
+                serde_json::json!({"token": token}),
+            )
+            .await,
+            200,
+        )
+        .await;
+        self.login(username, password).await
+    }
+
+    /// Logs in (no 2FA) and returns the tokens.
+    pub async fn login(&self, login: &str, password: &str) -> Tokens {
+        let body = json(
+            self.post(
+                "/api/v1/sessions",
+                serde_json::json!({"login": login, "password": password}),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(body["status"], "authenticated", "{body}");
+        Tokens {
+            access: body["access_token"].as_str().expect("access").to_string(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    /// Runs a query on the app's database directly (for at-rest checks).
+    pub fn db_texts(&self, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let mut conn = account_recovery::db::DbConnection::establish(&self.db.url())
+            .expect("connect to the test database");
+        diesel::sql_query(sql)
+            .load::<Row>(&mut conn)
+            .expect("query")
+            .into_iter()
+            .map(|r| r.value)
+            .collect()
     }
 }
+
+/// An access and refresh token pair.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// Access token.
+    pub access: String,
+    /// Refresh token.
+    pub refresh: String,
+}
+
+/// A password that passes the policy.
+pub const PASSWORD: &str = "orbit lantern mosaic 42";
 
 /// Reads a response as JSON, asserting its status.
 pub async fn json(res: reqwest::Response, status: u16) -> Value {

@@ -34,12 +34,39 @@ impl Mail {
         self.header("Subject").unwrap_or_default()
     }
 
-    /// Every text part, decoded (quoted-printable or base64), joined.
+    /// The plain-text part, decoded (quoted-printable or base64).
     pub fn text(&self) -> String {
+        self.part("text/plain")
+    }
+
+    /// The HTML part, decoded.
+    pub fn html(&self) -> String {
+        self.part("text/html")
+    }
+
+    fn part(&self, content_type: &str) -> String {
+        let boundary = self.header("Content-Type").and_then(|ct| {
+            ct.split("boundary=")
+                .nth(1)
+                .map(|b| b.trim_matches('"').to_string())
+        });
+        let parts: Vec<&str> = match &boundary {
+            Some(b) => self.raw.split(&format!("--{b}")).skip(1).collect(),
+            None => vec![self.raw.as_str()],
+        };
         let mut out = String::new();
-        for part in self.raw.split("\r\n\r\n").collect::<Vec<_>>().windows(2) {
-            let (head, body) = (part[0].to_ascii_lowercase(), part[1]);
-            let body = body.split("\r\n--").next().unwrap_or(body);
+        for part in parts {
+            let Some((head, body)) = part.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let head = head.to_ascii_lowercase();
+            let is_type = head
+                .split("content-type:")
+                .nth(1)
+                .is_some_and(|t| t.trim_start().starts_with(content_type));
+            if !is_type && boundary.is_some() {
+                continue;
+            }
             if head.contains("content-transfer-encoding: quoted-printable") {
                 out.push_str(&decode_qp(body));
             } else if head.contains("content-transfer-encoding: base64") {
@@ -47,10 +74,9 @@ impl Mail {
                 if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(joined) {
                     out.push_str(&String::from_utf8_lossy(&bytes));
                 }
-            } else if head.contains("content-type: text/") {
+            } else {
                 out.push_str(body);
             }
-            out.push('\n');
         }
         out
     }

@@ -1,0 +1,521 @@
+//! `/api/v1/accounts` and `/api/v1/account`: registration, email verification, the account,
+//! its password, sessions and security events.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::extract::{Authenticated, Client};
+use crate::api::problem::{ApiError, Code, Problem};
+use crate::context::Ctx;
+use crate::services::accounts::{
+    self, AccountView, ChangePasswordError, RegisterError, Registration, ResendError,
+    VerifyEmailError,
+};
+use crate::services::audit::EventView;
+use crate::services::sessions::{self, RevokeError};
+
+/// A new account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"username": "jbber", "email": "jbber@example.com", "password": "orbit lantern mosaic 42"}))]
+pub struct RegisterBody {
+    /// 3–50 letters, digits, `-`, `_` or `.`; unique ignoring case.
+    pub username: String,
+    /// Unique ignoring case; a verification email is sent there.
+    pub email: String,
+    /// 8–128 characters, not common, breached or like the username.
+    pub password: String,
+}
+
+/// A token from an email link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
+pub struct TokenBody {
+    /// The `token` parameter of the link.
+    pub token: String,
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"current_password": "orbit lantern mosaic 42", "new_password": "velvet compass harbor 19"}))]
+pub struct ChangePasswordBody {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password (policy applies).
+    pub new_password: String,
+}
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleDto {
+    /// An account holder.
+    User,
+    /// Support staff.
+    Support,
+}
+
+/// The account.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "7f1c2a3e-0d4b-4e5f-8a9b-1c2d3e4f5a6b", "username": "jbber", "email": "jbber@example.com",
+    "email_verified": true, "role": "user", "two_factor_enabled": true,
+    "recovery_codes_remaining": 6, "recovery_codes_low": false,
+    "password_changed_at": "2026-11-20T10:00:00Z", "created_at": "2026-01-05T09:30:00Z"
+}))]
+pub struct AccountResponse {
+    /// Id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Whether the email address is verified.
+    pub email_verified: bool,
+    /// `user` or `support`.
+    pub role: RoleDto,
+    /// Whether two-factor authentication is on.
+    pub two_factor_enabled: bool,
+    /// Unused recovery codes (null without 2FA).
+    pub recovery_codes_remaining: Option<u32>,
+    /// True at two or fewer recovery codes left: regenerate them.
+    pub recovery_codes_low: bool,
+    /// When the password was last set.
+    pub password_changed_at: DateTime<Utc>,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<AccountView> for AccountResponse {
+    fn from(a: AccountView) -> Self {
+        let low = a.recovery_codes_low();
+        Self {
+            id: a.id,
+            username: a.username,
+            email: a.email,
+            email_verified: a.email_verified,
+            role: match a.role {
+                crate::domain::Role::User => RoleDto::User,
+                crate::domain::Role::Support => RoleDto::Support,
+            },
+            two_factor_enabled: a.two_factor_enabled,
+            recovery_codes_remaining: a.recovery_codes_remaining,
+            recovery_codes_low: low,
+            password_changed_at: a.password_changed_at,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// How a session was opened.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorDto {
+    /// Password only.
+    None,
+    /// Password and authenticator code.
+    Totp,
+    /// Password and recovery code.
+    RecoveryCode,
+}
+
+impl From<crate::domain::SecondFactor> for SecondFactorDto {
+    fn from(f: crate::domain::SecondFactor) -> Self {
+        match f {
+            crate::domain::SecondFactor::None => Self::None,
+            crate::domain::SecondFactor::Totp => Self::Totp,
+            crate::domain::SecondFactor::RecoveryCode => Self::RecoveryCode,
+        }
+    }
+}
+
+/// A live session.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0b5e3c1a-9f8d-4c7b-a6e5-d4c3b2a1f0e9", "created_at": "2026-11-23T08:00:00Z",
+    "last_used_at": "2026-11-23T09:12:00Z", "ip": "203.0.113.7",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "current": true, "second_factor": "totp"
+}))]
+pub struct SessionResponse {
+    /// Id (revoke with DELETE /api/v1/account/sessions/{id}).
+    pub id: String,
+    /// Opened at.
+    pub created_at: DateTime<Utc>,
+    /// Last used at (updated at most once a minute).
+    pub last_used_at: DateTime<Utc>,
+    /// Client IP at login.
+    pub ip: Option<String>,
+    /// Client user agent at login.
+    pub user_agent: Option<String>,
+    /// True for the session of this access token.
+    pub current: bool,
+    /// How it was opened.
+    pub second_factor: SecondFactorDto,
+}
+
+/// The account's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    pub items: Vec<SessionResponse>,
+}
+
+/// A security event.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 42, "type": "session.login_succeeded", "at": "2026-11-23T08:00:00Z",
+    "ip": "203.0.113.7", "user_agent": "Mozilla/5.0", "details": {"second_factor": "totp"}
+}))]
+pub struct SecurityEvent {
+    /// Sequence number.
+    pub id: i64,
+    /// Dotted type, e.g. `session.login_failed`, `password.changed`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// From which IP.
+    pub ip: Option<String>,
+    /// From which browser or app.
+    pub user_agent: Option<String>,
+    /// Type-specific details.
+    pub details: serde_json::Value,
+}
+
+impl From<EventView> for SecurityEvent {
+    fn from(r: EventView) -> Self {
+        Self {
+            id: r.id,
+            event_type: r.event_type,
+            at: r.at,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            details: r.details,
+        }
+    }
+}
+
+/// A page of security events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecurityEventPage {
+    /// Newest first.
+    pub items: Vec<SecurityEvent>,
+    /// This page (from 1).
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+    /// Events in all pages.
+    pub total: i64,
+}
+
+/// Pagination of lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page number, from 1 (default 1).
+    pub page: Option<i64>,
+    /// Items per page, 1 to 100 (default 50).
+    pub per_page: Option<i64>,
+}
+
+/// The answer of an accepted asynchronous request.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "accepted"}))]
+pub struct Accepted {
+    /// Always `accepted`.
+    pub status: &'static str,
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::Invalid(issues) => issues.into(),
+            RegisterError::UsernameTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::UsernameTaken,
+                "That username is taken.",
+            ),
+            RegisterError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::EmailTaken,
+                "An account with that email address exists. Log in, or reset your password.",
+            ),
+            RegisterError::Failure(f) => f.into(),
+        }
+    }
+}
+
+impl From<VerifyEmailError> for ApiError {
+    fn from(e: VerifyEmailError) -> Self {
+        match e {
+            VerifyEmailError::InvalidToken => invalid_token(),
+            VerifyEmailError::Failure(f) => f.into(),
+        }
+    }
+}
+
+/// The 400 of an email link that is unknown, used or expired.
+pub fn invalid_token() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        Code::InvalidToken,
+        "This link is invalid, already used or expired. Ask for a new one.",
+    )
+}
+
+impl From<ResendError> for ApiError {
+    fn from(e: ResendError) -> Self {
+        match e {
+            ResendError::AlreadyVerified => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::EmailAlreadyVerified,
+                "Your email address is already verified.",
+            ),
+            ResendError::RateLimited { retry_after_secs } => ApiError::rate_limited(
+                retry_after_secs,
+                "Too many verification emails were sent. Try again later.",
+            ),
+            ResendError::Failure(f) => f.into(),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(e: ChangePasswordError) -> Self {
+        match e {
+            ChangePasswordError::InvalidPassword => ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::InvalidPassword,
+                "The current password is wrong.",
+            ),
+            ChangePasswordError::Invalid(issues) => issues.into(),
+            ChangePasswordError::Failure(f) => f.into(),
+        }
+    }
+}
+
+impl From<RevokeError> for ApiError {
+    fn from(e: RevokeError) -> Self {
+        match e {
+            RevokeError::NotFound => ApiError::not_found("No live session of yours has that id."),
+            RevokeError::Failure(f) => f.into(),
+        }
+    }
+}
+
+/// Creates an account and sends a verification email.
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "register_account",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Created; a verification email is on its way.", body = AccountResponse),
+        (status = 409, description = "`username_taken` or `email_taken` (ignoring case).", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:username_taken", "title": "Username taken",
+                "status": 409, "detail": "That username is taken.", "code": "username_taken"})),
+        (status = 422, description = "Field errors, including why a password is refused.", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:validation_failed", "title": "Validation failed",
+                "status": 422, "detail": "password: is too easy to guess: This is a very common password.",
+                "code": "validation_failed",
+                "errors": [{"field": "password", "code": "weak", "message": "is too easy to guess: This is a very common password."}]})),
+        (status = 400, description = "Unreadable JSON.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/accounts")]
+pub async fn register_account(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let account = accounts::register(
+        &ctx,
+        Registration {
+            username: body.username,
+            email: body.email,
+            password: body.password,
+        },
+        client,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(AccountResponse::from(account)))
+}
+
+/// Verifies the email address with the token of the verification link.
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "verify_account_email",
+    request_body = TokenBody,
+    responses(
+        (status = 200, description = "Verified.", body = AccountResponse),
+        (status = 400, description = "Unknown, used or expired token (`invalid_token`).", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:invalid_token", "title": "Invalid or expired link",
+                "status": 400, "detail": "This link is invalid, already used or expired. Ask for a new one.",
+                "code": "invalid_token"})),
+        (status = 422, description = "The token field is missing.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/accounts/verify-email")]
+pub async fn verify_account_email(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    let account = accounts::verify_email(&ctx, &body.token, client).await?;
+    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+}
+
+/// Sends a new verification email (at most 3 an hour).
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "resend_verification_email",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A new verification email is on its way.", body = Accepted),
+        (status = 409, description = "Already verified (`email_already_verified`).", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many verification emails (`rate_limited`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/account/email-verification")]
+pub async fn resend_verification_email(
+    ctx: web::Data<Ctx>,
+    Authenticated(who): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    accounts::resend_verification(&ctx, &who).await?;
+    Ok(HttpResponse::Accepted().json(Accepted { status: "accepted" }))
+}
+
+/// The caller's account.
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "get_account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account.", body = AccountResponse),
+        (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/account")]
+pub async fn get_account(
+    ctx: web::Data<Ctx>,
+    Authenticated(who): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let account = accounts::get(&ctx, &who).await?;
+    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+}
+
+/// Changes the password. Every other session is revoked and a notice is mailed.
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "change_password",
+    security(("bearer" = [])),
+    request_body = ChangePasswordBody,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 403, description = "The current password is wrong (`invalid_password`).", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:invalid_password", "title": "Wrong password",
+                "status": 403, "detail": "The current password is wrong.", "code": "invalid_password"})),
+        (status = 422, description = "The new password is refused, with the reason.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/account/password")]
+pub async fn change_password(
+    ctx: web::Data<Ctx>,
+    Authenticated(who): Authenticated,
+    Client(client): Client,
+    body: web::Json<ChangePasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    accounts::change_password(&ctx, &who, body.current_password, body.new_password, client).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's live sessions.
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "list_sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Newest first.", body = SessionList),
+        (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/account/sessions")]
+pub async fn list_sessions(
+    ctx: web::Data<Ctx>,
+    Authenticated(who): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let items = sessions::list(&ctx, &who)
+        .await?
+        .into_iter()
+        .map(|s| SessionResponse {
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            current: s.current,
+            second_factor: s.second_factor.into(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SessionList { items }))
+}
+
+/// Revokes one of the caller's sessions: its tokens stop working at once.
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "revoke_session",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The session's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "No live session of yours has that id.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/account/sessions/{id}")]
+pub async fn revoke_session(
+    ctx: web::Data<Ctx>,
+    Authenticated(who): Authenticated,
+    Client(client): Client,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    sessions::revoke(&ctx, &who, &id, client).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's own security events, newest first.
+#[utoipa::path(
+    tag = "accounts",
+    operation_id = "list_account_events",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of events.", body = SecurityEventPage),
+        (status = 422, description = "`page` or `per_page` out of range.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/account/events")]
+pub async fn list_account_events(
+    ctx: web::Data<Ctx>,
+    Authenticated(who): Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = accounts::page(query.page, query.per_page)?;
+    let (rows, total) = accounts::events(&ctx, &who, page).await?;
+    Ok(HttpResponse::Ok().json(SecurityEventPage {
+        items: rows.into_iter().map(SecurityEvent::from).collect(),
+        page: page.page,
+        per_page: page.per_page,
+        total,
+    }))
+}

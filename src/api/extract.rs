@@ -1,0 +1,150 @@
+//! Request extractors shared by handlers: the authenticated caller and where a request came
+//! from.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use crate::api::problem::ApiError;
+use crate::context::Ctx;
+use crate::domain::Role;
+use crate::services::sessions::{self, AuthError, Principal};
+use crate::services::{ClientInfo, short_user_agent};
+
+/// The caller, authenticated by a bearer access token whose session is live.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ctx = req.app_data::<web::Data<Ctx>>().cloned();
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_owned());
+        Box::pin(async move {
+            let ctx = ctx.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no app state")))?;
+            let bearer = bearer.ok_or_else(ApiError::unauthorized)?;
+            match sessions::authenticate(&ctx, &bearer).await {
+                Ok(p) => Ok(Self(p)),
+                Err(AuthError::Unauthorized) => Err(ApiError::unauthorized()),
+                Err(AuthError::Failure(f)) => Err(f.into()),
+            }
+        })
+    }
+}
+
+/// The caller, who must have the `support` role (403 otherwise).
+#[derive(Debug, Clone)]
+pub struct SupportUser(pub Principal);
+
+impl FromRequest for SupportUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let auth = Authenticated::from_request(req, payload);
+        Box::pin(async move {
+            let Authenticated(p) = auth.await?;
+            if p.role == Role::Support {
+                Ok(Self(p))
+            } else {
+                Err(ApiError::forbidden())
+            }
+        })
+    }
+}
+
+/// Where the request came from: the socket's peer, or the first address before the trusted
+/// proxies in `X-Forwarded-For` when the peer is one of `TRUSTED_PROXIES`.
+#[derive(Debug, Clone)]
+pub struct Client(pub ClientInfo);
+
+impl FromRequest for Client {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trusted: &[IpAddr] = req
+            .app_data::<web::Data<Ctx>>()
+            .map(|c| c.config.trusted_proxies.as_slice())
+            .unwrap_or(&[]);
+        let peer = req.peer_addr().map(|a| a.ip());
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = client_ip(peer, forwarded, trusted).map(|ip| ip.to_string());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty())
+            .map(short_user_agent);
+        std::future::ready(Ok(Self(ClientInfo { ip, user_agent })))
+    }
+}
+
+/// The client address: walk `X-Forwarded-For` from the right while the hop is a trusted proxy.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded: Option<&str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let mut current = peer?;
+    if !trusted.contains(&current) {
+        return Some(current);
+    }
+    if let Some(list) = forwarded {
+        for hop in list.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    current = ip;
+                    if !trusted.contains(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    Some(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy = ip("10.0.0.1");
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &[proxy]),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            client_ip(Some(proxy), Some("1.2.3.4, 198.51.100.7"), &[proxy]),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_ip(Some(proxy), Some("garbage"), &[proxy]),
+            Some(proxy)
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! `/api/v1/sessions`: login, refresh, logout.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, delete, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::extract::{Authenticated, Client};
+use crate::api::problem::{ApiError, Code, Problem};
+use crate::context::Ctx;
+use crate::services::sessions::{self, LoginError, LoginOutcome, RefreshError, SessionTokens};
+
+/// Password step of a login.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"login": "jbber", "password": "correct horse battery staple"}))]
+pub struct LoginBody {
+    /// Username or email address (case does not matter).
+    pub login: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A new refresh.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"}))]
+pub struct RefreshBody {
+    /// The refresh token of the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// `authenticated`: the session is open.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthenticatedStatus {
+    /// The session is open.
+    Authenticated,
+}
+
+/// `mfa_required`: finish with a second factor.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaRequiredStatus {
+    /// A second factor is needed.
+    MfaRequired,
+}
+
+/// A second-factor method.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaMethod {
+    /// An authenticator-app code: POST /api/v1/sessions/totp.
+    Totp,
+    /// A recovery code: POST /api/v1/sessions/recovery-code.
+    RecoveryCode,
+}
+
+/// An open session's tokens.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "status": "authenticated",
+    "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"
+}))]
+pub struct AuthenticatedResponse {
+    /// Always `authenticated`.
+    pub status: AuthenticatedStatus,
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Exchange at POST /api/v1/sessions/refresh for a new pair; single use.
+    pub refresh_token: String,
+    /// After a recovery-code login: unused codes left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_remaining: Option<u32>,
+}
+
+impl AuthenticatedResponse {
+    /// The answer for a session's tokens.
+    pub fn new(t: SessionTokens, recovery_codes_remaining: Option<u32>) -> Self {
+        Self {
+            status: AuthenticatedStatus::Authenticated,
+            access_token: t.access_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            recovery_codes_remaining,
+        }
+    }
+}
+
+/// The password was right; a second factor is needed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "status": "mfa_required",
+    "mfa_token": "eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJtZmEifQ.c2lnbmF0dXJl",
+    "methods": ["totp", "recovery_code"],
+    "expires_in": 300
+}))]
+pub struct MfaRequiredResponse {
+    /// Always `mfa_required`.
+    pub status: MfaRequiredStatus,
+    /// Single-use, short-lived; send with the second factor.
+    pub mfa_token: String,
+    /// The methods that finish the login.
+    pub methods: Vec<MfaMethod>,
+    /// Seconds until the mfa token expires.
+    pub expires_in: u64,
+}
+
+/// The answer of the password step.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    /// No second factor on the account: the session is open.
+    Authenticated(AuthenticatedResponse),
+    /// Two-factor authentication is on.
+    MfaRequired(MfaRequiredResponse),
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::InvalidCredentials,
+                "The login or the password is wrong.",
+            ),
+            LoginError::MissingLogin => ApiError::field("login", "required", "is required"),
+            LoginError::RateLimited { retry_after_secs } => ApiError::rate_limited(
+                retry_after_secs,
+                "Too many failed logins. Try again later, or reset your password.",
+            ),
+            LoginError::Failure(f) => f.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::InvalidRefreshToken => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::InvalidRefreshToken,
+                "The refresh token is unknown, used, expired or revoked. Log in again.",
+            ),
+            RefreshError::Failure(f) => f.into(),
+        }
+    }
+}
+
+/// Logs in with a username or email and a password.
+///
+/// An unknown login and a wrong password get the same answer, in the same time. With two-factor
+/// authentication on, the answer is `mfa_required` with a 5-minute single-use mfa token.
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "create_session",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Authenticated, or a second factor is required.", body = LoginResponse),
+        (status = 401, description = "Unknown login or wrong password (`invalid_credentials`).", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:invalid_credentials", "title": "Invalid credentials",
+                "status": 401, "detail": "The login or the password is wrong.", "code": "invalid_credentials"})),
+        (status = 400, description = "Unreadable JSON (`malformed_request`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or empty (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins (`rate_limited`, with `Retry-After`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/sessions")]
+pub async fn create_session(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let outcome = sessions::login(&ctx, &body.login, body.password, client).await?;
+    Ok(HttpResponse::Ok().json(match outcome {
+        LoginOutcome::Authenticated(t) => {
+            LoginResponse::Authenticated(AuthenticatedResponse::new(t, None))
+        }
+        LoginOutcome::MfaRequired {
+            mfa_token,
+            expires_in,
+        } => LoginResponse::MfaRequired(MfaRequiredResponse {
+            status: MfaRequiredStatus::MfaRequired,
+            mfa_token,
+            methods: vec![MfaMethod::Totp, MfaMethod::RecoveryCode],
+            expires_in,
+        }),
+    }))
+}
+
+/// Exchanges a refresh token for a new access and refresh token.
+///
+/// The old refresh token stops working. Presenting a refresh token that was already exchanged
+/// revokes the whole session: someone else holds a copy.
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "refresh_session",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "A new token pair.", body = AuthenticatedResponse),
+        (status = 401, description = "Unknown, used, expired or revoked (`invalid_refresh_token`).", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:invalid_refresh_token", "title": "Invalid refresh token",
+                "status": 401, "detail": "The refresh token is unknown, used, expired or revoked. Log in again.",
+                "code": "invalid_refresh_token"})),
+        (status = 400, description = "Unreadable JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The field is missing.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/sessions/refresh")]
+pub async fn refresh_session(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = sessions::refresh(&ctx, &body.refresh_token, client).await?;
+    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens, None)))
+}
+
+/// Logs out: the access token and its refresh token stop working.
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "delete_current_session",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out."),
+        (status = 401, description = "No valid access token (`unauthorized`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/sessions/current")]
+pub async fn delete_current_session(
+    ctx: web::Data<Ctx>,
+    Authenticated(who): Authenticated,
+    Client(client): Client,
+) -> Result<HttpResponse, ApiError> {
+    sessions::logout(&ctx, &who, client).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,1 +1,0 @@
-//! Repository functions, one module per table group.

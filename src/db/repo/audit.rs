@@ -1,0 +1,102 @@
+//! The `audit_events` table: append-only. Nothing here updates or deletes a row.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::repo::Page;
+use crate::db::schema::audit_events;
+
+/// A stored event.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEventRow {
+    /// Sequence number.
+    pub id: i64,
+    /// Dotted type, e.g. `session.login_failed`.
+    pub event_type: String,
+    /// `account:<id>`, `support:<id>`, `system` or `anonymous`.
+    pub actor: String,
+    /// The account concerned.
+    pub account_id: Option<String>,
+    /// The recovery request concerned.
+    pub request_id: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// When.
+    pub at: NaiveDateTime,
+    /// JSON object with type-specific details (never a secret).
+    pub details: String,
+}
+
+/// A new event.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditEventRow<'a> {
+    /// Dotted type.
+    pub event_type: &'a str,
+    /// Who acted.
+    pub actor: &'a str,
+    /// The account concerned.
+    pub account_id: Option<&'a str>,
+    /// The recovery request concerned.
+    pub request_id: Option<&'a str>,
+    /// Client IP.
+    pub ip: Option<&'a str>,
+    /// Client user agent.
+    pub user_agent: Option<&'a str>,
+    /// When.
+    pub at: NaiveDateTime,
+    /// JSON details.
+    pub details: &'a str,
+}
+
+/// Appends an event.
+pub fn insert(conn: &mut DbConnection, row: &NewAuditEventRow<'_>) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Filters for listing events; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this account's events.
+    pub account_id: Option<String>,
+    /// Only this recovery request's events.
+    pub request_id: Option<String>,
+    /// Only this type.
+    pub event_type: Option<String>,
+}
+
+/// One page of events, newest first, and the total matching.
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    page: Page,
+) -> QueryResult<(Vec<AuditEventRow>, i64)> {
+    let build = || {
+        let mut q = audit_events::table.into_boxed();
+        if let Some(a) = &filter.account_id {
+            q = q.filter(audit_events::account_id.eq(a.clone()));
+        }
+        if let Some(r) = &filter.request_id {
+            q = q.filter(audit_events::request_id.eq(r.clone()));
+        }
+        if let Some(t) = &filter.event_type {
+            q = q.filter(audit_events::event_type.eq(t.clone()));
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let rows = build()
+        .order(audit_events::id.desc())
+        .limit(page.per_page)
+        .offset(page.offset())
+        .select(AuditEventRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

@@ -1,0 +1,37 @@
+//! Repository functions: plain sync functions over `&mut DbConnection`, one module per table
+//! group. They take and return plain rows; services decide transactions and rules.
+
+pub mod accounts;
+pub mod audit;
+pub mod email_tokens;
+pub mod outbox;
+pub mod rate_limits;
+pub mod sessions;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// How times are stored: naive UTC (both backends), microsecond precision.
+pub fn naive(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+/// Reads a stored time back as UTC.
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// A page request: `page` from 1, `per_page` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1-based page number.
+    pub page: i64,
+    /// Rows per page.
+    pub per_page: i64,
+}
+
+impl Page {
+    /// Rows to skip.
+    pub fn offset(self) -> i64 {
+        (self.page - 1).max(0) * self.per_page
+    }
+}

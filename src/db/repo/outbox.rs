@@ -1,0 +1,170 @@
+//! The `outbox` table: mails written in the transaction of the change that causes them, then
+//! claimed and delivered by the dispatcher. This is where the few backend-specific statements
+//! live (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+
+use chrono::NaiveDateTime;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::outbox;
+
+/// A stored mail.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    /// Id (UUID).
+    pub id: String,
+    /// The `Message-ID` header, fixed at creation so a resend keeps it.
+    pub message_id: String,
+    /// The template's name, e.g. `verify_email`.
+    pub kind: String,
+    /// The recipient's address.
+    pub recipient: String,
+    /// The subject line.
+    pub subject: String,
+    /// Plain-text body (sealed when `sealed` is 1).
+    pub body_text: String,
+    /// HTML body (sealed when `sealed` is 1).
+    pub body_html: String,
+    /// 1 when the bodies are encrypted with the data key (they carry a link token).
+    pub sealed: i32,
+    /// When it was queued.
+    pub created_at: NaiveDateTime,
+    /// When it may be tried next.
+    pub next_attempt_at: NaiveDateTime,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// The last failure, for operators.
+    pub last_error: Option<String>,
+    /// The dispatcher holding it.
+    pub claimed_by: Option<String>,
+    /// Until when that claim holds (a crashed dispatcher's claim runs out).
+    pub claimed_until: Option<NaiveDateTime>,
+    /// When the SMTP server accepted it.
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+/// Queues a mail (inside the caller's transaction).
+pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> QueryResult<()> {
+    diesel::insert_into(outbox::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Claims up to `limit` due mails for `worker` until `lease_until`, so no other instance
+/// takes them meanwhile. Run it inside a write transaction.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<OutboxRow>> {
+    let free = outbox::sent_at
+        .is_null()
+        .and(outbox::next_attempt_at.le(now))
+        .and(
+            outbox::claimed_until
+                .is_null()
+                .or(outbox::claimed_until.lt(now)),
+        );
+    let ids: Vec<String> = match conn {
+        // Several instances: skip rows another transaction is claiming right now.
+        DbConnection::Pg(pg) => outbox::table
+            .filter(free)
+            .order(outbox::next_attempt_at.asc())
+            .limit(limit)
+            .select(outbox::id)
+            .for_update()
+            .skip_locked()
+            .load(pg)?,
+        // SQLite: the IMMEDIATE transaction already excludes every other writer.
+        DbConnection::Sqlite(lite) => outbox::table
+            .filter(free)
+            .order(outbox::next_attempt_at.asc())
+            .limit(limit)
+            .select(outbox::id)
+            .load(lite)?,
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)).filter(free))
+        .set((
+            outbox::claimed_by.eq(worker),
+            outbox::claimed_until.eq(lease_until),
+        ))
+        .execute(conn)?;
+    outbox::table
+        .filter(outbox::id.eq_any(&ids))
+        .filter(outbox::claimed_by.eq(worker))
+        .filter(outbox::sent_at.is_null())
+        .order(outbox::next_attempt_at.asc())
+        .select(OutboxRow::as_select())
+        .load(conn)
+}
+
+/// Records delivery and wipes the bodies (they may have carried a link token).
+pub fn mark_sent(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::claimed_by.eq(worker)),
+    )
+    .set((
+        outbox::sent_at.eq(now),
+        outbox::body_text.eq(""),
+        outbox::body_html.eq(""),
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claimed_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Records a failed attempt and when to try again; releases the claim.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    error: &str,
+    next_attempt_at: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::claimed_by.eq(worker)),
+    )
+    .set((
+        outbox::attempts.eq(outbox::attempts + 1),
+        outbox::last_error.eq(error),
+        outbox::next_attempt_at.eq(next_attempt_at),
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claimed_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Mails not yet delivered.
+pub fn pending_count(conn: &mut DbConnection) -> QueryResult<i64> {
+    outbox::table
+        .filter(outbox::sent_at.is_null())
+        .select(count_star())
+        .first(conn)
+}
+
+/// The earliest time a pending mail becomes due, if any.
+pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
+    outbox::table
+        .filter(outbox::sent_at.is_null())
+        .select(diesel::dsl::min(outbox::next_attempt_at))
+        .first(conn)
+}

@@ -1,0 +1,72 @@
+//! The audit log's event types: dotted, stable names (API.md). Never rename one once shipped.
+
+macro_rules! event_types {
+    ($($variant:ident => $text:literal,)*) => {
+        /// A security event or support action.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum EventType { $(
+            #[doc = $text]
+            $variant,
+        )* }
+
+        impl EventType {
+            /// Every type, for documentation and filters.
+            pub const ALL: &'static [EventType] = &[$(Self::$variant,)*];
+
+            /// The stored and shown name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text,)* }
+            }
+
+            /// Reads a name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some(Self::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+event_types! {
+    AccountRegistered => "account.registered",
+    AccountEmailVerified => "account.email_verified",
+    SessionLoginSucceeded => "session.login_succeeded",
+    SessionLoginFailed => "session.login_failed",
+    SessionLogout => "session.logout",
+    SessionRevoked => "session.revoked",
+    SessionRefreshReused => "session.refresh_token_reused",
+    PasswordChanged => "password.changed",
+    PasswordResetRequested => "password.reset_requested",
+    PasswordReset => "password.reset",
+    TotpEnabled => "totp.enabled",
+    TotpDisabled => "totp.disabled",
+    RecoveryCodesGenerated => "recovery_codes.generated",
+    RecoveryCodeUsed => "recovery_code.used",
+    SecondFactorRateLimited => "second_factor.rate_limited",
+    RecoveryRequestSubmitted => "recovery_request.submitted",
+    RecoveryRequestOwnershipProven => "recovery_request.ownership_proven",
+    RecoveryRequestOwnershipDisputed => "recovery_request.ownership_disputed",
+    RecoveryRequestNoteAdded => "recovery_request.note_added",
+    RecoveryRequestMessageSent => "recovery_request.message_sent",
+    RecoveryRequestReplyReceived => "recovery_request.reply_received",
+    RecoveryRequestApproved => "recovery_request.approved",
+    RecoveryRequestDenied => "recovery_request.denied",
+    RecoveryRequestWithdrawn => "recovery_request.withdrawn",
+    RecoveryRequestLinkSent => "recovery_request.link_sent",
+    RecoveryRequestCompleted => "recovery_request.completed",
+    RecoveryRequestExpired => "recovery_request.expired",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            assert!(seen.insert(t.as_str()));
+        }
+        assert_eq!(EventType::parse("nope"), None);
+    }
+}

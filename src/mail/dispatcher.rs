@@ -1,0 +1,196 @@
+//! Delivers the outbox: claims due mails (one instance at a time per mail, with a lease),
+//! sends them, records the outcome. Failed sends are retried with exponential backoff and
+//! kept. It runs beside the HTTP server and never blocks a request.
+//!
+//! Delivery is at least once: if the process dies after the SMTP server accepted a mail but
+//! before it was marked sent, the lease runs out and the mail is sent again, with the same
+//! `Message-ID`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+use tokio::sync::{Notify, watch};
+
+use crate::clock::SharedClock;
+use crate::db::repo::{self, outbox::OutboxRow};
+use crate::db::{Db, DbError, write_transaction};
+use crate::mail::Mailer;
+use crate::mail::transport::{Envelope, SendError, Transport};
+
+/// How long a claim holds before another instance may take the mail.
+const LEASE: Duration = Duration::from_secs(120);
+/// Mails claimed per round.
+const BATCH: i64 = 20;
+/// How often to look for due mails when nobody wakes the dispatcher.
+const POLL: Duration = Duration::from_millis(500);
+/// The longest wait between attempts.
+const MAX_BACKOFF_SECS: i64 = 3600;
+
+/// What the dispatcher needs.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    /// Database.
+    pub db: Db,
+    /// Clock (backoff and leases are in app time).
+    pub clock: SharedClock,
+    /// Where mail goes.
+    pub transport: Transport,
+    /// The sender.
+    pub from: Mailbox,
+    /// Opens sealed bodies.
+    pub mailer: Mailer,
+}
+
+/// The wait before attempt `attempts + 1`: 30 s, 1 min, 2 min, … capped at an hour.
+pub fn backoff(attempts: i32) -> chrono::Duration {
+    let exp = attempts.clamp(0, 20) as u32;
+    let secs = 30_i64.saturating_mul(1_i64 << exp).min(MAX_BACKOFF_SECS);
+    chrono::Duration::seconds(secs)
+}
+
+impl Dispatcher {
+    /// Runs until `stop` turns true; finishes the mail in hand first.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let worker = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
+        let wake: Arc<Notify> = self.mailer.wake_handle();
+        tracing::info!(worker = %worker, "mail dispatcher started");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let handled = match self.round(&worker, &stop).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mail dispatcher could not read the outbox");
+                    0
+                }
+            };
+            if handled == 0 {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        tracing::info!(worker = %worker, "mail dispatcher stopped");
+    }
+
+    /// Claims and sends one batch; returns how many mails it handled.
+    pub async fn round(
+        &self,
+        worker: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<usize, DbError> {
+        let now = self.clock.now();
+        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let owned = worker.to_owned();
+        let batch: Vec<OutboxRow> = self
+            .db
+            .run(move |conn| {
+                write_transaction(conn, |conn| {
+                    repo::outbox::claim_due(
+                        conn,
+                        &owned,
+                        repo::naive(now),
+                        repo::naive(lease_until),
+                        BATCH,
+                    )
+                })
+                .map_err(DbError::from)
+            })
+            .await?;
+        let mut handled = 0;
+        for row in batch {
+            if *stop.borrow() {
+                break;
+            }
+            self.deliver(worker, row).await?;
+            handled += 1;
+        }
+        Ok(handled)
+    }
+
+    async fn deliver(&self, worker: &str, row: OutboxRow) -> Result<(), DbError> {
+        let opened = if row.sealed == 1 {
+            self.mailer
+                .cipher()
+                .open(&row.body_text)
+                .and_then(|t| self.mailer.cipher().open(&row.body_html).map(|h| (t, h)))
+        } else {
+            Ok((row.body_text.clone(), row.body_html.clone()))
+        };
+        let outcome = match &opened {
+            Ok((text, html)) => {
+                self.transport
+                    .send(
+                        &self.from,
+                        &Envelope {
+                            message_id: &row.message_id,
+                            to: &row.recipient,
+                            subject: &row.subject,
+                            text,
+                            html,
+                        },
+                    )
+                    .await
+            }
+            Err(e) => Err(SendError::Permanent(e.to_string())),
+        };
+        let now = self.clock.now();
+        let id = row.id.clone();
+        let worker = worker.to_owned();
+        match outcome {
+            Ok(()) => {
+                tracing::info!(outbox.id = %row.id, mail.kind = %row.kind, "mail delivered");
+                self.db
+                    .run(move |conn| {
+                        repo::outbox::mark_sent(conn, &id, &worker, repo::naive(now))
+                            .map_err(DbError::from)
+                    })
+                    .await?;
+            }
+            Err(e) => {
+                let next = retry_at(now, row.attempts, &e);
+                tracing::warn!(
+                    outbox.id = %row.id,
+                    mail.kind = %row.kind,
+                    attempts = row.attempts + 1,
+                    error = %e,
+                    "mail delivery failed; will retry"
+                );
+                let message = e.to_string();
+                self.db
+                    .run(move |conn| {
+                        repo::outbox::mark_failed(conn, &id, &worker, &message, repo::naive(next))
+                            .map_err(DbError::from)
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn retry_at(now: DateTime<Utc>, attempts: i32, error: &SendError) -> DateTime<Utc> {
+    match error {
+        // Kept for operators, tried again only daily: a bad address does not fix itself.
+        SendError::Permanent(_) => now + chrono::Duration::hours(24),
+        SendError::Transient(_) => now + backoff(attempts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(0).num_seconds(), 30);
+        assert_eq!(backoff(1).num_seconds(), 60);
+        assert_eq!(backoff(3).num_seconds(), 240);
+        assert_eq!(backoff(30).num_seconds(), 3600);
+    }
+}

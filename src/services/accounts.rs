@@ -1,0 +1,626 @@
+//! Registration, email verification, the account itself, password change and support users.
+
+use chrono::{DateTime, Utc};
+
+use crate::context::Ctx;
+use crate::db::repo::email_tokens::EmailTokenRow;
+use crate::db::repo::{self, Page, accounts::AccountRow, accounts::NewAccountRow};
+use crate::db::{DbConnection, write_transaction};
+use crate::domain::{EmailAddress, EventType, NewPassword, Role, Username};
+use crate::failure_conversions;
+use crate::mail::{OutgoingMail, human_duration, human_time};
+use crate::security::tokens;
+use crate::services::audit::{self, Actor, Event};
+use crate::services::rate_limit::{self, Decision};
+use crate::services::sessions::Principal;
+use crate::services::{ClientInfo, Failure, FieldIssue};
+
+/// The purpose of email-verification tokens.
+pub const VERIFY_EMAIL: &str = "verify_email";
+/// The purpose of password-reset tokens (voided by any password change).
+pub const RESET_PASSWORD: &str = "reset_password";
+
+/// An account as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct AccountView {
+    /// Id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Whether the email is verified.
+    pub email_verified: bool,
+    /// `user` or `support`.
+    pub role: Role,
+    /// Whether two-factor authentication is on.
+    pub two_factor_enabled: bool,
+    /// Unused recovery codes (when 2FA is on).
+    pub recovery_codes_remaining: Option<u32>,
+    /// When the password was last set.
+    pub password_changed_at: DateTime<Utc>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+}
+
+impl AccountView {
+    /// True at two or fewer recovery codes left (time to regenerate).
+    pub fn recovery_codes_low(&self) -> bool {
+        self.two_factor_enabled && self.recovery_codes_remaining.is_some_and(|n| n <= 2)
+    }
+}
+
+/// The view of a stored account.
+pub fn view(conn: &mut DbConnection, row: AccountRow) -> Result<AccountView, Failure> {
+    let _ = conn;
+    Ok(AccountView {
+        id: row.id,
+        username: row.username,
+        email: row.email,
+        email_verified: row.email_verified_at.is_some(),
+        role: Role::from_stored(&row.role),
+        two_factor_enabled: false,
+        recovery_codes_remaining: None,
+        password_changed_at: repo::utc(row.password_changed_at),
+        created_at: repo::utc(row.created_at),
+    })
+}
+
+/// Why a registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// Field errors.
+    #[error("invalid fields")]
+    Invalid(Vec<FieldIssue>),
+    /// The username is taken (ignoring case).
+    #[error("username taken")]
+    UsernameTaken,
+    /// The email is taken (ignoring case).
+    #[error("email taken")]
+    EmailTaken,
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(RegisterError);
+
+/// What a registration needs.
+#[derive(Debug)]
+pub struct Registration {
+    /// Username as typed.
+    pub username: String,
+    /// Email as typed.
+    pub email: String,
+    /// Password as typed.
+    pub password: String,
+}
+
+fn validate_registration(
+    input: &Registration,
+) -> Result<(Username, EmailAddress, NewPassword), Vec<FieldIssue>> {
+    let mut issues = Vec::new();
+    let username = Username::parse(&input.username)
+        .map_err(|e| issues.push(FieldIssue::new("username", e.code(), e.to_string())))
+        .ok();
+    let email = EmailAddress::parse(&input.email)
+        .map_err(|e| issues.push(FieldIssue::new("email", e.code(), e.to_string())))
+        .ok();
+    let password = NewPassword::parse(&input.password, &[&input.username, &input.email])
+        .map_err(|e| issues.push(FieldIssue::new("password", e.code(), e.to_string())))
+        .ok();
+    match (username, email, password) {
+        (Some(u), Some(e), Some(p)) if issues.is_empty() => Ok((u, e, p)),
+        _ => Err(issues),
+    }
+}
+
+/// Creates an account and sends the verification email.
+pub async fn register(
+    ctx: &Ctx,
+    input: Registration,
+    client: ClientInfo,
+) -> Result<AccountView, RegisterError> {
+    let (username, email, password) =
+        validate_registration(&input).map_err(RegisterError::Invalid)?;
+    // Refuse a taken name before paying for a hash; the insert below re-checks under the lock.
+    let (key, mail) = (username.key(), email.as_str().to_owned());
+    let taken = ctx
+        .db
+        .run(move |conn| repo::accounts::taken(conn, &key, &mail).map_err(Failure::from))
+        .await?;
+    check_taken(taken)?;
+    let hash = ctx.passwords.hash(password.into_inner()).await?;
+    let now = ctx.clock.now();
+    let ctx2 = ctx.clone();
+    let account = ctx
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| -> Result<AccountView, RegisterError> {
+                check_taken(repo::accounts::taken(
+                    conn,
+                    &username.key(),
+                    email.as_str(),
+                )?)?;
+                let id = uuid::Uuid::new_v4().to_string();
+                repo::accounts::insert(
+                    conn,
+                    &NewAccountRow {
+                        id: &id,
+                        username: username.as_str(),
+                        username_key: &username.key(),
+                        email: email.as_str(),
+                        email_verified_at: None,
+                        password_hash: &hash,
+                        password_changed_at: repo::naive(now),
+                        role: Role::User.as_str(),
+                        created_at: repo::naive(now),
+                    },
+                )
+                .map_err(taken_by_race)?;
+                let row = repo::accounts::find(conn, &id)?.ok_or_else(|| {
+                    Failure::Internal(anyhow::anyhow!("inserted account vanished"))
+                })?;
+                audit::record(
+                    conn,
+                    now,
+                    Event {
+                        event_type: EventType::AccountRegistered,
+                        actor: Actor::Account(&id),
+                        account_id: Some(&id),
+                        request_id: None,
+                        client: &client,
+                        details: serde_json::json!({"username": row.username}),
+                    },
+                )?;
+                send_verification(&ctx2, conn, &row, now)?;
+                Ok(view(conn, row)?)
+            })
+        })
+        .await?;
+    ctx.mailer.wake();
+    Ok(account)
+}
+
+/// Two registrations raced past the check: the unique index decided which field is taken.
+fn taken_by_race(e: diesel::result::Error) -> RegisterError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match &e {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            let what = format!(
+                "{} {}",
+                info.message(),
+                info.constraint_name().unwrap_or("")
+            );
+            if what.contains("email") {
+                RegisterError::EmailTaken
+            } else {
+                RegisterError::UsernameTaken
+            }
+        }
+        _ => e.into(),
+    }
+}
+
+fn check_taken((username, email): (bool, bool)) -> Result<(), RegisterError> {
+    if username {
+        return Err(RegisterError::UsernameTaken);
+    }
+    if email {
+        return Err(RegisterError::EmailTaken);
+    }
+    Ok(())
+}
+
+/// Issues a verification token (voiding older ones) and queues its mail.
+fn send_verification(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    account: &AccountRow,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    repo::email_tokens::revoke_all(conn, &account.id, VERIFY_EMAIL, repo::naive(now))?;
+    let token = tokens::new_token();
+    let ttl = ctx.config.email_verification_ttl;
+    repo::email_tokens::insert(
+        conn,
+        &EmailTokenRow {
+            token_hash: token.hash.clone(),
+            purpose: VERIFY_EMAIL.to_owned(),
+            account_id: account.id.clone(),
+            email: account.email.clone(),
+            created_at: repo::naive(now),
+            expires_at: repo::naive(now + chrono::Duration::from_std(ttl).unwrap_or_default()),
+            used_at: None,
+            revoked_at: None,
+        },
+    )?;
+    ctx.mailer.queue(
+        conn,
+        now,
+        OutgoingMail {
+            to: account.email.clone(),
+            template: "verify_email",
+            context: serde_json::json!({
+                "username": account.username,
+                "email": account.email,
+                "link": ctx.mailer.link("verify-email", &[("token", &token.value)]),
+                "ttl": human_duration(ttl),
+            }),
+            carries_token: true,
+        },
+    )?;
+    Ok(())
+}
+
+/// Why an email verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyEmailError {
+    /// Unknown, used or expired token.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(VerifyEmailError);
+
+/// Verifies the email with the link's token.
+pub async fn verify_email(
+    ctx: &Ctx,
+    token: &str,
+    client: ClientInfo,
+) -> Result<AccountView, VerifyEmailError> {
+    let hash = tokens::hash_token(token);
+    let now = ctx.clock.now();
+    ctx.db
+        .run(move |conn| {
+            write_transaction(conn, |conn| -> Result<AccountView, VerifyEmailError> {
+                let Some(t) =
+                    repo::email_tokens::consume(conn, &hash, VERIFY_EMAIL, repo::naive(now))?
+                else {
+                    return Err(VerifyEmailError::InvalidToken);
+                };
+                if repo::accounts::mark_email_verified(
+                    conn,
+                    &t.account_id,
+                    &t.email,
+                    repo::naive(now),
+                )? {
+                    audit::record(
+                        conn,
+                        now,
+                        Event {
+                            event_type: EventType::AccountEmailVerified,
+                            actor: Actor::Account(&t.account_id),
+                            account_id: Some(&t.account_id),
+                            request_id: None,
+                            client: &client,
+                            details: serde_json::json!({}),
+                        },
+                    )?;
+                }
+                let row = repo::accounts::find(conn, &t.account_id)?
+                    .ok_or(VerifyEmailError::InvalidToken)?;
+                if row.email != t.email {
+                    // The address changed since the link was sent.
+                    return Err(VerifyEmailError::InvalidToken);
+                }
+                Ok(view(conn, row)?)
+            })
+        })
+        .await
+}
+
+/// Why a new verification email was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    /// Already verified.
+    #[error("email already verified")]
+    AlreadyVerified,
+    /// Too many in the last hour.
+    #[error("too many verification emails")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(ResendError);
+
+/// Sends a new verification email (at most 3 an hour by default).
+pub async fn resend_verification(ctx: &Ctx, who: &Principal) -> Result<(), ResendError> {
+    let now = ctx.clock.now();
+    let ctx2 = ctx.clone();
+    let account_id = who.account_id.clone();
+    ctx.db
+        .run(move |conn| {
+            write_transaction(conn, |conn| -> Result<(), ResendError> {
+                let account = repo::accounts::find(conn, &account_id)?
+                    .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
+                if account.email_verified_at.is_some() {
+                    return Err(ResendError::AlreadyVerified);
+                }
+                let bucket = format!("verification-mail:{}", account.id);
+                if let Decision::Limited { retry_after_secs } = rate_limit::check(
+                    conn,
+                    &bucket,
+                    ctx2.config.rate_limits.verification_emails,
+                    now,
+                )? {
+                    return Err(ResendError::RateLimited { retry_after_secs });
+                }
+                rate_limit::hit(conn, &bucket, now)?;
+                send_verification(&ctx2, conn, &account, now)?;
+                Ok(())
+            })
+        })
+        .await?;
+    ctx.mailer.wake();
+    Ok(())
+}
+
+/// The caller's account.
+pub async fn get(ctx: &Ctx, who: &Principal) -> Result<AccountView, Failure> {
+    let id = who.account_id.clone();
+    ctx.db
+        .run(move |conn| {
+            let row = repo::accounts::find(conn, &id)?
+                .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
+            view(conn, row)
+        })
+        .await
+}
+
+/// Why a password change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    /// The current password is wrong.
+    #[error("invalid password")]
+    InvalidPassword,
+    /// The new password breaks the policy.
+    #[error("weak password")]
+    Invalid(Vec<FieldIssue>),
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(ChangePasswordError);
+
+/// Changes the password: the current one is required; every other session is revoked and a
+/// notice is mailed.
+pub async fn change_password(
+    ctx: &Ctx,
+    who: &Principal,
+    current: String,
+    new: String,
+    client: ClientInfo,
+) -> Result<(), ChangePasswordError> {
+    let id = who.account_id.clone();
+    let account = ctx
+        .db
+        .run(move |conn| repo::accounts::find(conn, &id).map_err(Failure::from))
+        .await?
+        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
+    if !ctx
+        .passwords
+        .verify(current, Some(account.password_hash.clone()))
+        .await?
+    {
+        return Err(ChangePasswordError::InvalidPassword);
+    }
+    let password = NewPassword::parse(&new, &[&account.username, &account.email]).map_err(|e| {
+        ChangePasswordError::Invalid(vec![FieldIssue::new(
+            "new_password",
+            e.code(),
+            e.to_string(),
+        )])
+    })?;
+    let hash = ctx.passwords.hash(password.into_inner()).await?;
+    let now = ctx.clock.now();
+    let ctx2 = ctx.clone();
+    let keep = who.session_id.clone();
+    ctx.db
+        .run(move |conn| {
+            write_transaction(conn, |conn| -> Result<(), ChangePasswordError> {
+                Ok(set_password(
+                    &ctx2,
+                    conn,
+                    &account,
+                    &hash,
+                    PasswordChange {
+                        keep_session: Some(&keep),
+                        how: "changed from a signed-in session",
+                        event: EventType::PasswordChanged,
+                        actor: Actor::Account(&account.id),
+                        client: &client,
+                        request_id: None,
+                    },
+                    now,
+                )?)
+            })
+        })
+        .await?;
+    ctx.mailer.wake();
+    Ok(())
+}
+
+/// How a password is being set, for the notice and the audit log.
+#[derive(Debug)]
+pub struct PasswordChange<'a> {
+    /// The session to keep (the one changing it), if any.
+    pub keep_session: Option<&'a str>,
+    /// Words for the notice: "changed from a signed-in session", "reset by email", …
+    pub how: &'a str,
+    /// The audit event.
+    pub event: EventType,
+    /// Who did it.
+    pub actor: Actor<'a>,
+    /// From where.
+    pub client: &'a ClientInfo,
+    /// The recovery request, when a recovery completes.
+    pub request_id: Option<&'a str>,
+}
+
+/// Sets a new password hash inside the caller's transaction, with everything that must go
+/// with it: other sessions revoked, pending reset links voided, an audit event and the notice.
+pub fn set_password(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    account: &AccountRow,
+    hash: &str,
+    change: PasswordChange<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    repo::accounts::set_password(conn, &account.id, hash, repo::naive(now))?;
+    let revoked = repo::sessions::revoke_all(
+        conn,
+        &account.id,
+        change.keep_session,
+        repo::naive(now),
+        "password_changed",
+    )?;
+    repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
+    audit::record(
+        conn,
+        now,
+        Event {
+            event_type: change.event,
+            actor: change.actor,
+            account_id: Some(&account.id),
+            request_id: change.request_id,
+            client: change.client,
+            details: serde_json::json!({"sessions_revoked": revoked}),
+        },
+    )?;
+    let two_factor = view(conn, account.clone())?.two_factor_enabled;
+    ctx.mailer.queue(
+        conn,
+        now,
+        OutgoingMail {
+            to: account.email.clone(),
+            template: "password_changed",
+            context: serde_json::json!({
+                "username": account.username,
+                "at": human_time(now),
+                "how": change.how,
+                "ip": change.client.ip,
+                "user_agent": change.client.user_agent,
+                "two_factor": two_factor,
+                "reset_link": ctx.mailer.link("reset-password", &[]),
+            }),
+            carries_token: false,
+        },
+    )?;
+    Ok(())
+}
+
+/// A page of the caller's own security events, newest first.
+pub async fn events(
+    ctx: &Ctx,
+    who: &Principal,
+    page: Page,
+) -> Result<(Vec<audit::EventView>, i64), Failure> {
+    let filter = repo::audit::AuditFilter {
+        account_id: Some(who.account_id.clone()),
+        ..Default::default()
+    };
+    ctx.db
+        .run(move |conn| audit::list(conn, &filter, page).map_err(Failure::from))
+        .await
+}
+
+/// Why a support user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSupportUserError {
+    /// Field errors.
+    #[error("{}", .0.iter().map(|i| format!("{}: {}", i.field, i.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldIssue>),
+    /// The username is taken.
+    #[error("the username is already taken")]
+    UsernameTaken,
+    /// The email is taken.
+    #[error("the email address is already taken")]
+    EmailTaken,
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(CreateSupportUserError);
+
+/// Creates an account with the `support` role and a verified email (the command line).
+pub fn create_support_user(
+    ctx: &Ctx,
+    input: Registration,
+) -> Result<AccountView, CreateSupportUserError> {
+    let (username, email, password) =
+        validate_registration(&input).map_err(CreateSupportUserError::Invalid)?;
+    let hash = ctx.passwords.hash_blocking(password.expose())?;
+    let now = ctx.clock.now();
+    ctx.db.run_blocking(|conn| {
+        write_transaction(
+            conn,
+            |conn| -> Result<AccountView, CreateSupportUserError> {
+                match repo::accounts::taken(conn, &username.key(), email.as_str())? {
+                    (true, _) => return Err(CreateSupportUserError::UsernameTaken),
+                    (_, true) => return Err(CreateSupportUserError::EmailTaken),
+                    _ => {}
+                }
+                let id = uuid::Uuid::new_v4().to_string();
+                repo::accounts::insert(
+                    conn,
+                    &NewAccountRow {
+                        id: &id,
+                        username: username.as_str(),
+                        username_key: &username.key(),
+                        email: email.as_str(),
+                        email_verified_at: Some(repo::naive(now)),
+                        password_hash: &hash,
+                        password_changed_at: repo::naive(now),
+                        role: Role::Support.as_str(),
+                        created_at: repo::naive(now),
+                    },
+                )?;
+                audit::record(
+                    conn,
+                    now,
+                    Event {
+                        event_type: EventType::AccountRegistered,
+                        actor: Actor::System,
+                        account_id: Some(&id),
+                        request_id: None,
+                        client: &ClientInfo::default(),
+                        details: serde_json::json!({"role": "support", "via": "command line"}),
+                    },
+                )?;
+                let row = repo::accounts::find(conn, &id)?.ok_or_else(|| {
+                    Failure::Internal(anyhow::anyhow!("inserted account vanished"))
+                })?;
+                Ok(view(conn, row)?)
+            },
+        )
+    })
+}
+
+/// Page bounds of API.md: `page` from 1, `per_page` 1 to 100 (default 50).
+pub fn page(page: Option<i64>, per_page: Option<i64>) -> Result<Page, Vec<FieldIssue>> {
+    let mut issues = Vec::new();
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(50);
+    if page < 1 {
+        issues.push(FieldIssue::new("page", "too_small", "must be at least 1"));
+    }
+    if !(1..=100).contains(&per_page) {
+        issues.push(FieldIssue::new(
+            "per_page",
+            "out_of_range",
+            "must be between 1 and 100",
+        ));
+    }
+    if issues.is_empty() {
+        Ok(Page { page, per_page })
+    } else {
+        Err(issues)
+    }
+}

@@ -1,0 +1,117 @@
+//! Writes security events and support actions to the audit log, inside the caller's
+//! transaction, and reads them back.
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+
+use crate::db::DbConnection;
+use crate::db::repo::{self, audit::NewAuditEventRow};
+use crate::domain::EventType;
+use crate::services::ClientInfo;
+
+/// Who acted.
+#[derive(Debug, Clone)]
+pub enum Actor<'a> {
+    /// The account holder.
+    Account(&'a str),
+    /// A support user.
+    Support(&'a str),
+    /// The service itself (expiry, auto-approval).
+    System,
+    /// Someone not logged in (a failed login, a submission).
+    Anonymous,
+}
+
+impl Actor<'_> {
+    fn render(&self) -> String {
+        match self {
+            Self::Account(id) => format!("account:{id}"),
+            Self::Support(id) => format!("support:{id}"),
+            Self::System => "system".into(),
+            Self::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// One event to record.
+#[derive(Debug)]
+pub struct Event<'a> {
+    /// What happened.
+    pub event_type: EventType,
+    /// Who did it.
+    pub actor: Actor<'a>,
+    /// The account concerned.
+    pub account_id: Option<&'a str>,
+    /// The recovery request concerned.
+    pub request_id: Option<&'a str>,
+    /// From where.
+    pub client: &'a ClientInfo,
+    /// Details (never a secret).
+    pub details: serde_json::Value,
+}
+
+/// Appends an event at `now`.
+pub fn record(conn: &mut DbConnection, now: DateTime<Utc>, event: Event<'_>) -> QueryResult<()> {
+    let actor = event.actor.render();
+    let details = event.details.to_string();
+    repo::audit::insert(
+        conn,
+        &NewAuditEventRow {
+            event_type: event.event_type.as_str(),
+            actor: &actor,
+            account_id: event.account_id,
+            request_id: event.request_id,
+            ip: event.client.ip.as_deref(),
+            user_agent: event.client.user_agent.as_deref(),
+            at: repo::naive(now),
+            details: &details,
+        },
+    )
+}
+
+/// A recorded event, as read back.
+#[derive(Debug, Clone)]
+pub struct EventView {
+    /// Sequence number.
+    pub id: i64,
+    /// Dotted type.
+    pub event_type: String,
+    /// `account:<id>`, `support:<id>`, `system` or `anonymous`.
+    pub actor: String,
+    /// The account concerned.
+    pub account_id: Option<String>,
+    /// The recovery request concerned.
+    pub request_id: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Details.
+    pub details: serde_json::Value,
+}
+
+/// A page of events matching `filter`, newest first, and the total.
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &repo::audit::AuditFilter,
+    page: repo::Page,
+) -> QueryResult<(Vec<EventView>, i64)> {
+    let (rows, total) = repo::audit::list(conn, filter, page)?;
+    let items = rows
+        .into_iter()
+        .map(|r| EventView {
+            id: r.id,
+            event_type: r.event_type,
+            actor: r.actor,
+            account_id: r.account_id,
+            request_id: r.request_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            at: repo::utc(r.at),
+            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    Ok((items, total))
+}

@@ -1,0 +1,50 @@
+//! Sliding-window limits counted in the database, so several instances share them.
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+
+use crate::config::Limit;
+use crate::db::DbConnection;
+use crate::db::repo;
+
+/// The answer of a limit check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Under the limit.
+    Allowed,
+    /// Over it: retry after this many seconds.
+    Limited {
+        /// Seconds until the oldest counted event leaves the window.
+        retry_after_secs: u64,
+    },
+}
+
+/// Whether `bucket` is over `limit` at `now` (the event being decided is not counted yet).
+pub fn check(
+    conn: &mut DbConnection,
+    bucket: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> QueryResult<Decision> {
+    let window = chrono::Duration::from_std(limit.window).unwrap_or(chrono::Duration::hours(1));
+    let since = now - window;
+    let (count, oldest) = repo::rate_limits::count_since(conn, bucket, repo::naive(since))?;
+    if count < i64::from(limit.max) {
+        return Ok(Decision::Allowed);
+    }
+    let frees_at = oldest.map(repo::utc).unwrap_or(now) + window;
+    let secs = (frees_at - now).num_seconds().max(1);
+    Ok(Decision::Limited {
+        retry_after_secs: u64::try_from(secs).unwrap_or(1),
+    })
+}
+
+/// Counts one event in `bucket`.
+pub fn hit(conn: &mut DbConnection, bucket: &str, now: DateTime<Utc>) -> QueryResult<()> {
+    repo::rate_limits::hit(conn, bucket, repo::naive(now))
+}
+
+/// Forgets `bucket`'s events.
+pub fn reset(conn: &mut DbConnection, bucket: &str) -> QueryResult<()> {
+    repo::rate_limits::clear(conn, bucket).map(|_| ())
+}
