@@ -94,7 +94,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_credentials (account_id) {
+        account_id -> Text,
+        secret_sealed -> Text,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        last_used_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_code_sets (id) {
+        id -> Text,
+        account_id -> Text,
+        created_at -> Timestamp,
+        superseded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Text,
+        set_id -> Text,
+        account_id -> Text,
+        lookup -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+        used_ip -> Nullable<Text>,
+        used_user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    mfa_challenges (id) {
+        id -> Text,
+        account_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
+diesel::joinable!(recovery_codes -> recovery_code_sets (set_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(email_tokens -> accounts (account_id));
 
@@ -106,4 +149,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     audit_events,
     rate_limit_hits,
+    totp_credentials,
+    recovery_code_sets,
+    recovery_codes,
+    mfa_challenges,
 );

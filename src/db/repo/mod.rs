@@ -7,6 +7,7 @@ pub mod email_tokens;
 pub mod outbox;
 pub mod rate_limits;
 pub mod sessions;
+pub mod two_factor;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
