@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod problem;
 pub mod sessions;
+pub mod two_factor;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
@@ -35,7 +36,14 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(accounts::list_account_events)
         .service(sessions::create_session)
         .service(sessions::refresh_session)
-        .service(sessions::delete_current_session);
+        .service(sessions::delete_current_session)
+        .service(two_factor::create_session_with_totp)
+        .service(two_factor::create_session_with_recovery_code)
+        .service(two_factor::start_totp_enrollment)
+        .service(two_factor::confirm_totp_enrollment)
+        .service(two_factor::disable_two_factor)
+        .service(two_factor::get_recovery_codes_status)
+        .service(two_factor::regenerate_recovery_codes);
 }
 
 /// Paths that exist with the methods they accept, built once from the OpenAPI document, so

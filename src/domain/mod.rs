@@ -3,7 +3,9 @@
 pub mod account;
 pub mod audit;
 pub mod password;
+pub mod recovery_code;
 
 pub use account::{EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError};
 pub use audit::EventType;
 pub use password::{NewPassword, PasswordError};
+pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};

@@ -32,7 +32,14 @@ macro_rules! templates {
     };
 }
 
-templates!["verify_email", "password_changed"];
+templates![
+    "verify_email",
+    "password_changed",
+    "totp_enabled",
+    "totp_disabled",
+    "recovery_code_used",
+    "recovery_codes_regenerated",
+];
 
 /// The compiled templates.
 pub struct Templates {

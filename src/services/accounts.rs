@@ -13,6 +13,7 @@ use crate::security::tokens;
 use crate::services::audit::{self, Actor, Event};
 use crate::services::rate_limit::{self, Decision};
 use crate::services::sessions::Principal;
+use crate::services::two_factor;
 use crate::services::{ClientInfo, Failure, FieldIssue};
 
 /// The purpose of email-verification tokens.
@@ -46,21 +47,24 @@ pub struct AccountView {
 impl AccountView {
     /// True at two or fewer recovery codes left (time to regenerate).
     pub fn recovery_codes_low(&self) -> bool {
-        self.two_factor_enabled && self.recovery_codes_remaining.is_some_and(|n| n <= 2)
+        self.two_factor_enabled
+            && self
+                .recovery_codes_remaining
+                .is_some_and(|n| n <= two_factor::LOW_CODES)
     }
 }
 
 /// The view of a stored account.
 pub fn view(conn: &mut DbConnection, row: AccountRow) -> Result<AccountView, Failure> {
-    let _ = conn;
+    let second = two_factor::status(conn, &row.id)?;
     Ok(AccountView {
         id: row.id,
         username: row.username,
         email: row.email,
         email_verified: row.email_verified_at.is_some(),
         role: Role::from_stored(&row.role),
-        two_factor_enabled: false,
-        recovery_codes_remaining: None,
+        two_factor_enabled: second.enabled,
+        recovery_codes_remaining: second.enabled.then_some(second.remaining),
         password_changed_at: repo::utc(row.password_changed_at),
         created_at: repo::utc(row.created_at),
     })

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod health;
 pub mod rate_limit;
 pub mod sessions;
+pub mod two_factor;
 
 use crate::db::DbError;
 use crate::mail::MailError;

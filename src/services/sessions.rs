@@ -16,6 +16,7 @@ use crate::failure_conversions;
 use crate::security::jwt::TokenType;
 use crate::security::tokens;
 use crate::services::audit::{self, Actor, Event};
+use crate::services::two_factor;
 use crate::services::{ClientInfo, Failure};
 
 /// The tokens of an authenticated session.
@@ -152,15 +153,24 @@ pub async fn login(
     match account {
         Some(account) if ok => {
             let ctx2 = ctx.clone();
-            let tokens = ctx
+            let outcome = ctx
                 .db
                 .run(move |conn| {
-                    write_transaction(conn, |conn| -> Result<SessionTokens, Failure> {
+                    write_transaction(conn, |conn| -> Result<LoginOutcome, Failure> {
+                        if two_factor::is_enabled(conn, &account.id)? {
+                            let (mfa_token, expires_in) =
+                                two_factor::start_challenge(&ctx2, conn, &account, now)?;
+                            return Ok(LoginOutcome::MfaRequired {
+                                mfa_token,
+                                expires_in,
+                            });
+                        }
                         open_session(&ctx2, conn, &account, SecondFactor::None, &client, now)
+                            .map(LoginOutcome::Authenticated)
                     })
                 })
                 .await?;
-            Ok(LoginOutcome::Authenticated(tokens))
+            Ok(outcome)
         }
         account => {
             let account_id = account.map(|a| a.id);

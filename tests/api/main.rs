@@ -10,3 +10,4 @@ mod health;
 mod mail;
 mod openapi;
 mod sessions;
+mod two_factor;
