@@ -38,6 +38,19 @@ pub fn hash_token(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// A keyed SHA-256 of `value` for `purpose`, hex: for identifiers that must be stable but must
+/// not be readable or guessable from the database alone (a login text typed into a rate-limit
+/// bucket may be a password typed into the wrong field). Only compared for equality, so the
+/// fixed-length key prefix is enough; no HMAC is needed.
+pub fn keyed_hash(key: &[u8], purpose: &str, value: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(key));
+    hasher.update(purpose.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(value.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +69,16 @@ mod tests {
         assert_eq!(a.hash, hash_token(&a.value));
         assert_eq!(a.hash.len(), 64);
         assert_eq!(format!("{a:?}"), "NewToken(…)");
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_key_purpose_and_value() {
+        let base = keyed_hash(b"key", "login", "jbber");
+        assert_eq!(base, keyed_hash(b"key", "login", "jbber"));
+        assert_eq!(base.len(), 64);
+        assert_ne!(base, keyed_hash(b"other key", "login", "jbber"));
+        assert_ne!(base, keyed_hash(b"key", "ip", "jbber"));
+        assert_ne!(base, keyed_hash(b"key", "login", "jbber2"));
+        assert!(!base.contains("jbber"));
     }
 }

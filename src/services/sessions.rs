@@ -16,6 +16,7 @@ use crate::failure_conversions;
 use crate::security::jwt::TokenType;
 use crate::security::tokens;
 use crate::services::audit::{self, Actor, Event};
+use crate::services::rate_limit::{self, Decision};
 use crate::services::two_factor;
 use crate::services::{ClientInfo, Failure};
 
@@ -133,6 +134,10 @@ pub struct SessionView {
 
 /// Password step of a login. Unknown logins and wrong passwords do the same work (a dummy
 /// verification) and give the same answer.
+///
+/// Failed logins are limited per normalised login text and per client IP, both counted in the
+/// database. The limits are checked before the password is verified, so a limited attempt costs
+/// no argon2 work and says nothing about whether its password was right; only failures count.
 pub async fn login(
     ctx: &Ctx,
     login: &str,
@@ -140,11 +145,39 @@ pub async fn login(
     client: ClientInfo,
 ) -> Result<LoginOutcome, LoginError> {
     let login = Login::parse(login).ok_or(LoginError::MissingLogin)?;
+    let buckets = LoginBuckets::new(ctx, &login, &client);
+    let limits = ctx.config.rate_limits;
     let lookup = login.as_str().to_owned();
+    let now = ctx.clock.now();
+    let limit_buckets = buckets.clone();
     let account = ctx
         .db
-        .run(move |conn| repo::accounts::find_by_login(conn, &lookup).map_err(Failure::from))
-        .await?;
+        .run(move |conn| -> Result<Option<AccountRow>, LoginError> {
+            // The same check for existing and unknown accounts, before the account is looked
+            // up: the answer never tells which logins exist.
+            let mut retry_after = None;
+            for (bucket, limit) in [
+                (Some(&limit_buckets.login), limits.login_per_account),
+                (limit_buckets.ip.as_ref(), limits.login_per_ip),
+            ] {
+                let Some(bucket) = bucket else { continue };
+                if let Decision::Limited { retry_after_secs } =
+                    rate_limit::check(conn, bucket, limit, now)?
+                {
+                    retry_after = retry_after.max(Some(retry_after_secs));
+                }
+            }
+            if let Some(retry_after_secs) = retry_after {
+                return Err(LoginError::RateLimited { retry_after_secs });
+            }
+            Ok(repo::accounts::find_by_login(conn, &lookup)?)
+        })
+        .await
+        .inspect_err(|e| {
+            if matches!(e, LoginError::RateLimited { .. }) {
+                tracing::info!("login refused: too many failed attempts");
+            }
+        })?;
     let ok = ctx
         .passwords
         .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
@@ -157,6 +190,10 @@ pub async fn login(
                 .db
                 .run(move |conn| {
                     write_transaction(conn, |conn| -> Result<LoginOutcome, Failure> {
+                        // The right password ends the count of this login text's failures;
+                        // the IP's count stays, or one known account would reset the budget
+                        // of an IP that guesses at others.
+                        rate_limit::reset(conn, &buckets.login)?;
                         if two_factor::is_enabled(conn, &account.id)? {
                             let (mfa_token, expires_in) =
                                 two_factor::start_challenge(&ctx2, conn, &account, now)?;
@@ -177,6 +214,10 @@ pub async fn login(
             ctx.db
                 .run(move |conn| {
                     write_transaction(conn, |conn| -> Result<(), Failure> {
+                        rate_limit::hit(conn, &buckets.login, now)?;
+                        if let Some(ip) = &buckets.ip {
+                            rate_limit::hit(conn, ip, now)?;
+                        }
                         audit::record(
                             conn,
                             now,
@@ -194,6 +235,29 @@ pub async fn login(
                 })
                 .await?;
             Err(LoginError::InvalidCredentials)
+        }
+    }
+}
+
+/// The rate-limit buckets of a login attempt.
+#[derive(Debug, Clone)]
+struct LoginBuckets {
+    /// Per normalised login text, whether or not an account has it. The text is stored only as
+    /// a keyed hash: people type passwords into the login field.
+    login: String,
+    /// Per client IP, when it is known.
+    ip: Option<String>,
+}
+
+impl LoginBuckets {
+    fn new(ctx: &Ctx, login: &Login, client: &ClientInfo) -> Self {
+        let key = ctx.config.data_encryption_key.expose();
+        Self {
+            login: format!(
+                "login:{}",
+                tokens::keyed_hash(key, "rate-limit:login", login.as_str())
+            ),
+            ip: client.ip.as_ref().map(|ip| format!("login-ip:{ip}")),
         }
     }
 }
