@@ -429,7 +429,14 @@ impl Config {
                     let url = Url::parse(s).map_err(|_| {
                         ConfigError::new("CORS_ALLOWED_ORIGINS", format!("`{s}` is not an origin"))
                     })?;
-                    Ok(url.origin().ascii_serialization())
+                    let origin = url.origin();
+                    if !origin.is_tuple() || !matches!(url.scheme(), "http" | "https") {
+                        return Err(ConfigError::new(
+                            "CORS_ALLOWED_ORIGINS",
+                            format!("`{s}` is not an http or https origin"),
+                        ));
+                    }
+                    Ok(origin.ascii_serialization())
                 })
                 .collect::<Result<_, ConfigError>>()?,
         };
@@ -683,10 +690,25 @@ mod tests {
             ("RATE_LIMIT_LOGIN_PER_IP", "many"),
             ("FRONTEND_URL", "ftp://x"),
             ("DATABASE_URL", "mysql://x"),
+            ("CORS_ALLOWED_ORIGINS", "file:///tmp/x"),
+            ("CORS_ALLOWED_ORIGINS", "https://ok.test, *"),
         ] {
             let err = with(&[(key, value)]).expect_err(key);
             assert_eq!(err.variable, key, "{value}");
         }
+    }
+
+    #[test]
+    fn cors_origins_are_normalised() {
+        let config = with(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://App.example.com/, http://localhost:3000/path",
+        )])
+        .expect("valid");
+        assert_eq!(
+            config.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
     }
 
     #[test]

@@ -133,6 +133,7 @@ fn run(
     let doc = openapi::document();
     let routes = web::Data::new(RouteTable::from_openapi(&doc));
     let workers = ctx.config.workers;
+    let cors_config = ctx.config.clone();
     let data = web::Data::new(ctx);
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
@@ -152,9 +153,14 @@ fn run(
             )
             .service(web::redirect("/swagger-ui", "/swagger-ui/"))
             .default_service(web::to(api::fallback))
+            // The first wrap is the innermost. CORS sits inside the problem renderer, which
+            // turns its refusals into problem documents; the request id and the security
+            // headers sit outside both, so every answer carries them.
             .wrap(CatchPanic::default())
+            .wrap(api::middleware::cors(&cors_config))
             .wrap(from_fn(problem::render_other_errors))
             .wrap(from_fn(api::middleware::request_id_and_log))
+            .wrap(from_fn(api::middleware::security_headers))
             .wrap(TracingLogger::default())
     })
     .listen(listener)?

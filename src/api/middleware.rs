@@ -1,18 +1,32 @@
-//! Cross-cutting HTTP concerns: the `X-Request-Id` header and the one log line per request.
+//! Cross-cutting HTTP concerns: the `X-Request-Id` header, the one log line per request, the
+//! security headers of every response and CORS.
 
 use std::time::Instant;
 
-use actix_web::HttpMessage as _;
+use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{HttpMessage as _, web};
 use tracing_actix_web::RequestId;
 
 use crate::api::problem::ApiError;
+use crate::config::Config;
+use crate::context::Ctx;
 
 /// The response header that carries the request id.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request header that carries a recovery request's tracking token.
+pub const X_TRACKING_TOKEN: HeaderName = HeaderName::from_static("x-tracking-token");
+
+/// How long browsers may cache a preflight answer, in seconds.
+pub const CORS_MAX_AGE_SECS: usize = 3600;
+
+/// The `Strict-Transport-Security` value sent when `PUBLIC_URL` is https.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// Adds `X-Request-Id` to every response and logs one line with the id (from the request span),
 /// the route, the status and the time taken.
@@ -27,7 +41,9 @@ pub async fn request_id_and_log(
     let mut res = match next.call(req).await {
         Ok(res) => res,
         Err(err) => {
-            // Only a caught panic gets here: answer with the problem of its status.
+            // Only a caught panic gets here: answer with the problem of its status. The request
+            // is gone (a clone kept across the call would break routing), so the headers are
+            // added when actix renders the error.
             let status = err.as_response_error().status_code();
             tracing::info!(
                 http.method = %method,
@@ -36,12 +52,16 @@ pub async fn request_id_and_log(
                 latency_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "request finished"
             );
-            let error = ApiError::for_status(status);
-            return Err(match request_id {
-                Some(id) => error.with_request_id(id.to_string()),
-                None => error,
+            let mut error = actix_web::Error::from(ApiError::for_status(status));
+            if let Some(id) = request_id
+                && let Ok(value) = HeaderValue::from_str(&id.to_string())
+            {
+                error.add_response_mapper(move |mut res| {
+                    res.headers_mut().insert(X_REQUEST_ID, value.clone());
+                    res
+                });
             }
-            .into());
+            return Err(error);
         }
     };
     if let Some(id) = request_id
@@ -57,4 +77,65 @@ pub async fn request_id_and_log(
         "request finished"
     );
     Ok(res)
+}
+
+/// Sets the security headers on every response, errors and documentation included:
+/// `Cache-Control: no-store` (answers carry tokens and personal data), `X-Content-Type-Options:
+/// nosniff`, and `Strict-Transport-Security` when `PUBLIC_URL` is https. They replace any value
+/// a handler set.
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let hsts = req
+        .app_data::<web::Data<Ctx>>()
+        .is_some_and(|ctx| ctx.config.public_url.scheme() == "https");
+    match next.call(req).await {
+        Ok(mut res) => {
+            set_security_headers(res.headers_mut(), hsts);
+            Ok(res)
+        }
+        Err(mut err) => {
+            // A caught panic: the headers go on when actix renders it.
+            err.add_response_mapper(move |mut res| {
+                set_security_headers(res.headers_mut(), hsts);
+                res
+            });
+            Err(err)
+        }
+    }
+}
+
+fn set_security_headers(headers: &mut HeaderMap, hsts: bool) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
+}
+
+/// CORS for browser frontends: only `CORS_ALLOWED_ORIGINS` (none when unset), the API's
+/// methods, the headers it reads, and the headers a frontend needs to see. A request from
+/// another origin is served without CORS headers (the browser then keeps the answer from the
+/// page; same-origin pages such as Swagger UI keep working); a refused preflight is a 400.
+pub fn cors(config: &Config) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            X_TRACKING_TOKEN,
+        ])
+        .expose_headers([header::RETRY_AFTER, X_REQUEST_ID])
+        .max_age(CORS_MAX_AGE_SECS);
+    for origin in &config.cors_allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }

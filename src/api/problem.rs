@@ -129,7 +129,6 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
     allow: Option<String>,
-    request_id: Option<String>,
     cause: Option<anyhow::Error>,
 }
 
@@ -159,7 +158,6 @@ impl ApiError {
             errors: Vec::new(),
             retry_after_secs: None,
             allow: None,
-            request_id: None,
             cause: None,
         }
     }
@@ -247,12 +245,6 @@ impl ApiError {
             allow: Some(allow),
             ..Self::new(StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed, "")
         }
-    }
-
-    /// Carries the request id into the `X-Request-Id` header (for errors raised as `Err`).
-    pub fn with_request_id(mut self, id: String) -> Self {
-        self.request_id = Some(id);
-        self
     }
 
     /// The status of this answer.
@@ -349,11 +341,6 @@ impl ResponseError for ApiError {
             && let Ok(value) = HeaderValue::from_str(allow)
         {
             builder.insert_header((header::ALLOW, value));
-        }
-        if let Some(id) = &self.request_id
-            && let Ok(value) = HeaderValue::from_str(id)
-        {
-            builder.insert_header((crate::api::middleware::X_REQUEST_ID, value));
         }
         let body = serde_json::to_string(&self.problem())
             .unwrap_or_else(|_| r#"{"code":"internal_error","status":500}"#.to_string());
@@ -459,13 +446,17 @@ pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
 }
 
 /// Middleware: answers any error response that did not come from [`ApiError`] (actix's own
-/// 404, 413, 415, …) with the problem document of its status. Errors raised as `Err` (a caught
-/// panic) are rendered by [`crate::api::middleware::request_id_and_log`], which still has the
-/// request id.
+/// 404, 413, 415, a refused CORS preflight, …) with the problem document of its status, keeping
+/// the original's other headers (CORS, `Vary`). Errors raised as `Err` (a caught panic) are
+/// rendered by [`crate::api::middleware::request_id_and_log`].
 pub async fn render_other_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let preflight = req.method() == actix_web::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let res = next.call(req).await?;
     let is_problem = res
         .headers()
@@ -473,7 +464,23 @@ pub async fn render_other_errors(
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if (res.status().is_client_error() || res.status().is_server_error()) && !is_problem {
         let status = res.status();
-        let response = ApiError::for_status(status).error_response();
+        let error = if preflight && status == StatusCode::BAD_REQUEST {
+            ApiError::new(
+                status,
+                Code::MalformedRequest,
+                "CORS preflight refused: the origin, method or headers are not allowed.",
+            )
+        } else {
+            ApiError::for_status(status)
+        };
+        let mut response = error.error_response();
+        let own: Vec<header::HeaderName> = response.headers().keys().cloned().collect();
+        for (name, value) in res.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH && !own.contains(name)
+            {
+                response.headers_mut().append(name.clone(), value.clone());
+            }
+        }
         return Ok(res.into_response(response).map_into_right_body());
     }
     Ok(res.map_into_left_body())
