@@ -11,5 +11,6 @@ mod http_headers;
 mod login_limits;
 mod mail;
 mod openapi;
+mod secrets;
 mod sessions;
 mod two_factor;
