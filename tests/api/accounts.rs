@@ -362,3 +362,33 @@ async fn sessions_are_listed_and_revoked_one_by_one() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn page_numbers_out_of_range_are_422_and_unreadable_ones_400() {
+    let app = spawn_app().await;
+    let tokens = app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let events = |query: &'static str| {
+        let app = &app;
+        let access = tokens.access.clone();
+        async move {
+            app.get_auth(&format!("/api/v1/account/events{query}"), &access)
+                .await
+        }
+    };
+    for query in [
+        "?per_page=9223372036854775808",
+        "?per_page=101",
+        "?per_page=0",
+        "?page=0",
+        "?page=-99999999999999999999",
+    ] {
+        problem(events(query).await, 422, "validation_failed").await;
+    }
+    problem(events("?per_page=ten").await, 400, "malformed_request").await;
+    // Far beyond the last page: empty, not an overflow.
+    let body = json(events("?page=9223372036854775807&per_page=100").await, 200).await;
+    assert_eq!(body["items"], serde_json::json!([]));
+    // An empty parameter is ignored.
+    let body = json(events("?page=&per_page=").await, 200).await;
+    assert_eq!(body["per_page"], 50);
+}

@@ -31,8 +31,8 @@ pub struct Page {
 }
 
 impl Page {
-    /// Rows to skip.
+    /// Rows to skip (saturating: a page far beyond the end is simply empty).
     pub fn offset(self) -> i64 {
-        (self.page - 1).max(0) * self.per_page
+        (self.page - 1).max(0).saturating_mul(self.per_page)
     }
 }
