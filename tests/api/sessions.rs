@@ -226,3 +226,55 @@ async fn forged_expired_and_wrongly_typed_tokens_are_refused() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn tokens_signed_otherwise_or_from_the_future_and_other_token_kinds_are_refused() {
+    let app = spawn_app().await;
+    let tokens = app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let claims = claims_of(&tokens.access);
+    let other_key = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(b"another-secret-of-at-least-32-bytes!!"),
+    )
+    .expect("sign");
+    // The right key, another algorithm of the same family.
+    let hs512 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS512),
+        &claims,
+        &EncodingKey::from_secret(app.env["JWT_SECRET"].as_bytes()),
+    )
+    .expect("sign");
+    // Issued an hour from now (by the app's clock), so still "valid" for a while after that.
+    let now = claims["iat"].as_i64().expect("iat");
+    let mut future = claims.clone();
+    future["iat"] = json!(now + 3600);
+    future["exp"] = json!(now + 7200);
+    let mut no_session = claims.clone();
+    no_session["sid"] = json!("00000000-0000-0000-0000-000000000000");
+
+    for (name, token) in [
+        ("another key", other_key),
+        ("HS512", hs512),
+        ("issued in the future", sign(&app, &future)),
+        ("unknown session", sign(&app, &no_session)),
+        ("the refresh token", tokens.refresh.clone()),
+        ("garbage", "not.a.token".to_string()),
+        ("empty", String::new()),
+    ] {
+        let res = app.get_auth("/api/v1/account", &token).await;
+        assert_eq!(res.status(), 401, "{name} was accepted");
+        problem(res, 401, "unauthorized").await;
+    }
+    // Another scheme than Bearer.
+    let res = app
+        .http
+        .get(app.url("/api/v1/account"))
+        .header("Authorization", format!("Basic {}", tokens.access))
+        .send()
+        .await
+        .expect("request");
+    problem(res, 401, "unauthorized").await;
+    // The real token still works: nothing above revoked it.
+    json(app.get_auth("/api/v1/account", &tokens.access).await, 200).await;
+}
