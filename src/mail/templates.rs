@@ -32,7 +32,12 @@ macro_rules! templates {
     };
 }
 
-templates!["verify_email", "password_changed"];
+templates![
+    "verify_email",
+    "password_changed",
+    "password_reset",
+    "password_reset_unverified",
+];
 
 /// The compiled templates.
 pub struct Templates {
