@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod password_resets;
 pub mod problem;
 pub mod sessions;
 
@@ -35,7 +36,9 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(accounts::list_account_events)
         .service(sessions::create_session)
         .service(sessions::refresh_session)
-        .service(sessions::delete_current_session);
+        .service(sessions::delete_current_session)
+        .service(password_resets::start_password_reset)
+        .service(password_resets::confirm_password_reset);
 }
 
 /// Paths that exist with the methods they accept, built once from the OpenAPI document, so
