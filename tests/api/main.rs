@@ -9,4 +9,5 @@ mod errors;
 mod health;
 mod mail;
 mod openapi;
+mod password_resets;
 mod sessions;
