@@ -1,16 +1,17 @@
 //! Password reset by email: asking for a link, and setting a new password with it.
 //!
 //! Asking must not reveal whether an account exists: known and unknown logins get the same
-//! answer after the same work (one write transaction with the client-IP counter, a per-login
-//! mail counter, a token step, a rendered and sealed mail and an audit event). Links go only
-//! to verified addresses; an unverified one is told why no link came and where to ask for
-//! recovery instead. Confirming sets the password through [`accounts::set_password`] (every
-//! session revoked, other reset links voided, audit event, notice) and never logs anyone in:
-//! it gives back no tokens, so a reset is no way around two-factor authentication.
+//! answer, and the answer waits only for work that is the same for both (one write transaction
+//! with the client-IP counter, the lookup, a per-login mail counter and the audit event). The
+//! account-dependent part, issuing the token and writing its mail to the outbox (together, in
+//! one transaction), runs after the answer, and an unknown login runs a stand-in of the same
+//! shape (token, rendering, sealing, dispatcher wake-up). Links go only to verified addresses;
+//! an unverified one is told why no link came and where to ask for recovery instead.
+//! Confirming sets the password through [`accounts::set_password`] (every session revoked,
+//! other reset links voided, audit event, notice) and never logs anyone in: it gives back no
+//! tokens, so a reset is no way around two-factor authentication.
 //!
 //! This module must not log tokens, passwords or email addresses.
-
-use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
@@ -21,7 +22,7 @@ use crate::db::repo::{self, accounts::AccountRow};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::{EventType, Login, NewPassword};
 use crate::failure_conversions;
-use crate::mail::{OutgoingMail, Templates, human_duration};
+use crate::mail::{OutgoingMail, human_duration};
 use crate::security::tokens;
 use crate::services::accounts::{self, PasswordChange, RESET_PASSWORD};
 use crate::services::audit::{self, Actor, Event};
@@ -69,11 +70,11 @@ failure_conversions!(ConfirmResetError);
 /// What a reset request led to; recorded in the audit event, never shown to the requester.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
-    /// A link went to the verified address.
+    /// A link goes to the verified address.
     LinkSent,
-    /// The address is unverified: the explanation went there instead of a link.
+    /// The address is unverified: the explanation goes there instead of a link.
     UnverifiedNotice,
-    /// The account had its reset mails for the hour: nothing sent.
+    /// The account had its reset mails for the window: nothing is sent.
     Capped,
     /// No account has that login.
     UnknownLogin,
@@ -88,40 +89,54 @@ impl Outcome {
             Self::UnknownLogin => "unknown_login",
         }
     }
+}
 
-    fn queued_mail(self) -> bool {
-        matches!(self, Self::LinkSent | Self::UnverifiedNotice)
-    }
+/// The mail step of a request, run after the answer.
+#[derive(Debug)]
+enum MailStep {
+    /// Issue a token and mail the link.
+    Link(AccountRow),
+    /// Mail the explanation for an unverified address.
+    Unverified(AccountRow),
+    /// No account: the same work as `Link`, rolled back, so nothing is stored or sent.
+    Rehearse,
+    /// Over the mail cap (known or not): nothing.
+    Nothing,
 }
 
 /// Starts a password reset for a username or email. Answers `Ok` whether or not an account
 /// matches; where one does, mails a link (verified address) or the reason there is none
 /// (unverified address), at most `RATE_LIMIT_PASSWORD_RESET_EMAILS` times per window.
+///
+/// The answer must not depend on the account, so it does not wait for anything that does:
+/// the request's transaction runs the same statements for every login (the IP counter, the
+/// lookup, the mail counter and the audit event); issuing the token and writing the mail to
+/// the outbox happen in a second transaction after the answer ("202 Accepted"). The token and
+/// its mail are still written together, so a token never exists without its mail.
 pub async fn start(ctx: &Ctx, login: &str, client: ClientInfo) -> Result<(), StartResetError> {
     let login = Login::parse(login).ok_or(StartResetError::MissingLogin)?;
     let now = ctx.clock.now();
-    let ctx2 = ctx.clone();
-    let outcome = ctx
+    let (ctx2, client2) = (ctx.clone(), client.clone());
+    let step = ctx
         .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| start_in(&ctx2, conn, &login, &client, now))
-        })
+        .run(move |conn| write_transaction(conn, |conn| decide(&ctx2, conn, &login, &client2, now)))
         .await?;
-    if outcome.queued_mail() {
-        ctx.mailer.wake();
-    }
+    // Not awaited: the answer must not wait for account-dependent work. Should the process
+    // stop before this commits, the request is lost (and audited); the requester asks again.
+    let ctx2 = ctx.clone();
+    tokio::spawn(async move { mail(&ctx2, step, &client, now).await });
     Ok(())
 }
 
-/// The request's transaction. Every branch runs the same statements against either the
-/// account or a stand-in, so the answer's timing says nothing about the account.
-fn start_in(
+/// The request's transaction: the same statements for known and unknown logins. Decides the
+/// mail step and records the request.
+fn decide(
     ctx: &Ctx,
     conn: &mut DbConnection,
     login: &Login,
     client: &ClientInfo,
     now: DateTime<Utc>,
-) -> Result<Outcome, StartResetError> {
+) -> Result<MailStep, StartResetError> {
     let limits = &ctx.config.rate_limits;
     let ip_bucket = format!(
         "password-reset-ip:{}",
@@ -141,29 +156,20 @@ fn start_in(
         Some(a) => format!("password-reset-mail:{}", a.id),
         None => format!("password-reset-mail:login:{}", login_key(ctx, login)),
     };
-    let outcome = match rate_limit::check(conn, &mail_bucket, limits.password_reset_emails, now)? {
-        Decision::Limited { .. } => Outcome::Capped,
+    let allowed = match rate_limit::check(conn, &mail_bucket, limits.password_reset_emails, now)? {
         Decision::Allowed => {
             rate_limit::hit(conn, &mail_bucket, now)?;
-            match &account {
-                Some(a) if a.email_verified_at.is_some() => {
-                    send_link(ctx, conn, a, client, now)?;
-                    Outcome::LinkSent
-                }
-                Some(a) => {
-                    send_unverified_notice(ctx, conn, a, client, now)?;
-                    Outcome::UnverifiedNotice
-                }
-                None => {
-                    rehearse_link(ctx, conn, client, now)?;
-                    Outcome::UnknownLogin
-                }
-            }
+            true
         }
+        Decision::Limited { .. } => false,
     };
-    let outcome = match (&account, outcome) {
-        (None, _) => Outcome::UnknownLogin,
-        (Some(_), o) => o,
+    let account_id = account.as_ref().map(|a| a.id.clone());
+    let (outcome, step) = match (account, allowed) {
+        (None, true) => (Outcome::UnknownLogin, MailStep::Rehearse),
+        (None, false) => (Outcome::UnknownLogin, MailStep::Nothing),
+        (Some(_), false) => (Outcome::Capped, MailStep::Nothing),
+        (Some(a), true) if a.email_verified_at.is_some() => (Outcome::LinkSent, MailStep::Link(a)),
+        (Some(a), true) => (Outcome::UnverifiedNotice, MailStep::Unverified(a)),
     };
     audit::record(
         conn,
@@ -171,13 +177,73 @@ fn start_in(
         Event {
             event_type: EventType::PasswordResetRequested,
             actor: Actor::Anonymous,
-            account_id: account.as_ref().map(|a| a.id.as_str()),
+            account_id: account_id.as_deref(),
             request_id: None,
             client,
             details: serde_json::json!({"outcome": outcome.as_str()}),
         },
     )?;
-    Ok(outcome)
+    Ok(step)
+}
+
+/// Runs the mail step after the answer, in its own transaction, then wakes the dispatcher. The
+/// stand-in step for an unknown login wakes it too: with the same work after every answer,
+/// the load a request leaves behind says nothing about the account either (measured by
+/// `benches/password_reset.rs`). A failure is logged; the requester can ask again.
+async fn mail(ctx: &Ctx, step: MailStep, client: &ClientInfo, now: DateTime<Utc>) {
+    if matches!(step, MailStep::Nothing) {
+        return;
+    }
+    let (ctx2, client) = (ctx.clone(), client.clone());
+    let done = ctx
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| -> Result<(), StepEnd> {
+                // The account as it is now: the mail goes out only if its address and that
+                // address's state are still those the request was decided on.
+                let id = match &step {
+                    MailStep::Link(a) | MailStep::Unverified(a) => a.id.as_str(),
+                    MailStep::Rehearse | MailStep::Nothing => "",
+                };
+                let now_row = repo::accounts::find(conn, id)?;
+                let same = |a: &AccountRow| {
+                    now_row.as_ref().is_some_and(|n| {
+                        n.email == a.email
+                            && n.email_verified_at.is_some() == a.email_verified_at.is_some()
+                    })
+                };
+                match &step {
+                    MailStep::Link(a) if same(a) => Ok(send_link(&ctx2, conn, a, &client, now)?),
+                    MailStep::Unverified(a) if same(a) => {
+                        Ok(send_unverified_notice(&ctx2, conn, a, &client, now)?)
+                    }
+                    MailStep::Rehearse => rehearse_link(&ctx2, conn, &client, now),
+                    MailStep::Link(_) | MailStep::Unverified(_) | MailStep::Nothing => Ok(()),
+                }
+            })
+        })
+        .await;
+    match done {
+        Ok(()) | Err(StepEnd::RolledBack) => ctx.mailer.wake(),
+        Err(StepEnd::Failed(e)) => {
+            tracing::error!(error = %e, "a password reset mail could not be queued");
+        }
+    }
+}
+
+/// How a mail step's transaction ended other than by committing.
+#[derive(Debug)]
+enum StepEnd {
+    /// It failed.
+    Failed(Failure),
+    /// It was a rehearsal, rolled back on purpose.
+    RolledBack,
+}
+
+impl<E: Into<Failure>> From<E> for StepEnd {
+    fn from(e: E) -> Self {
+        Self::Failed(e.into())
+    }
 }
 
 /// A keyed SHA-256 of the normalised login: a stable rate-limit key that does not store the
@@ -279,32 +345,31 @@ fn send_unverified_notice(
     Ok(())
 }
 
-/// The link step for a login that matches no account: the same token, revocation, rendering
-/// and sealing work as [`send_link`], with nothing stored and nothing sent. It exists only so
-/// that both answers take the same time.
+/// The link step for a login that matches no account: the same revocation, token, rendering,
+/// sealing and outbox insert as [`send_link`], then the whole transaction is rolled back, so
+/// nothing is stored and nothing is sent. It exists only so that the work after the answer is
+/// the same for known and unknown logins. (The token row itself cannot be rehearsed: it must
+/// reference an account.)
 fn rehearse_link(
     ctx: &Ctx,
     conn: &mut DbConnection,
     client: &ClientInfo,
     now: DateTime<Utc>,
-) -> Result<(), Failure> {
+) -> Result<(), StepEnd> {
     // An account id that cannot exist: the same indexed UPDATE, matching no row.
     repo::email_tokens::revoke_all(conn, "", RESET_PASSWORD, repo::naive(now))?;
     let token = tokens::new_token();
-    let context = link_context(ctx, "someone", &token.value, false, client);
-    static TEMPLATES: OnceLock<Templates> = OnceLock::new();
-    let rendered = TEMPLATES
-        .get_or_init(Templates::new)
-        .render(LINK_TEMPLATE, &ctx.config.service_name, &context)
-        .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
-    for body in [&rendered.text, &rendered.html] {
-        std::hint::black_box(
-            ctx.cipher
-                .seal(body)
-                .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?,
-        );
-    }
-    Ok(())
+    ctx.mailer.queue(
+        conn,
+        now,
+        OutgoingMail {
+            to: String::new(),
+            template: LINK_TEMPLATE,
+            context: link_context(ctx, "someone", &token.value, false, client),
+            carries_token: true,
+        },
+    )?;
+    Err(StepEnd::RolledBack)
 }
 
 /// Sets a new password with a reset link's token: checks the token and the password policy
@@ -381,6 +446,7 @@ pub async fn confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::Templates;
 
     fn client() -> ClientInfo {
         ClientInfo {
@@ -431,11 +497,10 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_that_queue_mail() {
-        assert!(Outcome::LinkSent.queued_mail());
-        assert!(Outcome::UnverifiedNotice.queued_mail());
-        assert!(!Outcome::Capped.queued_mail());
-        assert!(!Outcome::UnknownLogin.queued_mail());
+    fn outcomes_have_stable_names() {
+        assert_eq!(Outcome::LinkSent.as_str(), "link_sent");
+        assert_eq!(Outcome::UnverifiedNotice.as_str(), "unverified_notice");
+        assert_eq!(Outcome::Capped.as_str(), "capped");
         assert_eq!(Outcome::UnknownLogin.as_str(), "unknown_login");
     }
 }
