@@ -34,18 +34,24 @@ async fn two_factor_account(app: &TestApp, name: &str) -> Vec<String> {
         .verified_user(name, &format!("{name}@example.com"), PASSWORD)
         .await;
     let e = json(
-        app.post_auth("/api/v1/account/totp", &tokens.access, json!({"password": PASSWORD}))
-            .await,
+        app.post_auth(
+            "/api/v1/account/totp",
+            &tokens.access,
+            json!({"password": PASSWORD}),
+        )
+        .await,
         201,
     )
     .await;
     let secret = TotpSecret::from_base32(e["secret"].as_str().expect("secret")).expect("secret");
-    let code = secret
-        .code_at(app.clock.now().timestamp())
-        .expect("code");
+    let code = secret.code_at(app.clock.now().timestamp()).expect("code");
     json(
-        app.post_auth("/api/v1/account/totp/confirm", &tokens.access, json!({"code": code}))
-            .await,
+        app.post_auth(
+            "/api/v1/account/totp/confirm",
+            &tokens.access,
+            json!({"code": code}),
+        )
+        .await,
         200,
     )
     .await;
@@ -75,7 +81,11 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let app = support::spawn_app_with(|env| {
-            for key in ["ARGON2_MEMORY_KIB", "ARGON2_ITERATIONS", "ARGON2_PARALLELISM"] {
+            for key in [
+                "ARGON2_MEMORY_KIB",
+                "ARGON2_ITERATIONS",
+                "ARGON2_PARALLELISM",
+            ] {
                 env.remove(key);
             }
             env.insert("RATE_LIMIT_LOGIN_PER_ACCOUNT".into(), "100000/1h".into());
@@ -83,9 +93,15 @@ fn main() {
             env.insert("RATE_LIMIT_SECOND_FACTOR".into(), "100000/1h".into());
         })
         .await;
-        app.verified_user("plain", "plain@example.com", PASSWORD).await;
-        let hash = app.db_texts("SELECT password_hash AS value FROM accounts WHERE username = 'plain'")[0].clone();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        app.verified_user("plain", "plain@example.com", PASSWORD)
+            .await;
+        let hash = app
+            .db_texts("SELECT password_hash AS value FROM accounts WHERE username = 'plain'")[0]
+            .clone();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
 
         let accounts = ROUNDS.div_ceil(8);
         let mut codes = Vec::new();
@@ -101,12 +117,19 @@ fn main() {
             let t = Instant::now();
             let pw = PASSWORD.to_string();
             let h = hash.clone();
-            assert!(tokio::task::spawn_blocking(move || verify_with(&pw, &h)).await.expect("task"));
+            assert!(
+                tokio::task::spawn_blocking(move || verify_with(&pw, &h))
+                    .await
+                    .expect("task")
+            );
             verify.push(t.elapsed());
 
             let t = Instant::now();
             let res = app
-                .post("/api/v1/sessions", json!({"login": "plain", "password": PASSWORD}))
+                .post(
+                    "/api/v1/sessions",
+                    json!({"login": "plain", "password": PASSWORD}),
+                )
                 .await;
             assert_eq!(res.status(), 200);
             res.bytes().await.expect("body");
@@ -114,8 +137,11 @@ fn main() {
 
             let t = Instant::now();
             let body = json(
-                app.post("/api/v1/sessions", json!({"login": name, "password": PASSWORD}))
-                    .await,
+                app.post(
+                    "/api/v1/sessions",
+                    json!({"login": name, "password": PASSWORD}),
+                )
+                .await,
                 200,
             )
             .await;
@@ -135,12 +161,26 @@ fn main() {
         }
         let (v, p, s1, s2) = (median(verify), median(plain), median(step1), median(step2));
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!("backend: {}", if app.db.is_postgres() { "postgres" } else { "sqlite" });
+        println!(
+            "backend: {}",
+            if app.db.is_postgres() {
+                "postgres"
+            } else {
+                "sqlite"
+            }
+        );
         println!("rounds: {ROUNDS} (interleaved), argon2id m=19456 KiB t=2 p=1");
         println!("argon2 verification alone      median {:>7.2} ms", ms(v));
-        println!("password login (no 2FA)        median {:>7.2} ms  ({:.2} x one verification)", ms(p), ms(p) / ms(v));
+        println!(
+            "password login (no 2FA)        median {:>7.2} ms  ({:.2} x one verification)",
+            ms(p),
+            ms(p) / ms(v)
+        );
         println!("password step (2FA account)    median {:>7.2} ms", ms(s1));
         println!("recovery-code step             median {:>7.2} ms", ms(s2));
-        println!("recovery-code step / password step = {:.2} (target <= 1.3)", ms(s2) / ms(s1));
+        println!(
+            "recovery-code step / password step = {:.2} (target <= 1.3)",
+            ms(s2) / ms(s1)
+        );
     });
 }

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod password_resets;
 pub mod problem;
 pub mod sessions;
 pub mod two_factor;
@@ -43,7 +44,9 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(two_factor::confirm_totp_enrollment)
         .service(two_factor::disable_two_factor)
         .service(two_factor::get_recovery_codes_status)
-        .service(two_factor::regenerate_recovery_codes);
+        .service(two_factor::regenerate_recovery_codes)
+        .service(password_resets::start_password_reset)
+        .service(password_resets::confirm_password_reset);
 }
 
 /// Paths that exist with the methods they accept, built once from the OpenAPI document, so

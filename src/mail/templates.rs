@@ -39,6 +39,8 @@ templates![
     "totp_disabled",
     "recovery_code_used",
     "recovery_codes_regenerated",
+    "password_reset",
+    "password_reset_unverified",
 ];
 
 /// The compiled templates.

@@ -11,6 +11,7 @@ mod http_headers;
 mod login_limits;
 mod mail;
 mod openapi;
+mod password_resets;
 mod secrets;
 mod sessions;
 mod two_factor;

@@ -55,6 +55,25 @@ pub fn revoke_all(
     .execute(conn)
 }
 
+/// A live token of `purpose` (unused, not voided, not expired), read without consuming it: for
+/// checks that must pass before the token is spent (a refused request leaves it usable).
+pub fn find_live(
+    conn: &mut DbConnection,
+    hash: &str,
+    purpose: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<EmailTokenRow>> {
+    email_tokens::table
+        .filter(email_tokens::token_hash.eq(hash))
+        .filter(email_tokens::purpose.eq(purpose))
+        .filter(email_tokens::used_at.is_null())
+        .filter(email_tokens::revoked_at.is_null())
+        .filter(email_tokens::expires_at.gt(now))
+        .select(EmailTokenRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Consumes a live token of `purpose`: one conditional UPDATE whose row count decides, so
 /// racing requests get exactly one winner. Returns the token's row when this call consumed it.
 pub fn consume(

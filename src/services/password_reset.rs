@@ -1,0 +1,506 @@
+//! Password reset by email: asking for a link, and setting a new password with it.
+//!
+//! Asking must not reveal whether an account exists: known and unknown logins get the same
+//! answer, and the answer waits only for work that is the same for both (one write transaction
+//! with the client-IP counter, the lookup, a per-login mail counter and the audit event). The
+//! account-dependent part, issuing the token and writing its mail to the outbox (together, in
+//! one transaction), runs after the answer, and an unknown login runs a stand-in of the same
+//! shape (token, rendering, sealing, dispatcher wake-up). Links go only to verified addresses;
+//! an unverified one is told why no link came and where to ask for recovery instead.
+//! Confirming sets the password through [`accounts::set_password`] (every session revoked,
+//! other reset links voided, audit event, notice) and never logs anyone in: it gives back no
+//! tokens, so a reset is no way around two-factor authentication.
+//!
+//! This module must not log tokens, passwords or email addresses.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest as _, Sha256};
+
+use crate::context::Ctx;
+use crate::db::repo::email_tokens::EmailTokenRow;
+use crate::db::repo::{self, accounts::AccountRow};
+use crate::db::{DbConnection, write_transaction};
+use crate::domain::{EventType, Login, NewPassword};
+use crate::failure_conversions;
+use crate::mail::{OutgoingMail, human_duration};
+use crate::security::tokens;
+use crate::services::accounts::{self, PasswordChange, RESET_PASSWORD};
+use crate::services::audit::{self, Actor, Event};
+use crate::services::rate_limit::{self, Decision};
+use crate::services::{ClientInfo, Failure, FieldIssue};
+
+/// The mail that carries a reset link.
+const LINK_TEMPLATE: &str = "password_reset";
+/// The mail for an account whose address is not verified: no link, a pointer to recovery.
+const UNVERIFIED_TEMPLATE: &str = "password_reset_unverified";
+
+/// Why a reset request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StartResetError {
+    /// The login text is empty.
+    #[error("login is required")]
+    MissingLogin,
+    /// Too many requests from this client IP (counted for known and unknown logins alike).
+    #[error("too many password reset requests")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(StartResetError);
+
+/// Why a reset could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmResetError {
+    /// Unknown, used, voided or expired token.
+    #[error("invalid token")]
+    InvalidToken,
+    /// The new password breaks the policy (the token stays usable).
+    #[error("weak password")]
+    Invalid(Vec<FieldIssue>),
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(ConfirmResetError);
+
+/// What a reset request led to; recorded in the audit event, never shown to the requester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// A link goes to the verified address.
+    LinkSent,
+    /// The address is unverified: the explanation goes there instead of a link.
+    UnverifiedNotice,
+    /// The account had its reset mails for the window: nothing is sent.
+    Capped,
+    /// No account has that login.
+    UnknownLogin,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::LinkSent => "link_sent",
+            Self::UnverifiedNotice => "unverified_notice",
+            Self::Capped => "capped",
+            Self::UnknownLogin => "unknown_login",
+        }
+    }
+}
+
+/// The mail step of a request, run after the answer.
+#[derive(Debug)]
+enum MailStep {
+    /// Issue a token and mail the link.
+    Link(AccountRow),
+    /// Mail the explanation for an unverified address.
+    Unverified(AccountRow),
+    /// No account: the same work as `Link`, rolled back, so nothing is stored or sent.
+    Rehearse,
+    /// Over the mail cap (known or not): nothing.
+    Nothing,
+}
+
+/// Starts a password reset for a username or email. Answers `Ok` whether or not an account
+/// matches; where one does, mails a link (verified address) or the reason there is none
+/// (unverified address), at most `RATE_LIMIT_PASSWORD_RESET_EMAILS` times per window.
+///
+/// The answer must not depend on the account, so it does not wait for anything that does:
+/// the request's transaction runs the same statements for every login (the IP counter, the
+/// lookup, the mail counter and the audit event); issuing the token and writing the mail to
+/// the outbox happen in a second transaction after the answer ("202 Accepted"). The token and
+/// its mail are still written together, so a token never exists without its mail.
+pub async fn start(ctx: &Ctx, login: &str, client: ClientInfo) -> Result<(), StartResetError> {
+    let login = Login::parse(login).ok_or(StartResetError::MissingLogin)?;
+    let now = ctx.clock.now();
+    let (ctx2, client2) = (ctx.clone(), client.clone());
+    let step = ctx
+        .db
+        .run(move |conn| write_transaction(conn, |conn| decide(&ctx2, conn, &login, &client2, now)))
+        .await?;
+    // Not awaited: the answer must not wait for account-dependent work. Should the process
+    // stop before this commits, the request is lost (and audited); the requester asks again.
+    let ctx2 = ctx.clone();
+    tokio::spawn(async move { mail(&ctx2, step, &client, now).await });
+    Ok(())
+}
+
+/// The request's transaction: the same statements for known and unknown logins. Decides the
+/// mail step and records the request.
+fn decide(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    login: &Login,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<MailStep, StartResetError> {
+    let limits = &ctx.config.rate_limits;
+    let ip_bucket = format!(
+        "password-reset-ip:{}",
+        client.ip.as_deref().unwrap_or("unknown")
+    );
+    if let Decision::Limited { retry_after_secs } =
+        rate_limit::check(conn, &ip_bucket, limits.password_reset_per_ip, now)?
+    {
+        return Err(StartResetError::RateLimited { retry_after_secs });
+    }
+    rate_limit::hit(conn, &ip_bucket, now)?;
+
+    let account = repo::accounts::find_by_login(conn, login.as_str())?;
+    // Unknown logins are counted too, under a keyed hash of the login text (never the text),
+    // so that they also go quiet after the cap, like a known account would.
+    let mail_bucket = match &account {
+        Some(a) => format!("password-reset-mail:{}", a.id),
+        None => format!("password-reset-mail:login:{}", login_key(ctx, login)),
+    };
+    let allowed = match rate_limit::check(conn, &mail_bucket, limits.password_reset_emails, now)? {
+        Decision::Allowed => {
+            rate_limit::hit(conn, &mail_bucket, now)?;
+            true
+        }
+        Decision::Limited { .. } => false,
+    };
+    let account_id = account.as_ref().map(|a| a.id.clone());
+    let (outcome, step) = match (account, allowed) {
+        (None, true) => (Outcome::UnknownLogin, MailStep::Rehearse),
+        (None, false) => (Outcome::UnknownLogin, MailStep::Nothing),
+        (Some(_), false) => (Outcome::Capped, MailStep::Nothing),
+        (Some(a), true) if a.email_verified_at.is_some() => (Outcome::LinkSent, MailStep::Link(a)),
+        (Some(a), true) => (Outcome::UnverifiedNotice, MailStep::Unverified(a)),
+    };
+    audit::record(
+        conn,
+        now,
+        Event {
+            event_type: EventType::PasswordResetRequested,
+            actor: Actor::Anonymous,
+            account_id: account_id.as_deref(),
+            request_id: None,
+            client,
+            details: serde_json::json!({"outcome": outcome.as_str()}),
+        },
+    )?;
+    Ok(step)
+}
+
+/// Runs the mail step after the answer, in its own transaction, then wakes the dispatcher. The
+/// stand-in step for an unknown login wakes it too: with the same work after every answer,
+/// the load a request leaves behind says nothing about the account either (measured by
+/// `benches/password_reset.rs`). A failure is logged; the requester can ask again.
+async fn mail(ctx: &Ctx, step: MailStep, client: &ClientInfo, now: DateTime<Utc>) {
+    if matches!(step, MailStep::Nothing) {
+        return;
+    }
+    let (ctx2, client) = (ctx.clone(), client.clone());
+    let done = ctx
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| -> Result<(), StepEnd> {
+                // The account as it is now: the mail goes out only if its address and that
+                // address's state are still those the request was decided on.
+                let id = match &step {
+                    MailStep::Link(a) | MailStep::Unverified(a) => a.id.as_str(),
+                    MailStep::Rehearse | MailStep::Nothing => "",
+                };
+                let now_row = repo::accounts::find(conn, id)?;
+                let same = |a: &AccountRow| {
+                    now_row.as_ref().is_some_and(|n| {
+                        n.email == a.email
+                            && n.email_verified_at.is_some() == a.email_verified_at.is_some()
+                    })
+                };
+                match &step {
+                    MailStep::Link(a) if same(a) => Ok(send_link(&ctx2, conn, a, &client, now)?),
+                    MailStep::Unverified(a) if same(a) => {
+                        Ok(send_unverified_notice(&ctx2, conn, a, &client, now)?)
+                    }
+                    MailStep::Rehearse => rehearse_link(&ctx2, conn, &client, now),
+                    MailStep::Link(_) | MailStep::Unverified(_) | MailStep::Nothing => Ok(()),
+                }
+            })
+        })
+        .await;
+    match done {
+        Ok(()) | Err(StepEnd::RolledBack) => ctx.mailer.wake(),
+        Err(StepEnd::Failed(e)) => {
+            tracing::error!(error = %e, "a password reset mail could not be queued");
+        }
+    }
+}
+
+/// How a mail step's transaction ended other than by committing.
+#[derive(Debug)]
+enum StepEnd {
+    /// It failed.
+    Failed(Failure),
+    /// It was a rehearsal, rolled back on purpose.
+    RolledBack,
+}
+
+impl<E: Into<Failure>> From<E> for StepEnd {
+    fn from(e: E) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// A keyed SHA-256 of the normalised login: a stable rate-limit key that does not store the
+/// text (which may be an email address) and cannot be reversed by hashing guesses.
+fn login_key(ctx: &Ctx, login: &Login) -> String {
+    let mut hasher = Sha256::new_with_prefix(ctx.config.data_encryption_key.expose());
+    hasher.update(b"\0password-reset-login\0");
+    hasher.update(login.as_str().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The reset link's lifetime.
+fn link_ttl(ctx: &Ctx) -> chrono::Duration {
+    chrono::Duration::from_std(ctx.config.reset_token_ttl).unwrap_or(chrono::Duration::hours(1))
+}
+
+/// The values of the link mail.
+fn link_context(
+    ctx: &Ctx,
+    username: &str,
+    token: &str,
+    two_factor: bool,
+    client: &ClientInfo,
+) -> serde_json::Value {
+    serde_json::json!({
+        "username": username,
+        "link": ctx.mailer.link("reset-password", &[("token", token)]),
+        "ttl": human_duration(ctx.config.reset_token_ttl),
+        "two_factor": two_factor,
+        "ip": client.ip,
+        "user_agent": client.user_agent,
+    })
+}
+
+/// Issues a reset token (voiding older ones) and queues the link mail.
+fn send_link(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    account: &AccountRow,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    // A newer link voids the older ones: only the latest mail works.
+    repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
+    let token = tokens::new_token();
+    repo::email_tokens::insert(
+        conn,
+        &EmailTokenRow {
+            token_hash: token.hash.clone(),
+            purpose: RESET_PASSWORD.to_owned(),
+            account_id: account.id.clone(),
+            email: account.email.clone(),
+            created_at: repo::naive(now),
+            expires_at: repo::naive(now + link_ttl(ctx)),
+            used_at: None,
+            revoked_at: None,
+        },
+    )?;
+    let two_factor = accounts::view(conn, account.clone())?.two_factor_enabled;
+    ctx.mailer.queue(
+        conn,
+        now,
+        OutgoingMail {
+            to: account.email.clone(),
+            template: LINK_TEMPLATE,
+            context: link_context(ctx, &account.username, &token.value, two_factor, client),
+            carries_token: true,
+        },
+    )?;
+    Ok(())
+}
+
+/// Queues the explanation for an unverified address: no token, a pointer to recovery.
+fn send_unverified_notice(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    account: &AccountRow,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    // No link may go to an unverified address, and none sent earlier may survive.
+    repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
+    ctx.mailer.queue(
+        conn,
+        now,
+        OutgoingMail {
+            to: account.email.clone(),
+            template: UNVERIFIED_TEMPLATE,
+            context: serde_json::json!({
+                "username": account.username,
+                "email": account.email,
+                "recovery_link": ctx.mailer.link("recovery", &[]),
+                "ip": client.ip,
+                "user_agent": client.user_agent,
+            }),
+            carries_token: false,
+        },
+    )?;
+    Ok(())
+}
+
+/// The link step for a login that matches no account: the same revocation, token, rendering,
+/// sealing and outbox insert as [`send_link`], then the whole transaction is rolled back, so
+/// nothing is stored and nothing is sent. It exists only so that the work after the answer is
+/// the same for known and unknown logins. (The token row itself cannot be rehearsed: it must
+/// reference an account.)
+fn rehearse_link(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<(), StepEnd> {
+    // An account id that cannot exist: the same indexed UPDATE, matching no row.
+    repo::email_tokens::revoke_all(conn, "", RESET_PASSWORD, repo::naive(now))?;
+    let token = tokens::new_token();
+    ctx.mailer.queue(
+        conn,
+        now,
+        OutgoingMail {
+            to: String::new(),
+            template: LINK_TEMPLATE,
+            context: link_context(ctx, "someone", &token.value, false, client),
+            carries_token: true,
+        },
+    )?;
+    Err(StepEnd::RolledBack)
+}
+
+/// Sets a new password with a reset link's token: checks the token and the password policy
+/// first (a refusal leaves the token usable), then consumes the token and sets the password in
+/// one transaction. Every session is revoked; no tokens are given back.
+pub async fn confirm(
+    ctx: &Ctx,
+    token: &str,
+    new_password: String,
+    client: ClientInfo,
+) -> Result<(), ConfirmResetError> {
+    let hash = tokens::hash_token(token);
+    let now = ctx.clock.now();
+    let lookup = hash.clone();
+    let account = ctx
+        .db
+        .run(move |conn| -> Result<Option<AccountRow>, Failure> {
+            let Some(t) =
+                repo::email_tokens::find_live(conn, &lookup, RESET_PASSWORD, repo::naive(now))?
+            else {
+                return Ok(None);
+            };
+            Ok(repo::accounts::find(conn, &t.account_id)?.filter(|a| a.email == t.email))
+        })
+        .await?
+        .ok_or(ConfirmResetError::InvalidToken)?;
+    let password = NewPassword::parse(&new_password, &[&account.username, &account.email])
+        .map_err(|e| {
+            ConfirmResetError::Invalid(vec![FieldIssue::new(
+                "new_password",
+                e.code(),
+                e.to_string(),
+            )])
+        })?;
+    let password_hash = ctx.passwords.hash(password.into_inner()).await?;
+    // Hashing took a moment: the token must still be live now, and is spent only here.
+    let now = ctx.clock.now();
+    let ctx2 = ctx.clone();
+    ctx.db
+        .run(move |conn| {
+            write_transaction(conn, |conn| -> Result<(), ConfirmResetError> {
+                let Some(t) =
+                    repo::email_tokens::consume(conn, &hash, RESET_PASSWORD, repo::naive(now))?
+                else {
+                    return Err(ConfirmResetError::InvalidToken);
+                };
+                // The address the link went to must still be the account's.
+                let account = repo::accounts::find(conn, &t.account_id)?
+                    .filter(|a| a.email == t.email)
+                    .ok_or(ConfirmResetError::InvalidToken)?;
+                accounts::set_password(
+                    &ctx2,
+                    conn,
+                    &account,
+                    &password_hash,
+                    PasswordChange {
+                        keep_session: None,
+                        how: "reset with an emailed link",
+                        event: EventType::PasswordReset,
+                        actor: Actor::Account(&account.id),
+                        client: &client,
+                        request_id: None,
+                    },
+                    now,
+                )?;
+                Ok(())
+            })
+        })
+        .await?;
+    ctx.mailer.wake();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::Templates;
+
+    fn client() -> ClientInfo {
+        ClientInfo {
+            ip: Some("203.0.113.7".into()),
+            user_agent: Some("<script>ua</script>".into()),
+        }
+    }
+
+    #[test]
+    fn the_link_mail_renders_its_link_and_escapes_values() {
+        let r = Templates::new()
+            .render(
+                LINK_TEMPLATE,
+                "PyPI-like",
+                &serde_json::json!({
+                    "username": "<b>jb</b>", "link": "https://f.test/reset-password?token=abc",
+                    "ttl": "1 hour", "two_factor": true, "ip": "203.0.113.7", "user_agent": null,
+                }),
+            )
+            .expect("renders");
+        assert_eq!(r.subject, "Reset your PyPI-like password");
+        assert!(r.text.contains("https://f.test/reset-password?token=abc"));
+        assert!(r.text.contains("expires in 1 hour"));
+        assert!(r.text.contains("Two-factor authentication stays on"));
+        assert!(r.html.contains("&lt;b&gt;jb"));
+        assert!(!r.html.contains("<b>jb</b>"));
+    }
+
+    #[test]
+    fn the_unverified_mail_explains_and_points_to_recovery_without_a_token() {
+        let c = client();
+        let r = Templates::new()
+            .render(
+                UNVERIFIED_TEMPLATE,
+                "PyPI-like",
+                &serde_json::json!({
+                    "username": "jb", "email": "jb@example.com",
+                    "recovery_link": "https://f.test/recovery",
+                    "ip": c.ip, "user_agent": c.user_agent,
+                }),
+            )
+            .expect("renders");
+        assert!(r.subject.contains("password reset request"));
+        assert!(r.text.contains("never verified"));
+        assert!(r.text.contains("https://f.test/recovery"));
+        assert!(!r.text.contains("token"));
+        assert!(!r.html.contains("<script>"));
+    }
+
+    #[test]
+    fn outcomes_have_stable_names() {
+        assert_eq!(Outcome::LinkSent.as_str(), "link_sent");
+        assert_eq!(Outcome::UnverifiedNotice.as_str(), "unverified_notice");
+        assert_eq!(Outcome::Capped.as_str(), "capped");
+        assert_eq!(Outcome::UnknownLogin.as_str(), "unknown_login");
+    }
+}
