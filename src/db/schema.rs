@@ -136,7 +136,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    recovery_requests (id) {
+        id -> Text,
+        username -> Text,
+        account_id -> Nullable<Text>,
+        contact_email -> Text,
+        reason -> Text,
+        status -> Text,
+        tracking_token_hash -> Text,
+        tracking_token_sealed -> Text,
+        ownership_token_hash -> Nullable<Text>,
+        ownership_token_sealed -> Nullable<Text>,
+        ownership -> Text,
+        ownership_answered_at -> Nullable<Timestamp>,
+        duplicate_of -> Nullable<Text>,
+        submitted_at -> Timestamp,
+        updated_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
+        decision_note -> Nullable<Text>,
+        deliver_to -> Nullable<Text>,
+        completion_token_hash -> Nullable<Text>,
+        link_due_at -> Nullable<Timestamp>,
+        link_sent_at -> Nullable<Timestamp>,
+        link_expires_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        submitted_ip -> Nullable<Text>,
+        submitted_user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    recovery_request_messages (id) {
+        id -> Text,
+        request_id -> Text,
+        kind -> Text,
+        author_id -> Nullable<Text>,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
+diesel::joinable!(recovery_request_messages -> recovery_requests (request_id));
 diesel::joinable!(recovery_codes -> recovery_code_sets (set_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(email_tokens -> accounts (account_id));
@@ -153,4 +196,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_code_sets,
     recovery_codes,
     mfa_challenges,
+    recovery_requests,
+    recovery_request_messages,
 );

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod email_tokens;
 pub mod outbox;
 pub mod rate_limits;
+pub mod recovery_requests;
 pub mod sessions;
 pub mod two_factor;
 

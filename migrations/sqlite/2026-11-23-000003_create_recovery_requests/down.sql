@@ -1,0 +1,2 @@
+DROP TABLE recovery_request_messages;
+DROP TABLE recovery_requests;
