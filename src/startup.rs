@@ -113,11 +113,30 @@ impl Application {
     /// message in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let dispatcher = tokio::spawn(self.dispatcher.run(stop_rx));
+        let dispatcher = tokio::spawn(self.dispatcher.run(stop_rx.clone()));
+        let maintenance = tokio::spawn(run_maintenance(self.ctx.clone(), stop_rx));
         let result = self.server.await;
         let _ = stop_tx.send(true);
         let _ = dispatcher.await;
+        let _ = maintenance.await;
         result
+    }
+}
+
+/// Time-driven work of recovery requests (held links coming due, expiry, auto-approval), twice
+/// a second in app time, until stopped.
+async fn run_maintenance(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if let Err(e) = crate::services::recovery_requests::run_due_work(&ctx).await {
+            tracing::warn!(error = %e, "recovery-request maintenance failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 

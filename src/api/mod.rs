@@ -4,12 +4,14 @@
 //! no business rule lives here.
 
 pub mod accounts;
+pub mod admin;
 pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod password_resets;
 pub mod problem;
+pub mod recovery_requests;
 pub mod sessions;
 pub mod two_factor;
 
@@ -46,7 +48,21 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(two_factor::get_recovery_codes_status)
         .service(two_factor::regenerate_recovery_codes)
         .service(password_resets::start_password_reset)
-        .service(password_resets::confirm_password_reset);
+        .service(password_resets::confirm_password_reset)
+        .service(recovery_requests::submit_recovery_request)
+        .service(recovery_requests::resend_tracking_links)
+        .service(recovery_requests::answer_recovery_ownership)
+        .service(recovery_requests::get_recovery_request)
+        .service(recovery_requests::reply_to_recovery_request)
+        .service(recovery_requests::withdraw_recovery_request)
+        .service(recovery_requests::complete_account_recovery)
+        .service(admin::list_recovery_requests)
+        .service(admin::get_recovery_request_detail)
+        .service(admin::add_recovery_request_note)
+        .service(admin::message_recovery_requester)
+        .service(admin::approve_recovery_request)
+        .service(admin::deny_recovery_request)
+        .service(admin::list_audit_events);
 }
 
 /// Paths that exist with the methods they accept, built once from the OpenAPI document, so

@@ -41,6 +41,13 @@ templates![
     "recovery_codes_regenerated",
     "password_reset",
     "password_reset_unverified",
+    "recovery_tracking",
+    "recovery_ownership",
+    "recovery_message",
+    "recovery_denied",
+    "recovery_link",
+    "recovery_pending",
+    "recovery_completed",
 ];
 
 /// The compiled templates.

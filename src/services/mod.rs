@@ -7,6 +7,7 @@ pub mod audit;
 pub mod health;
 pub mod password_reset;
 pub mod rate_limit;
+pub mod recovery_requests;
 pub mod sessions;
 pub mod two_factor;
 

@@ -12,6 +12,7 @@ mod login_limits;
 mod mail;
 mod openapi;
 mod password_resets;
+mod recovery_requests;
 mod secrets;
 mod sessions;
 mod two_factor;

@@ -7,20 +7,20 @@ use serde_json::{Value, json};
 use crate::support::{PASSWORD, TestApp, Tokens, json, problem, spawn_app};
 
 /// An account with 2FA on: its tokens, TOTP secret and first recovery codes.
-struct TwoFactorUser {
-    tokens: Tokens,
-    secret: TotpSecret,
-    codes: Vec<String>,
+pub(crate) struct TwoFactorUser {
+    pub(crate) tokens: Tokens,
+    pub(crate) secret: TotpSecret,
+    pub(crate) codes: Vec<String>,
 }
 
 impl TestApp {
-    fn totp_now(&self, secret: &TotpSecret, offset_secs: i64) -> String {
+    pub(crate) fn totp_now(&self, secret: &TotpSecret, offset_secs: i64) -> String {
         secret
             .code_at(self.clock.now().timestamp() + offset_secs)
             .expect("code")
     }
 
-    async fn mfa_token(&self, login: &str) -> String {
+    pub(crate) async fn mfa_token(&self, login: &str) -> String {
         let body = json(
             self.post(
                 "/api/v1/sessions",
@@ -36,7 +36,7 @@ impl TestApp {
         body["mfa_token"].as_str().expect("mfa token").to_string()
     }
 
-    async fn with_two_factor(&self, username: &str, email: &str) -> TwoFactorUser {
+    pub(crate) async fn with_two_factor(&self, username: &str, email: &str) -> TwoFactorUser {
         let tokens = self.verified_user(username, email, PASSWORD).await;
         let enrollment = json(
             self.post_auth(

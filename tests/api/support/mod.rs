@@ -317,6 +317,26 @@ impl TestApp {
         }
     }
 
+    /// Runs a statement on the app's database directly (test set-up only).
+    pub fn exec(&self, sql: &str) {
+        let mut conn = account_recovery::db::DbConnection::establish(&self.db.url())
+            .expect("connect to the test database");
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .expect("statement");
+    }
+
+    /// Registers a verified account and gives it the `support` role; returns its tokens.
+    pub async fn support_user(&self, username: &str) -> Tokens {
+        let email = format!("{username}@support.test");
+        self.verified_user(username, &email, PASSWORD).await;
+        self.exec(&format!(
+            "UPDATE accounts SET role = 'support' WHERE username_key = '{}'",
+            username.to_lowercase()
+        ));
+        self.login(username, PASSWORD).await
+    }
+
     /// Runs a query on the app's database directly (for at-rest checks).
     pub fn db_texts(&self, sql: &str) -> Vec<String> {
         #[derive(diesel::QueryableByName)]

@@ -1,0 +1,637 @@
+//! The support API (role `support`; other accounts get 403): the queue of recovery requests,
+//! one request with its evidence, notes, messages, approval, denial, and the audit log.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::accounts::page_number;
+use crate::api::extract::{Client, SupportUser};
+use crate::api::problem::{ApiError, Code, Problem};
+use crate::api::recovery_requests::{MessageBody, RecoveryStatusDto, invalid_transition};
+use crate::context::Ctx;
+use crate::db::repo::audit::AuditFilter;
+use crate::db::repo::recovery_requests::{QueueFilter, RequestRow};
+use crate::domain::RecoveryStatus;
+use crate::services::accounts;
+use crate::services::audit::EventView;
+use crate::services::recovery_requests::{
+    self, Approval, DeliverTo, Detail, MessageView, QueueItem, SupportError,
+};
+
+/// Queue filters and pagination.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QueueQuery {
+    /// Only this status (`submitted`, `in_review`, `needs_info`, `approved`, `denied`,
+    /// `withdrawn`, `completed`, `expired`).
+    pub status: Option<String>,
+    /// Only this username (as submitted).
+    pub username: Option<String>,
+    /// Page number, from 1 (default 1).
+    #[serde(default, deserialize_with = "page_number")]
+    #[param(minimum = 1)]
+    pub page: Option<i64>,
+    /// Items per page, 1 to 100 (default 50).
+    #[serde(default, deserialize_with = "page_number")]
+    #[param(minimum = 1, maximum = 100)]
+    pub per_page: Option<i64>,
+}
+
+/// Audit log filters and pagination.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this account's events (its id).
+    pub account: Option<String>,
+    /// Only this recovery request's events (its id).
+    pub request: Option<String>,
+    /// Only this event type, e.g. `recovery_request.approved`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// Page number, from 1 (default 1).
+    #[serde(default, deserialize_with = "page_number")]
+    #[param(minimum = 1)]
+    pub page: Option<i64>,
+    /// Items per page, 1 to 100 (default 50).
+    #[serde(default, deserialize_with = "page_number")]
+    #[param(minimum = 1, maximum = 100)]
+    pub per_page: Option<i64>,
+}
+
+fn empty_is_none(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// A request as support sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "5b8f0c52-6a1e-4d3b-9f7c-2e4a1b0c9d8e", "username": "jbber", "account_exists": true,
+    "contact_email": "jb.new@example.org", "reason": "I lost my phone and my recovery codes.",
+    "status": "in_review", "ownership": "proven", "duplicate_of": null,
+    "submitted_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-23T11:00:00Z", "age_seconds": 3600,
+    "decided_at": null, "decided_by": null, "decision_note": null, "deliver_to": null,
+    "link_due_at": null, "link_sent_at": null, "link_expires_at": null, "completed_at": null,
+    "submitted_ip": "203.0.113.7", "submitted_user_agent": "Mozilla/5.0"
+}))]
+pub struct AdminRequest {
+    /// Id.
+    pub id: String,
+    /// The username as submitted.
+    pub username: String,
+    /// Whether an account has it.
+    pub account_exists: bool,
+    /// Where the requester reads mail.
+    pub contact_email: String,
+    /// The requester's account of what happened.
+    pub reason: String,
+    /// Where it stands.
+    pub status: RecoveryStatusDto,
+    /// The owner's answer through the account's email: `unanswered`, `proven` or `disputed`.
+    pub ownership: String,
+    /// The earlier open request for the same account, when this one is a duplicate.
+    pub duplicate_of: Option<String>,
+    /// Filed at.
+    pub submitted_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Seconds since it was filed.
+    pub age_seconds: i64,
+    /// When approved or denied.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// `support:<id>` or `system`.
+    pub decided_by: Option<String>,
+    /// Approval comment or denial reason.
+    pub decision_note: Option<String>,
+    /// Where the completion link goes (with the justification for the contact email).
+    pub deliver_to: Option<String>,
+    /// When the completion link is due (after the waiting period when ownership is unproven).
+    pub link_due_at: Option<DateTime<Utc>>,
+    /// When it was sent.
+    pub link_sent_at: Option<DateTime<Utc>>,
+    /// When it expires.
+    pub link_expires_at: Option<DateTime<Utc>>,
+    /// When the recovery was completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// IP at submission.
+    pub submitted_ip: Option<String>,
+    /// User agent at submission.
+    pub submitted_user_agent: Option<String>,
+}
+
+fn admin_request(r: RequestRow, now: DateTime<Utc>) -> AdminRequest {
+    let utc = |t: chrono::NaiveDateTime| t.and_utc();
+    let status = RecoveryStatus::parse(&r.status).unwrap_or(RecoveryStatus::Submitted);
+    AdminRequest {
+        account_exists: r.account_id.is_some(),
+        age_seconds: (now - utc(r.submitted_at)).num_seconds().max(0),
+        id: r.id,
+        username: r.username,
+        contact_email: r.contact_email,
+        reason: r.reason,
+        status: status.into(),
+        ownership: r.ownership,
+        duplicate_of: r.duplicate_of,
+        submitted_at: utc(r.submitted_at),
+        updated_at: utc(r.updated_at),
+        decided_at: r.decided_at.map(utc),
+        decided_by: r.decided_by,
+        decision_note: r.decision_note,
+        deliver_to: r.deliver_to,
+        link_due_at: r.link_due_at.map(utc),
+        link_sent_at: r.link_sent_at.map(utc),
+        link_expires_at: r.link_expires_at.map(utc),
+        completed_at: r.completed_at.map(utc),
+        submitted_ip: r.submitted_ip,
+        submitted_user_agent: r.submitted_user_agent,
+    }
+}
+
+/// A page of the queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePage {
+    /// Oldest first.
+    pub items: Vec<AdminRequest>,
+    /// This page.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+    /// Requests in all pages.
+    pub total: i64,
+}
+
+/// Recovery codes in the evidence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodesEvidence {
+    /// When the current set was generated (null: never).
+    pub generated_at: Option<DateTime<Utc>>,
+    /// Codes in it.
+    pub total: u32,
+    /// Unused codes.
+    pub remaining: u32,
+    /// When one was last used.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// An earlier request of the same account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EarlierRequest {
+    /// Id.
+    pub id: String,
+    /// Its outcome or status.
+    pub status: RecoveryStatusDto,
+    /// Filed at.
+    pub submitted_at: DateTime<Utc>,
+    /// Decided at.
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// What support knows about the account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceResponse {
+    /// Whether an account has the username.
+    pub exists: bool,
+    /// Its id.
+    pub account_id: Option<String>,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Whether its email is verified.
+    pub email_verified: bool,
+    /// Last successful login.
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Whether 2FA is on.
+    pub two_factor_enabled: bool,
+    /// Recovery codes.
+    pub recovery_codes: CodesEvidence,
+    /// `unanswered`, `proven` or `disputed`.
+    pub ownership: String,
+    /// The account's other requests and their outcomes.
+    pub earlier_requests: Vec<EarlierRequest>,
+    /// The earlier open request this one duplicates.
+    pub duplicate_of: Option<String>,
+}
+
+/// Who wrote a message or note.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminMessageKind {
+    /// The requester.
+    Requester,
+    /// Support, to the requester.
+    Support,
+    /// An internal note (never shown to the requester).
+    Note,
+}
+
+/// A message or internal note.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "1e2d3c4b-0000-4000-8000-000000000001", "kind": "note",
+    "author_id": "9a8b7c6d-0000-4000-8000-000000000002", "body": "Ownership proven; approving.",
+    "sent_at": "2026-11-23T11:00:00Z"}))]
+pub struct AdminMessage {
+    /// Id.
+    pub id: String,
+    /// `requester`, `support` or `note`.
+    pub kind: AdminMessageKind,
+    /// The support user who wrote it.
+    pub author_id: Option<String>,
+    /// The text.
+    pub body: String,
+    /// When.
+    pub sent_at: DateTime<Utc>,
+}
+
+impl From<MessageView> for AdminMessage {
+    fn from(m: MessageView) -> Self {
+        Self {
+            kind: match m.kind.as_str() {
+                "requester" => AdminMessageKind::Requester,
+                "support" => AdminMessageKind::Support,
+                _ => AdminMessageKind::Note,
+            },
+            id: m.id,
+            author_id: m.author_id,
+            body: m.body,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// An audit event.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": 42, "type": "recovery_request.approved", "actor": "support:9a8b7c6d-0000-4000-8000-000000000002",
+    "account": "7f1c2a3e-0d4b-4e5f-8a9b-1c2d3e4f5a6b", "request": "5b8f0c52-6a1e-4d3b-9f7c-2e4a1b0c9d8e",
+    "ip": "203.0.113.9", "user_agent": "support-tool/1.0", "at": "2026-11-23T11:00:00Z",
+    "details": {"deliver_to": "account_email"}}))]
+pub struct AuditEvent {
+    /// Sequence number.
+    pub id: i64,
+    /// Dotted type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `account:<id>`, `support:<id>`, `system` or `anonymous`.
+    pub actor: String,
+    /// The account concerned.
+    pub account: Option<String>,
+    /// The recovery request concerned.
+    pub request: Option<String>,
+    /// From which IP.
+    pub ip: Option<String>,
+    /// From which user agent.
+    pub user_agent: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Details.
+    pub details: serde_json::Value,
+}
+
+impl From<EventView> for AuditEvent {
+    fn from(e: EventView) -> Self {
+        Self {
+            id: e.id,
+            event_type: e.event_type,
+            actor: e.actor,
+            account: e.account_id,
+            request: e.request_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            at: e.at,
+            details: e.details,
+        }
+    }
+}
+
+/// A page of audit events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub items: Vec<AuditEvent>,
+    /// This page.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+    /// Events in all pages.
+    pub total: i64,
+}
+
+/// One request in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminDetail {
+    /// The request.
+    pub request: AdminRequest,
+    /// The account's evidence.
+    pub evidence: EvidenceResponse,
+    /// Messages and internal notes, oldest first.
+    pub messages: Vec<AdminMessage>,
+    /// Its audit events, newest first.
+    pub timeline: Vec<AuditEvent>,
+}
+
+fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
+    let e = d.evidence;
+    let evidence = EvidenceResponse {
+        exists: e.account_exists,
+        account_id: e.account_id,
+        created_at: e.created_at,
+        email_verified: e.email_verified,
+        last_login_at: e.last_login_at,
+        two_factor_enabled: e.two_factor.enabled,
+        recovery_codes: CodesEvidence {
+            generated_at: e.two_factor.generated_at,
+            total: e.two_factor.total,
+            remaining: e.two_factor.remaining,
+            last_used_at: e.two_factor.last_used_at,
+        },
+        ownership: e.ownership,
+        earlier_requests: e
+            .earlier_requests
+            .into_iter()
+            .map(|r| EarlierRequest {
+                status: RecoveryStatus::parse(&r.status)
+                    .unwrap_or(RecoveryStatus::Submitted)
+                    .into(),
+                id: r.id,
+                submitted_at: r.submitted_at.and_utc(),
+                decided_at: r.decided_at.map(|t| t.and_utc()),
+            })
+            .collect(),
+        duplicate_of: d.request.duplicate_of.clone(),
+    };
+    AdminDetail {
+        request: admin_request(d.request, now),
+        evidence,
+        messages: d.messages.into_iter().map(AdminMessage::from).collect(),
+        timeline: d.timeline.into_iter().map(AuditEvent::from).collect(),
+    }
+}
+
+/// Where the completion link goes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverToDto {
+    /// The account's verified email (default).
+    #[default]
+    AccountEmail,
+    /// The request's contact email; needs a justification.
+    ContactEmail,
+}
+
+/// An approval.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"comment": "Ownership proven through the account email.", "deliver_to": "account_email"}))]
+pub struct ApproveBody {
+    /// A comment for the log.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Where the completion link goes (default `account_email`).
+    #[serde(default)]
+    pub deliver_to: DeliverToDto,
+    /// Why the contact email (required with `contact_email`).
+    #[serde(default)]
+    pub justification: Option<String>,
+}
+
+/// A denial.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"reason": "We could not verify that you own this account."}))]
+pub struct DenyBody {
+    /// Emailed to the requester.
+    #[schema(required = true)]
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl From<SupportError> for ApiError {
+    fn from(e: SupportError) -> Self {
+        match e {
+            SupportError::Invalid(issues) => issues.into(),
+            SupportError::NotFound => ApiError::not_found("No recovery request has this id."),
+            SupportError::InvalidTransition(t) => invalid_transition(t),
+            SupportError::NoAccount => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::InvalidTransition,
+                "No account has this username: there is nothing to recover.",
+            ),
+            SupportError::NoVerifiedEmail => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::NoVerifiedEmail,
+                "The account has no verified email address. Deliver to the contact email, with a justification.",
+            ),
+            SupportError::Failure(f) => f.into(),
+        }
+    }
+}
+
+/// The queue of recovery requests, oldest first, with each request's age.
+#[utoipa::path(
+    tag = "support",
+    operation_id = "list_recovery_requests",
+    security(("bearer" = [])),
+    params(QueueQuery),
+    responses(
+        (status = 200, description = "A page of requests.", body = QueuePage),
+        (status = 403, description = "Not a support account (`forbidden`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status, or page out of range.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/admin/recovery-requests")]
+pub async fn list_recovery_requests(
+    ctx: web::Data<Ctx>,
+    _support: SupportUser,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = accounts::page(query.page, query.per_page)?;
+    let filter = QueueFilter {
+        status: empty_is_none(&query.status),
+        username: empty_is_none(&query.username),
+    };
+    let (items, total) = recovery_requests::queue(&ctx, filter, page).await?;
+    let now = ctx.clock.now();
+    Ok(HttpResponse::Ok().json(QueuePage {
+        items: items
+            .into_iter()
+            .map(|QueueItem { request, .. }| admin_request(request, now))
+            .collect(),
+        page: page.page,
+        per_page: page.per_page,
+        total,
+    }))
+}
+
+/// One request: the request, the account's evidence, messages, internal notes and timeline.
+#[utoipa::path(
+    tag = "support",
+    operation_id = "get_recovery_request_detail",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's id.")),
+    responses(
+        (status = 200, description = "The request in full.", body = AdminDetail),
+        (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/admin/recovery-requests/{id}")]
+pub async fn get_recovery_request_detail(
+    ctx: web::Data<Ctx>,
+    _support: SupportUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let d = recovery_requests::detail(&ctx, &id).await?;
+    Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
+}
+
+/// Adds an internal note, never shown to the requester (a submitted request moves to review).
+#[utoipa::path(
+    tag = "support",
+    operation_id = "add_recovery_request_note",
+    security(("bearer" = [])),
+    request_body = MessageBody,
+    params(("id" = String, Path, description = "The request's id.")),
+    responses(
+        (status = 201, description = "Added.", body = AdminMessage),
+        (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or too long.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/admin/recovery-requests/{id}/notes")]
+pub async fn add_recovery_request_note(
+    ctx: web::Data<Ctx>,
+    SupportUser(who): SupportUser,
+    Client(client): Client,
+    id: web::Path<String>,
+    body: web::Json<MessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let m = recovery_requests::add_note(&ctx, &who, &id, body.body.as_deref(), client).await?;
+    Ok(HttpResponse::Created().json(AdminMessage::from(m)))
+}
+
+/// Sends a message to the requester (emailed); the request waits for their answer (`needs_info`).
+#[utoipa::path(
+    tag = "support",
+    operation_id = "message_recovery_requester",
+    security(("bearer" = [])),
+    request_body = MessageBody,
+    params(("id" = String, Path, description = "The request's id.")),
+    responses(
+        (status = 201, description = "Sent.", body = AdminMessage),
+        (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not possible in this status (`invalid_transition`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or too long.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/admin/recovery-requests/{id}/messages")]
+pub async fn message_recovery_requester(
+    ctx: web::Data<Ctx>,
+    SupportUser(who): SupportUser,
+    Client(client): Client,
+    id: web::Path<String>,
+    body: web::Json<MessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let m = recovery_requests::send_message(&ctx, &who, &id, body.body.as_deref(), client).await?;
+    Ok(HttpResponse::Created().json(AdminMessage::from(m)))
+}
+
+/// Approves a request. With ownership proven the completion link is emailed now; otherwise it is
+/// held for the waiting period and the account's verified email is told, with a link to stop it.
+#[utoipa::path(
+    tag = "support",
+    operation_id = "approve_recovery_request",
+    security(("bearer" = [])),
+    request_body = ApproveBody,
+    params(("id" = String, Path, description = "The request's id.")),
+    responses(
+        (status = 200, description = "Approved.", body = AdminDetail),
+        (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition` (status, or no such account) or `no_verified_email`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A justification is required with `contact_email`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/admin/recovery-requests/{id}/approve")]
+pub async fn approve_recovery_request(
+    ctx: web::Data<Ctx>,
+    SupportUser(who): SupportUser,
+    Client(client): Client,
+    id: web::Path<String>,
+    body: web::Json<ApproveBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let approval = Approval {
+        comment: b.comment,
+        deliver_to: match b.deliver_to {
+            DeliverToDto::AccountEmail => DeliverTo::AccountEmail,
+            DeliverToDto::ContactEmail => DeliverTo::ContactEmail,
+        },
+        justification: b.justification,
+    };
+    let d = recovery_requests::approve(&ctx, &who, &id, approval, client).await?;
+    Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
+}
+
+/// Denies a request; the requester is emailed the reason.
+#[utoipa::path(
+    tag = "support",
+    operation_id = "deny_recovery_request",
+    security(("bearer" = [])),
+    request_body = DenyBody,
+    params(("id" = String, Path, description = "The request's id.")),
+    responses(
+        (status = 200, description = "Denied.", body = AdminDetail),
+        (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not possible in this status (`invalid_transition`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The reason is required.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/admin/recovery-requests/{id}/deny")]
+pub async fn deny_recovery_request(
+    ctx: web::Data<Ctx>,
+    SupportUser(who): SupportUser,
+    Client(client): Client,
+    id: web::Path<String>,
+    body: web::Json<DenyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let d = recovery_requests::deny(&ctx, &who, &id, body.reason.as_deref(), client).await?;
+    Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
+}
+
+/// Every security event and support action, newest first; filter by account, request or type.
+#[utoipa::path(
+    tag = "support",
+    operation_id = "list_audit_events",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events.", body = AuditPage),
+        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Page out of range.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/admin/audit-events")]
+pub async fn list_audit_events(
+    ctx: web::Data<Ctx>,
+    _support: SupportUser,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = accounts::page(query.page, query.per_page)?;
+    let filter = AuditFilter {
+        account_id: empty_is_none(&query.account),
+        request_id: empty_is_none(&query.request),
+        event_type: empty_is_none(&query.event_type),
+    };
+    let (items, total) = recovery_requests::audit_events(&ctx, filter, page).await?;
+    Ok(HttpResponse::Ok().json(AuditPage {
+        items: items.into_iter().map(AuditEvent::from).collect(),
+        page: page.page,
+        per_page: page.per_page,
+        total,
+    }))
+}

@@ -1,0 +1,515 @@
+//! The requester's side of account-recovery requests: file one, follow it with the tracking
+//! token, reply, withdraw, answer the ownership mail, and complete an approved recovery.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::accounts::{Accepted, invalid_token};
+use crate::api::extract::Client;
+use crate::api::problem::{ApiError, Code, Problem};
+use crate::context::Ctx;
+use crate::domain::{Ownership, RecoveryStatus};
+use crate::services::recovery_requests::{
+    self, MessageView, RequesterError, RequesterView, Submission,
+};
+
+/// The `X-Tracking-Token` header: the request's tracking token (a missing one is a 404, like a
+/// wrong one).
+#[derive(Debug, Clone)]
+pub struct TrackingToken(pub String);
+
+impl FromRequest for TrackingToken {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get("x-tracking-token")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        Box::pin(async move { token.map(Self).ok_or_else(not_found) })
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("No recovery request matches this id and tracking token.")
+}
+
+/// A new recovery request. Every field is required; the three statements must be `true`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "username": "jbber", "contact_email": "jb.new@example.org",
+    "reason": "I lost my phone with the authenticator app and never saved my recovery codes.",
+    "recovery_codes_lost": true, "code_of_conduct_accepted": true, "processing_time_acknowledged": true
+}))]
+pub struct SubmitBody {
+    /// The account's username.
+    #[schema(required = true)]
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Where we can reach you (the tracking link goes there).
+    #[schema(required = true)]
+    #[serde(default)]
+    pub contact_email: Option<String>,
+    /// What happened, 10 to 5000 characters.
+    #[schema(required = true)]
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// "I never generated or have lost access to the recovery codes."
+    #[schema(required = true)]
+    #[serde(default)]
+    pub recovery_codes_lost: Option<bool>,
+    /// "I agree to follow the Code of Conduct."
+    #[schema(required = true)]
+    #[serde(default)]
+    pub code_of_conduct_accepted: Option<bool>,
+    /// "I understand that it may take a significant amount of time."
+    #[schema(required = true)]
+    #[serde(default)]
+    pub processing_time_acknowledged: Option<bool>,
+}
+
+/// A request's status, as stored and shown.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryStatusDto {
+    /// Filed, not yet looked at.
+    Submitted,
+    /// Support is looking at it.
+    InReview,
+    /// Support asked something.
+    NeedsInfo,
+    /// Approved: a completion link is (or will be) sent.
+    Approved,
+    /// Denied (final).
+    Denied,
+    /// Withdrawn (final).
+    Withdrawn,
+    /// Completed (final).
+    Completed,
+    /// The completion link expired.
+    Expired,
+}
+
+impl From<RecoveryStatus> for RecoveryStatusDto {
+    fn from(s: RecoveryStatus) -> Self {
+        match s {
+            RecoveryStatus::Submitted => Self::Submitted,
+            RecoveryStatus::InReview => Self::InReview,
+            RecoveryStatus::NeedsInfo => Self::NeedsInfo,
+            RecoveryStatus::Approved => Self::Approved,
+            RecoveryStatus::Denied => Self::Denied,
+            RecoveryStatus::Withdrawn => Self::Withdrawn,
+            RecoveryStatus::Completed => Self::Completed,
+            RecoveryStatus::Expired => Self::Expired,
+        }
+    }
+}
+
+/// The answer to a submission: the same whether or not the username exists.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "5b8f0c52-6a1e-4d3b-9f7c-2e4a1b0c9d8e", "status": "submitted",
+    "tracking_token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM",
+    "submitted_at": "2026-11-23T10:00:00Z"
+}))]
+pub struct SubmittedResponse {
+    /// The request's id.
+    pub id: String,
+    /// Always `submitted`.
+    pub status: RecoveryStatusDto,
+    /// Send as `X-Tracking-Token` to follow the request; shown once and mailed to the contact
+    /// email.
+    pub tracking_token: String,
+    /// When.
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageFrom {
+    /// The requester.
+    Requester,
+    /// Support staff.
+    Support,
+}
+
+/// A message between requester and support.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"from": "support", "body": "Which packages did you publish last?", "sent_at": "2026-11-24T09:00:00Z"}))]
+pub struct RequesterMessage {
+    /// Who wrote it.
+    pub from: MessageFrom,
+    /// The text.
+    pub body: String,
+    /// When.
+    pub sent_at: DateTime<Utc>,
+}
+
+impl From<MessageView> for RequesterMessage {
+    fn from(m: MessageView) -> Self {
+        Self {
+            from: if m.kind == "support" {
+                MessageFrom::Support
+            } else {
+                MessageFrom::Requester
+            },
+            body: m.body,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// The request as its requester sees it (never support's internal notes).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "5b8f0c52-6a1e-4d3b-9f7c-2e4a1b0c9d8e", "status": "needs_info",
+    "submitted_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-24T09:00:00Z",
+    "messages": [{"from": "support", "body": "Which packages did you publish last?", "sent_at": "2026-11-24T09:00:00Z"}],
+    "next_step": "Support needs more information from you: read their message below and reply here."
+}))]
+pub struct RequesterStatusResponse {
+    /// The request's id.
+    pub id: String,
+    /// Where it stands.
+    pub status: RecoveryStatusDto,
+    /// Filed at.
+    pub submitted_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Messages, oldest first.
+    pub messages: Vec<RequesterMessage>,
+    /// What happens next, for people.
+    pub next_step: &'static str,
+}
+
+impl From<RequesterView> for RequesterStatusResponse {
+    fn from(v: RequesterView) -> Self {
+        Self {
+            id: v.id,
+            status: v.status.into(),
+            submitted_at: v.submitted_at,
+            updated_at: v.updated_at,
+            messages: v.messages.into_iter().map(RequesterMessage::from).collect(),
+            next_step: v.status.next_step(),
+        }
+    }
+}
+
+/// A message body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"body": "My last release was mypkg 2.3.1 on 2026-10-02."}))]
+pub struct MessageBody {
+    /// 1 to 5000 characters.
+    #[schema(required = true)]
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// Asking for lost tracking links.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"contact_email": "jb.new@example.org"}))]
+pub struct TrackingLinksBody {
+    /// The contact email the requests were filed with.
+    #[schema(required = true)]
+    #[serde(default)]
+    pub contact_email: Option<String>,
+}
+
+/// The owner's answer to the ownership mail.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "confirm": false}))]
+pub struct OwnershipBody {
+    /// The `token` of the `recovery/verify` link.
+    pub token: String,
+    /// `true`: it was me; `false`: it was not me.
+    pub confirm: bool,
+}
+
+/// The owner's answer as recorded.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnershipDto {
+    /// No answer yet.
+    Unanswered,
+    /// It was me.
+    Proven,
+    /// It was not me.
+    Disputed,
+}
+
+impl From<Ownership> for OwnershipDto {
+    fn from(o: Ownership) -> Self {
+        match o {
+            Ownership::Unanswered => Self::Unanswered,
+            Ownership::Proven => Self::Proven,
+            Ownership::Disputed => Self::Disputed,
+        }
+    }
+}
+
+/// The recorded answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"ownership": "proven"}))]
+pub struct OwnershipResponse {
+    /// `proven` or `disputed`.
+    pub ownership: OwnershipDto,
+}
+
+/// Completing a recovery.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "new_password": "velvet compass harbor 19"}))]
+pub struct CompleteBody {
+    /// The `token` of the `recovery/complete` link.
+    pub token: String,
+    /// The new password (policy applies).
+    #[schema(required = true)]
+    #[serde(default)]
+    pub new_password: Option<String>,
+}
+
+/// A completed recovery.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "completed", "username": "jbber",
+    "next_step": "Log in with your new password and set up two-factor authentication again."}))]
+pub struct CompletedResponse {
+    /// Always `completed`.
+    pub status: RecoveryStatusDto,
+    /// The recovered account.
+    pub username: String,
+    /// What to do now.
+    pub next_step: &'static str,
+}
+
+impl From<RequesterError> for ApiError {
+    fn from(e: RequesterError) -> Self {
+        match e {
+            RequesterError::Invalid(issues) => issues.into(),
+            RequesterError::RateLimited { retry_after_secs } => ApiError::rate_limited(
+                retry_after_secs,
+                "Too many requests from your network. Try again later.",
+            ),
+            RequesterError::NotFound => not_found(),
+            RequesterError::InvalidTransition(t) => invalid_transition(t),
+            RequesterError::InvalidToken => invalid_token(),
+            RequesterError::Failure(f) => f.into(),
+        }
+    }
+}
+
+/// The 409 of a status change the table does not allow.
+pub fn invalid_transition(t: crate::domain::InvalidTransition) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        Code::InvalidTransition,
+        format!("This cannot be done to a request that is {}.", t.from),
+    )
+}
+
+/// Files an account-recovery request for someone who lost every factor.
+///
+/// The answer is the same 202 whether or not the username exists. The tracking link goes to
+/// the contact email; when the account has a verified email, an ownership mail goes there too.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "submit_recovery_request",
+    request_body = SubmitBody,
+    responses(
+        (status = 202, description = "Filed.", body = SubmittedResponse),
+        (status = 422, description = "Field errors, one per field (`required`, `too_short`, `must_be_true`, …).", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:validation_failed", "title": "Validation failed",
+                "status": 422, "detail": "code_of_conduct_accepted: must be true", "code": "validation_failed",
+                "errors": [{"field": "code_of_conduct_accepted", "code": "must_be_true", "message": "must be true"}]})),
+        (status = 429, description = "Too many submissions from this network (`rate_limited`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/recovery-requests")]
+pub async fn submit_recovery_request(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<SubmitBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let done = recovery_requests::submit(
+        &ctx,
+        Submission {
+            username: b.username,
+            contact_email: b.contact_email,
+            reason: b.reason,
+            recovery_codes_lost: b.recovery_codes_lost,
+            code_of_conduct_accepted: b.code_of_conduct_accepted,
+            processing_time_acknowledged: b.processing_time_acknowledged,
+        },
+        client,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(SubmittedResponse {
+        id: done.id,
+        status: RecoveryStatusDto::Submitted,
+        tracking_token: done.tracking_token,
+        submitted_at: done.submitted_at,
+    }))
+}
+
+/// Mails the tracking links of the open requests filed with this contact email again.
+/// Always 202: the answer says nothing about whether there are any.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "resend_tracking_links",
+    request_body = TrackingLinksBody,
+    responses(
+        (status = 202, description = "Accepted.", body = Accepted),
+        (status = 422, description = "The address is missing or malformed.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this network.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/recovery-requests/tracking-links")]
+pub async fn resend_tracking_links(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<TrackingLinksBody>,
+) -> Result<HttpResponse, ApiError> {
+    recovery_requests::resend_tracking_links(&ctx, body.contact_email.as_deref(), client).await?;
+    Ok(HttpResponse::Accepted().json(Accepted { status: "accepted" }))
+}
+
+/// The request's status, messages and next step, for the holder of its tracking token.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "get_recovery_request",
+    params(
+        ("id" = String, Path, description = "The request's id."),
+        ("X-Tracking-Token" = String, Header, description = "The request's tracking token."),
+    ),
+    responses(
+        (status = 200, description = "The request.", body = RequesterStatusResponse),
+        (status = 404, description = "Wrong id or token.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/recovery-requests/{id}")]
+pub async fn get_recovery_request(
+    ctx: web::Data<Ctx>,
+    id: web::Path<String>,
+    TrackingToken(token): TrackingToken,
+) -> Result<HttpResponse, ApiError> {
+    let view = recovery_requests::status(&ctx, &id, &token).await?;
+    Ok(HttpResponse::Ok().json(RequesterStatusResponse::from(view)))
+}
+
+/// A reply to support; a request waiting for information goes back to review.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "reply_to_recovery_request",
+    request_body = MessageBody,
+    params(
+        ("id" = String, Path, description = "The request's id."),
+        ("X-Tracking-Token" = String, Header, description = "The request's tracking token."),
+    ),
+    responses(
+        (status = 201, description = "Recorded.", body = RequesterMessage),
+        (status = 404, description = "Wrong id or token.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The request is closed (`invalid_transition`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or too long.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/recovery-requests/{id}/messages")]
+pub async fn reply_to_recovery_request(
+    ctx: web::Data<Ctx>,
+    id: web::Path<String>,
+    TrackingToken(token): TrackingToken,
+    Client(client): Client,
+    body: web::Json<MessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let m = recovery_requests::reply(&ctx, &id, &token, body.body.as_deref(), client).await?;
+    Ok(HttpResponse::Created().json(RequesterMessage::from(m)))
+}
+
+/// Withdraws the request.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "withdraw_recovery_request",
+    params(
+        ("id" = String, Path, description = "The request's id."),
+        ("X-Tracking-Token" = String, Header, description = "The request's tracking token."),
+    ),
+    responses(
+        (status = 204, description = "Withdrawn."),
+        (status = 404, description = "Wrong id or token.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`invalid_transition`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/recovery-requests/{id}")]
+pub async fn withdraw_recovery_request(
+    ctx: web::Data<Ctx>,
+    id: web::Path<String>,
+    TrackingToken(token): TrackingToken,
+    Client(client): Client,
+) -> Result<HttpResponse, ApiError> {
+    recovery_requests::withdraw(&ctx, &id, &token, client).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The account owner's answer to the ownership mail: "it was me" or "it was not me".
+///
+/// "It was not me" stops an approved request's completion link and sends it back to review.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "answer_recovery_ownership",
+    request_body = OwnershipBody,
+    responses(
+        (status = 200, description = "Recorded.", body = OwnershipResponse),
+        (status = 400, description = "Unknown token, or the request is closed (`invalid_token`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/recovery-requests/verify-email")]
+pub async fn answer_recovery_ownership(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<OwnershipBody>,
+) -> Result<HttpResponse, ApiError> {
+    let o = recovery_requests::answer_ownership(&ctx, &body.token, body.confirm, client).await?;
+    Ok(HttpResponse::Ok().json(OwnershipResponse {
+        ownership: o.into(),
+    }))
+}
+
+/// Completes an approved recovery with the single-use link.
+///
+/// Sets the new password, removes TOTP and every recovery code, revokes every session, and
+/// marks the request completed. The owner then logs in with the password alone and sets up
+/// two-factor authentication again.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "complete_account_recovery",
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "Recovered.", body = CompletedResponse),
+        (status = 400, description = "Unknown, used, expired or stopped link (`invalid_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The new password is refused, with the reason (the link stays usable).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/account-recovery/complete")]
+pub async fn complete_account_recovery(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    body: web::Json<CompleteBody>,
+) -> Result<HttpResponse, ApiError> {
+    let done = recovery_requests::complete(&ctx, &body.token, body.new_password.as_deref(), client)
+        .await?;
+    Ok(HttpResponse::Ok().json(CompletedResponse {
+        status: RecoveryStatusDto::Completed,
+        username: done.username,
+        next_step: RecoveryStatus::Completed.next_step(),
+    }))
+}

@@ -1,0 +1,302 @@
+//! Account-recovery requests: their statuses and the only moves between them (API.md).
+//!
+//! The transition table lives here and only here; every status change in the service goes
+//! through [`RecoveryStatus::apply`].
+
+use std::fmt;
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecoveryStatus {
+    /// Filed, not yet looked at.
+    Submitted,
+    /// Support is looking at it.
+    InReview,
+    /// Support asked the requester something.
+    NeedsInfo,
+    /// Support (or the system) approved it: a completion link is (or will be) sent.
+    Approved,
+    /// Support refused it. Final.
+    Denied,
+    /// The requester withdrew it. Final.
+    Withdrawn,
+    /// The owner set a new password with the completion link. Final.
+    Completed,
+    /// The completion link was not used in time.
+    Expired,
+}
+
+/// Something that happens to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecoveryAction {
+    /// Support adds an internal note.
+    AddNote,
+    /// Support sends a message to the requester.
+    SendMessage,
+    /// The requester replies.
+    Reply,
+    /// Support (or the system) approves.
+    Approve,
+    /// Support denies.
+    Deny,
+    /// The requester withdraws.
+    Withdraw,
+    /// The owner completes with the link.
+    Complete,
+    /// The completion link ran out.
+    Expire,
+    /// The account's owner says "it was not me" before completion.
+    Dispute,
+}
+
+/// A move the table does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a request that is {from} cannot be changed by {action:?}")]
+pub struct InvalidTransition {
+    /// The status it was in.
+    pub from: RecoveryStatus,
+    /// What was attempted.
+    pub action: RecoveryAction,
+}
+
+impl RecoveryStatus {
+    /// Every status.
+    pub const ALL: [RecoveryStatus; 8] = [
+        Self::Submitted,
+        Self::InReview,
+        Self::NeedsInfo,
+        Self::Approved,
+        Self::Denied,
+        Self::Withdrawn,
+        Self::Completed,
+        Self::Expired,
+    ];
+
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::InReview => "in_review",
+            Self::NeedsInfo => "needs_info",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Withdrawn => "withdrawn",
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Reads a stored or queried status.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Completed, denied and withdrawn requests never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Denied | Self::Withdrawn)
+    }
+
+    /// Open requests still need someone: the requester's links work while a request is open.
+    pub fn is_open(self) -> bool {
+        !self.is_final()
+    }
+
+    /// The status after `action`, or the refusal. Notes never change a status except the
+    /// first one on a submitted request; a message to a requester already asked stays
+    /// `needs_info`; a reply outside `needs_info` is recorded without a move.
+    pub fn apply(self, action: RecoveryAction) -> Result<Self, InvalidTransition> {
+        use RecoveryAction as A;
+        use RecoveryStatus as S;
+        let next = match (self, action) {
+            (S::Submitted, A::AddNote) => Some(S::InReview),
+            (s, A::AddNote) => Some(s),
+            (S::Submitted | S::InReview | S::NeedsInfo, A::SendMessage) => Some(S::NeedsInfo),
+            (S::NeedsInfo, A::Reply) => Some(S::InReview),
+            (S::Submitted | S::InReview, A::Reply) => Some(self),
+            (S::Submitted | S::InReview | S::NeedsInfo | S::Expired, A::Approve) => {
+                Some(S::Approved)
+            }
+            (S::Submitted | S::InReview | S::NeedsInfo, A::Deny) => Some(S::Denied),
+            (S::Submitted | S::InReview | S::NeedsInfo | S::Approved, A::Withdraw) => {
+                Some(S::Withdrawn)
+            }
+            (S::Approved, A::Complete) => Some(S::Completed),
+            (S::Approved, A::Expire) => Some(S::Expired),
+            (S::Approved, A::Dispute) => Some(S::InReview),
+            _ => None,
+        };
+        next.ok_or(InvalidTransition { from: self, action })
+    }
+
+    /// What happens next, in a sentence for the requester.
+    pub fn next_step(self) -> &'static str {
+        match self {
+            Self::Submitted => {
+                "Your request was received. Support will review it; this can take a while. If the \
+                 account's email address still reaches you, answer the message we sent there: \
+                 it speeds things up."
+            }
+            Self::InReview => {
+                "Support is reviewing your request. We will email you when something changes."
+            }
+            Self::NeedsInfo => {
+                "Support needs more information from you: read their message below and reply here."
+            }
+            Self::Approved => {
+                "Your request was approved. A link to set a new password is emailed to you (when \
+                 ownership could not be confirmed, after a waiting period). It works once."
+            }
+            Self::Denied => "Your request was denied. The reason was emailed to you.",
+            Self::Withdrawn => "You withdrew this request. You can file a new one at any time.",
+            Self::Completed => {
+                "Your account was recovered. Log in with your new password and set up two-factor \
+                 authentication again."
+            }
+            Self::Expired => {
+                "The link to recover your account expired before it was used. Contact support to \
+                 have it sent again."
+            }
+        }
+    }
+}
+
+impl fmt::Display for RecoveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the account's owner confirmed the request through the account's email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// No answer (or no verified email to ask).
+    Unanswered,
+    /// "It was me."
+    Proven,
+    /// "It was not me."
+    Disputed,
+}
+
+impl Ownership {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unanswered => "unanswered",
+            Self::Proven => "proven",
+            Self::Disputed => "disputed",
+        }
+    }
+
+    /// Reads a stored value.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "proven" => Self::Proven,
+            "disputed" => Self::Disputed,
+            _ => Self::Unanswered,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecoveryAction as A;
+    use super::RecoveryStatus as S;
+    use super::*;
+
+    const ACTIONS: [RecoveryAction; 9] = [
+        A::AddNote,
+        A::SendMessage,
+        A::Reply,
+        A::Approve,
+        A::Deny,
+        A::Withdraw,
+        A::Complete,
+        A::Expire,
+        A::Dispute,
+    ];
+
+    /// The moves of API.md's table (plus the status-keeping notes, messages and replies).
+    fn allowed() -> Vec<(S, A, S)> {
+        vec![
+            (S::Submitted, A::AddNote, S::InReview),
+            (S::InReview, A::AddNote, S::InReview),
+            (S::NeedsInfo, A::AddNote, S::NeedsInfo),
+            (S::Approved, A::AddNote, S::Approved),
+            (S::Denied, A::AddNote, S::Denied),
+            (S::Withdrawn, A::AddNote, S::Withdrawn),
+            (S::Completed, A::AddNote, S::Completed),
+            (S::Expired, A::AddNote, S::Expired),
+            (S::Submitted, A::SendMessage, S::NeedsInfo),
+            (S::InReview, A::SendMessage, S::NeedsInfo),
+            (S::NeedsInfo, A::SendMessage, S::NeedsInfo),
+            (S::NeedsInfo, A::Reply, S::InReview),
+            (S::Submitted, A::Reply, S::Submitted),
+            (S::InReview, A::Reply, S::InReview),
+            (S::Submitted, A::Approve, S::Approved),
+            (S::InReview, A::Approve, S::Approved),
+            (S::NeedsInfo, A::Approve, S::Approved),
+            (S::Expired, A::Approve, S::Approved),
+            (S::Submitted, A::Deny, S::Denied),
+            (S::InReview, A::Deny, S::Denied),
+            (S::NeedsInfo, A::Deny, S::Denied),
+            (S::Submitted, A::Withdraw, S::Withdrawn),
+            (S::InReview, A::Withdraw, S::Withdrawn),
+            (S::NeedsInfo, A::Withdraw, S::Withdrawn),
+            (S::Approved, A::Withdraw, S::Withdrawn),
+            (S::Approved, A::Complete, S::Completed),
+            (S::Approved, A::Expire, S::Expired),
+            (S::Approved, A::Dispute, S::InReview),
+        ]
+    }
+
+    #[test]
+    fn every_allowed_move_leads_where_the_table_says() {
+        for (from, action, to) in allowed() {
+            assert_eq!(from.apply(action), Ok(to), "{from} {action:?}");
+        }
+    }
+
+    #[test]
+    fn every_other_move_is_refused() {
+        let allowed = allowed();
+        for from in S::ALL {
+            for action in ACTIONS {
+                if allowed.iter().any(|(f, a, _)| *f == from && *a == action) {
+                    continue;
+                }
+                assert_eq!(
+                    from.apply(action),
+                    Err(InvalidTransition { from, action }),
+                    "{from} {action:?} must be refused"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn final_statuses_never_move_except_for_notes() {
+        for from in [S::Completed, S::Denied, S::Withdrawn] {
+            assert!(from.is_final());
+            for action in ACTIONS {
+                if let Ok(to) = from.apply(action) {
+                    assert_eq!((action, to), (A::AddNote, from));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in S::ALL {
+            assert_eq!(S::parse(s.as_str()), Some(s));
+            assert!(!s.next_step().is_empty());
+        }
+        for o in [
+            Ownership::Unanswered,
+            Ownership::Proven,
+            Ownership::Disputed,
+        ] {
+            assert_eq!(Ownership::parse(o.as_str()), o);
+        }
+    }
+}
