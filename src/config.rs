@@ -204,6 +204,27 @@ pub struct RateLimits {
     pub registration_per_ip: Limit,
 }
 
+impl RateLimits {
+    /// The longest window of any limit: older counted events can be forgotten.
+    pub fn longest_window(&self) -> Duration {
+        [
+            self.login_per_account,
+            self.login_per_ip,
+            self.second_factor,
+            self.password_reset_per_ip,
+            self.password_reset_emails,
+            self.verification_emails,
+            self.recovery_request_per_ip,
+            self.ownership_emails,
+            self.registration_per_ip,
+        ]
+        .iter()
+        .map(|l| l.window)
+        .max()
+        .unwrap_or(Duration::from_secs(3600))
+    }
+}
+
 /// Everything the service needs to start, validated.
 #[derive(Debug, Clone)]
 pub struct Config {

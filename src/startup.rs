@@ -123,15 +123,23 @@ impl Application {
     }
 }
 
-/// Time-driven work of recovery requests (held links coming due, expiry, auto-approval), twice
-/// a second in app time, until stopped.
+/// Time-driven work, until stopped: recovery requests (held links coming due, expiry,
+/// auto-approval) twice a second in app time, and forgetting old rate-limit events once a
+/// minute.
 async fn run_maintenance(ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
         if *stop.borrow() {
             break;
         }
         if let Err(e) = crate::services::recovery_requests::run_due_work(&ctx).await {
             tracing::warn!(error = %e, "recovery-request maintenance failed");
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+            last_prune = Some(std::time::Instant::now());
+            if let Err(e) = crate::services::rate_limit::prune(&ctx).await {
+                tracing::warn!(error = %e, "rate-limit housekeeping failed");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}

@@ -48,3 +48,17 @@ pub fn hit(conn: &mut DbConnection, bucket: &str, now: DateTime<Utc>) -> QueryRe
 pub fn reset(conn: &mut DbConnection, bucket: &str) -> QueryResult<()> {
     repo::rate_limits::clear(conn, bucket).map(|_| ())
 }
+
+/// Forgets events that no limit's window reaches any more (housekeeping); returns how many.
+pub async fn prune(ctx: &crate::context::Ctx) -> Result<usize, crate::services::Failure> {
+    let window = chrono::Duration::from_std(ctx.config.rate_limits.longest_window())
+        .unwrap_or(chrono::Duration::days(1));
+    let before = repo::naive(ctx.clock.now() - window);
+    ctx.db
+        .run(move |conn| {
+            crate::db::write_transaction(conn, |conn| -> Result<usize, crate::services::Failure> {
+                Ok(repo::rate_limits::prune(conn, before)?)
+            })
+        })
+        .await
+}

@@ -195,3 +195,52 @@ async fn the_socket_address_counts_when_the_peer_is_no_trusted_proxy() {
     // A forged X-Forwarded-For does not buy a new budget.
     limited(app.login_from("203.0.113.3", "user-3", "wrong").await, 900).await;
 }
+
+#[tokio::test]
+async fn a_locked_out_account_can_still_reset_its_password_and_file_a_recovery_request() {
+    let app = crate::support::spawn_app_with(|env| {
+        env.insert("RATE_LIMIT_LOGIN_PER_ACCOUNT".into(), "3/1h".into());
+    })
+    .await;
+    app.verified_user("jbber", "jb@example.com", crate::support::PASSWORD)
+        .await;
+    for _ in 0..3 {
+        let res = app
+            .post(
+                "/api/v1/sessions",
+                serde_json::json!({"login": "jbber", "password": "not it at all"}),
+            )
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = app
+        .post(
+            "/api/v1/sessions",
+            serde_json::json!({"login": "jbber", "password": crate::support::PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 429, "the account is locked out");
+
+    let res = app
+        .post(
+            "/api/v1/password-resets",
+            serde_json::json!({"login": "jbber"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let mail = app.smtp.wait_for_subject("jb@example.com", "eset").await;
+    assert!(mail.link_param("reset-password", "token").is_some());
+
+    let res = app
+        .post(
+            "/api/v1/recovery-requests",
+            serde_json::json!({
+                "username": "jbber", "contact_email": "jb.new@example.org",
+                "reason": "Locked out after too many attempts; I lost my phone too.",
+                "recovery_codes_lost": true, "code_of_conduct_accepted": true,
+                "processing_time_acknowledged": true
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+}
