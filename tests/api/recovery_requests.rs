@@ -686,3 +686,115 @@ async fn a_second_request_is_a_duplicate_and_lost_links_are_sent_again() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(app.smtp.to("nobody@example.org").is_empty());
 }
+
+#[tokio::test]
+async fn the_auto_approval_policy_approves_a_proven_request_in_the_owners_name() {
+    let app = crate::support::spawn_app_with(|env| {
+        env.insert("RECOVERY_AUTO_APPROVE_AFTER".into(), "48h".into());
+    })
+    .await;
+    app.with_two_factor("jbber", "jb@example.com").await;
+    let (id, token) = submit(&app, "jbber", "jb.new@example.org").await;
+    let ownership = mail_with(&app, "jb@example.com", "Did you ask").await;
+    assert!(
+        ownership
+            .text()
+            .contains("approved automatically after 48 hours")
+    );
+    let verify = ownership
+        .link_param("recovery/verify", "token")
+        .expect("token");
+    json(
+        app.post(
+            "/api/v1/recovery-requests/verify-email",
+            json!({"token": verify, "confirm": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    app.clock.advance(chrono::Duration::hours(47));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(count(&app, "jb@example.com", "Recover your"), 0);
+    app.clock.advance(chrono::Duration::hours(2));
+    let link = mail_with(&app, "jb@example.com", "Recover your").await;
+    assert!(link.text().contains("automatically"));
+    assert!(
+        link.link("recovery/verify").is_some(),
+        "the mail carries the link to stop it"
+    );
+    assert_eq!(
+        json(tracked(&app, &id, &token).await, 200).await["status"],
+        "approved"
+    );
+    let support = app.support_user("ana").await;
+    let audit = json(
+        app.get_auth(
+            &format!("/api/v1/admin/audit-events?request={id}&type=recovery_request.approved"),
+            &support.access,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(audit["items"][0]["actor"], "system");
+}
+
+#[tokio::test]
+async fn without_a_verified_email_the_link_goes_to_the_contact_email_with_a_justification() {
+    let app = spawn_app().await;
+    app.register("jbber", "jb@example.com", PASSWORD).await;
+    let support = app.support_user("ana").await;
+    let (id, _) = submit(&app, "jbber", "jb.new@example.org").await;
+    problem(
+        admin_post(&app, &support.access, &format!("{id}/approve"), json!({})).await,
+        409,
+        "no_verified_email",
+    )
+    .await;
+    problem(
+        admin_post(
+            &app,
+            &support.access,
+            &format!("{id}/approve"),
+            json!({"deliver_to": "contact_email"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    json(
+        admin_post(
+            &app,
+            &support.access,
+            &format!("{id}/approve"),
+            json!({"deliver_to": "contact_email", "justification": "Matched the signing key of their last release."}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    // Ownership could not be proven: the link waits out the period, then goes to the contact.
+    app.clock.advance(chrono::Duration::hours(73));
+    let link = mail_with(&app, "jb.new@example.org", "Recover your").await;
+    assert!(link.link_param("recovery/complete", "token").is_some());
+    assert!(
+        app.smtp
+            .to("jb@example.com")
+            .iter()
+            .all(|m| !m.subject().contains("Recover your"))
+    );
+}
+
+#[tokio::test]
+async fn repeated_requests_never_flood_the_owners_inbox() {
+    let app = spawn_app().await;
+    app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    for i in 0..5 {
+        submit(&app, "jbber", &format!("c{i}@example.org")).await;
+    }
+    app.smtp.wait_for("c4@example.org", 1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(count(&app, "jb@example.com", "Did you ask"), 3);
+}
