@@ -16,3 +16,4 @@ mod recovery_requests;
 mod secrets;
 mod sessions;
 mod two_factor;
+mod two_instances;

@@ -145,13 +145,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the app after `adjust` changed the settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
-    spawn_app_full(adjust, Some(probe_routes)).await
+    spawn_app_full(adjust, Some(probe_routes)).await.0
 }
 
 async fn spawn_app_full(
     adjust: impl FnOnce(&mut HashMap<String, String>),
     extra: Option<ExtraRoutes>,
-) -> TestApp {
+) -> (TestApp, actix_web::dev::ServerHandle) {
     let smtp = SmtpSink::start().await;
     let db = TestDb::create();
     let mut env = base_env(&db, smtp.port());
@@ -162,18 +162,43 @@ async fn spawn_app_full(
         .await
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    TestApp {
+    let app = TestApp {
         address,
         http,
         clock,
         smtp,
         db,
         env,
+    };
+    (app, handle)
+}
+
+/// Another app process on the database, SMTP sink and clock of a [`TestApp`].
+pub struct Instance {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// Stops this instance.
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// Starts a second `Application` with the same settings (database URL, SMTP sink, secrets)
+    /// and the same clock, on its own port.
+    pub async fn spawn_second_instance(&self) -> Instance {
+        let config = Config::from_map(&self.env).expect("test configuration is valid");
+        let app = Application::build_with(config, self.clock.clone(), Signals::Ignore, None)
+            .await
+            .expect("second instance builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Instance { address, handle }
     }
 }
 
