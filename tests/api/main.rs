@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod cli;
 mod errors;
+mod faults;
 mod health;
 mod http_headers;
 mod login_limits;

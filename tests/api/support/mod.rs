@@ -2,6 +2,7 @@
 //! folder, or a new PostgreSQL database when `TEST_POSTGRES_URL` is set), a real SMTP listener
 //! on loopback, an HTTP client and a clock the test moves.
 
+pub mod relay;
 pub mod smtp;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use chrono::Utc;
 use diesel::{Connection as _, RunQueryDsl as _};
 use serde_json::Value;
 
+pub use relay::TcpRelay;
 pub use smtp::{Mail, SmtpSink};
 
 /// A running app and everything a test drives it with.
