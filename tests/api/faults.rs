@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{PASSWORD, TcpRelay, json, problem, spawn_app_with};
+use crate::support::relay::TcpRelay;
+use crate::support::{PASSWORD, json, problem, spawn_app_with};
 
 /// `host:port` of the PostgreSQL server the tests use, or `None` on SQLite.
 fn postgres_server() -> Option<String> {

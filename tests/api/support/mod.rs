@@ -15,7 +15,6 @@ use chrono::Utc;
 use diesel::{Connection as _, RunQueryDsl as _};
 use serde_json::Value;
 
-pub use relay::TcpRelay;
 pub use smtp::{Mail, SmtpSink};
 
 /// A running app and everything a test drives it with.
