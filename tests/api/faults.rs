@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::relay::TcpRelay;
-use crate::support::{PASSWORD, json, problem, spawn_app_with};
+use crate::support::{PASSWORD, json, problem, spawn_app_with, spawn_app_with_handle};
 
 /// `host:port` of the PostgreSQL server the tests use, or `None` on SQLite.
 fn postgres_server() -> Option<String> {
@@ -78,4 +78,78 @@ async fn the_database_goes_away_and_comes_back_without_a_restart() {
     }
     let body = json(login().await, 200).await;
     assert_eq!(body["status"], "authenticated");
+}
+
+#[tokio::test]
+async fn a_graceful_stop_finishes_the_request_in_flight_and_refuses_new_connections() {
+    // A real slow request: a login whose password hash is expensive to verify.
+    let (app, handle) = spawn_app_with_handle(|env| {
+        env.insert("ARGON2_MEMORY_KIB".into(), "65536".into());
+        env.insert("ARGON2_ITERATIONS".into(), "12".into());
+    })
+    .await;
+    app.verified_user("ana", "ana@example.com", PASSWORD).await;
+    let started = Instant::now();
+    app.login("ana", PASSWORD).await;
+    let cost = started.elapsed();
+    assert!(
+        cost >= Duration::from_millis(400),
+        "a login takes {cost:?}: too fast to be caught in flight"
+    );
+
+    let http = app.http.clone();
+    let url = app.url("/api/v1/sessions");
+    let in_flight = tokio::spawn(async move {
+        http.post(url)
+            .json(&json!({"login": "ana", "password": PASSWORD}))
+            .send()
+            .await
+    });
+    // Let the request reach the handler, well before it can finish.
+    tokio::time::sleep(cost / 4).await;
+    let stopping = tokio::spawn(handle.stop(true));
+
+    // New connections are refused soon after the stop (bounded wait).
+    let port = url::Url::parse(&app.address)
+        .expect("address")
+        .port()
+        .expect("port");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                break;
+            }
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "still accepting after the stop");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert!(
+        !in_flight.is_finished(),
+        "the request finished before the stop took effect; nothing was in flight"
+    );
+
+    // The request in flight still gets its full answer.
+    let res = tokio::time::timeout(Duration::from_secs(30), in_flight)
+        .await
+        .expect("the request in flight completes")
+        .expect("task")
+        .expect("an answer, not a dropped connection");
+    let body = json(res, 200).await;
+    assert_eq!(body["status"], "authenticated", "{body}");
+    assert!(body["access_token"].is_string());
+    tokio::time::timeout(Duration::from_secs(30), stopping)
+        .await
+        .expect("the server stops")
+        .expect("task");
+    // And a fresh client cannot get in afterwards.
+    let fresh = reqwest::Client::new()
+        .get(app.url("/health/live"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(fresh.is_err(), "answered after the stop: {fresh:?}");
 }

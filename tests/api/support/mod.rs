@@ -149,6 +149,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -
     spawn_app_full(adjust, Some(probe_routes)).await.0
 }
 
+/// Like [`spawn_app_with`], also returning the handle that stops the server.
+pub async fn spawn_app_with_handle(
+    adjust: impl FnOnce(&mut HashMap<String, String>),
+) -> (TestApp, actix_web::dev::ServerHandle) {
+    spawn_app_full(adjust, Some(probe_routes)).await
+}
+
 async fn spawn_app_full(
     adjust: impl FnOnce(&mut HashMap<String, String>),
     extra: Option<ExtraRoutes>,
