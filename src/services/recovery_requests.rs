@@ -282,20 +282,17 @@ pub async fn submit(
                     submitted_user_agent: client.user_agent.clone(),
                 };
                 repo::recovery_requests::insert(conn, &row)?;
-                audit::record(
+                request_event(
                     conn,
                     now,
-                    Event {
-                        event_type: EventType::RecoveryRequestSubmitted,
-                        actor: Actor::Anonymous,
-                        account_id: row.account_id.as_deref(),
-                        request_id: Some(&row.id),
-                        client: &client,
-                        details: serde_json::json!({
-                            "account_exists": account.is_some(),
-                            "duplicate_of": duplicate_of,
-                        }),
-                    },
+                    &row,
+                    EventType::RecoveryRequestSubmitted,
+                    Actor::Anonymous,
+                    &client,
+                    serde_json::json!({
+                        "account_exists": account.is_some(),
+                        "duplicate_of": duplicate_of,
+                    }),
                 )?;
                 ctx2.mailer.queue(
                     conn,
@@ -528,17 +525,14 @@ pub async fn reply(
                 let to = from.apply(RecoveryAction::Reply)?;
                 move_status(conn, &row, from, to, now, RequestChanges::default())?;
                 let message = add_message(conn, &row.id, "requester", None, &body, now)?;
-                audit::record(
+                request_event(
                     conn,
                     now,
-                    Event {
-                        event_type: EventType::RecoveryRequestReplyReceived,
-                        actor: Actor::Anonymous,
-                        account_id: row.account_id.as_deref(),
-                        request_id: Some(&row.id),
-                        client: &client,
-                        details: serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
-                    },
+                    &row,
+                    EventType::RecoveryRequestReplyReceived,
+                    Actor::Anonymous,
+                    &client,
+                    serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
                 )?;
                 Ok(message)
             })
@@ -572,22 +566,44 @@ pub async fn withdraw(
                         ..Default::default()
                     },
                 )?;
-                audit::record(
+                request_event(
                     conn,
                     now,
-                    Event {
-                        event_type: EventType::RecoveryRequestWithdrawn,
-                        actor: Actor::Anonymous,
-                        account_id: row.account_id.as_deref(),
-                        request_id: Some(&row.id),
-                        client: &client,
-                        details: serde_json::json!({"from": from.as_str()}),
-                    },
+                    &row,
+                    EventType::RecoveryRequestWithdrawn,
+                    Actor::Anonymous,
+                    &client,
+                    serde_json::json!({"from": from.as_str()}),
                 )?;
                 Ok(())
             })
         })
         .await
+}
+
+/// Records an event about `row` (its account and itself) in the audit log.
+fn request_event(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    row: &RequestRow,
+    event_type: EventType,
+    actor: Actor<'_>,
+    client: &ClientInfo,
+    details: serde_json::Value,
+) -> Result<(), Failure> {
+    audit::record(
+        conn,
+        now,
+        Event {
+            event_type,
+            actor,
+            account_id: row.account_id.as_deref(),
+            request_id: Some(&row.id),
+            client,
+            details,
+        },
+    )?;
+    Ok(())
 }
 
 /// Writes a status change conditionally on the status it starts from.
@@ -1002,17 +1018,14 @@ async fn support_message(
                     _ => ("note", EventType::RecoveryRequestNoteAdded),
                 };
                 let message = add_message(conn, &row.id, kind, Some(&support), &body, now)?;
-                audit::record(
+                request_event(
                     conn,
                     now,
-                    Event {
-                        event_type: event,
-                        actor: Actor::Support(&support),
-                        account_id: row.account_id.as_deref(),
-                        request_id: Some(&row.id),
-                        client: &client,
-                        details: serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
-                    },
+                    &row,
+                    event,
+                    Actor::Support(&support),
+                    &client,
+                    serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
                 )?;
                 if action == RecoveryAction::SendMessage {
                     ctx2.mailer.queue(
@@ -1373,17 +1386,14 @@ pub async fn deny(
                         ..Default::default()
                     },
                 )?;
-                audit::record(
+                request_event(
                     conn,
                     now,
-                    Event {
-                        event_type: EventType::RecoveryRequestDenied,
-                        actor: Actor::Support(&support),
-                        account_id: row.account_id.as_deref(),
-                        request_id: Some(&row.id),
-                        client: &client,
-                        details: serde_json::json!({"from": from.as_str(), "reason": reason}),
-                    },
+                    &row,
+                    EventType::RecoveryRequestDenied,
+                    Actor::Support(&support),
+                    &client,
+                    serde_json::json!({"from": from.as_str(), "reason": reason}),
                 )?;
                 ctx2.mailer.queue(
                     conn,
@@ -1474,17 +1484,14 @@ pub async fn run_due_work(ctx: &Ctx) -> Result<usize, Failure> {
                             ..Default::default()
                         },
                     )? {
-                        audit::record(
+                        request_event(
                             conn,
                             now,
-                            Event {
-                                event_type: EventType::RecoveryRequestExpired,
-                                actor: Actor::System,
-                                account_id: row.account_id.as_deref(),
-                                request_id: Some(&row.id),
-                                client: &ClientInfo::default(),
-                                details: serde_json::json!({}),
-                            },
+                            &row,
+                            EventType::RecoveryRequestExpired,
+                            Actor::System,
+                            &ClientInfo::default(),
+                            serde_json::json!({}),
                         )?;
                         done += 1;
                     }
