@@ -170,3 +170,83 @@ async fn a_burst_of_mail_from_two_instances_is_delivered_exactly_once() {
     assert_eq!(rows.len(), USERS);
     second.handle.stop(true).await;
 }
+
+#[tokio::test]
+async fn one_completion_token_raced_through_two_instances_has_one_winner() {
+    let app = spawn_app().await;
+    let second = app.spawn_second_instance().await;
+    app.with_two_factor("jbber", "jb@example.com").await;
+    let support = app.support_user("ana").await;
+    let submitted = json(
+        app.post(
+            "/api/v1/recovery-requests",
+            json!({
+                "username": "jbber", "contact_email": "jb.new@example.org",
+                "reason": "I lost my phone and never saved my recovery codes.",
+                "recovery_codes_lost": true, "code_of_conduct_accepted": true,
+                "processing_time_acknowledged": true
+            }),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let id = submitted["id"].as_str().expect("id").to_string();
+    let ownership = app
+        .smtp
+        .wait_for_subject("jb@example.com", "Did you ask")
+        .await;
+    let verify = ownership
+        .link_param("recovery/verify", "token")
+        .expect("ownership token");
+    json(
+        app.post(
+            "/api/v1/recovery-requests/verify-email",
+            json!({"token": verify, "confirm": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json(
+        app.post_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}/approve"),
+            &support.access,
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let link = app
+        .smtp
+        .wait_for_subject("jb@example.com", "Recover your")
+        .await;
+    let token = link
+        .link_param("recovery/complete", "token")
+        .expect("completion token");
+    let bases = [app.address.clone(), second.address.clone()];
+    let attempts = (0..6).map(|i| {
+        post_at(
+            &app,
+            &bases[i % 2],
+            "/api/v1/account-recovery/complete",
+            json!({"token": token, "new_password": NEW_PASSWORD}),
+        )
+    });
+    let mut winners = 0;
+    for res in futures_util::future::join_all(attempts).await {
+        match res.status().as_u16() {
+            200 => winners += 1,
+            400 => {
+                let body: Value = res.json().await.expect("json");
+                assert_eq!(body["code"], "invalid_token", "{body}");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    let completed =
+        app.db_texts("SELECT id AS value FROM recovery_requests WHERE status = 'completed'");
+    assert_eq!(completed, vec![id]);
+}
