@@ -294,20 +294,7 @@ pub async fn submit(
                         "duplicate_of": duplicate_of,
                     }),
                 )?;
-                ctx2.mailer.queue(
-                    conn,
-                    now,
-                    OutgoingMail {
-                        to: row.contact_email.clone(),
-                        template: "recovery_tracking",
-                        context: serde_json::json!({
-                            "username": row.username,
-                            "link": tracking_link(&ctx2, &row.id, &tracking_value),
-                            "resent": false,
-                        }),
-                        carries_token: true,
-                    },
-                )?;
+                queue_tracking_mail(&ctx2, conn, &row, &tracking_value, false, now)?;
                 if let (Some(account), Some(email)) = (&account, verified_email) {
                     send_ownership_mail(&ctx2, conn, account, &email, &ownership.value, now)?;
                 }
@@ -321,6 +308,32 @@ pub async fn submit(
         tracking_token: tracking.value,
         submitted_at: now,
     })
+}
+
+/// Mails the request's tracking link to its contact email (first time or again).
+fn queue_tracking_mail(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    row: &RequestRow,
+    token: &str,
+    resent: bool,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    ctx.mailer.queue(
+        conn,
+        now,
+        OutgoingMail {
+            to: row.contact_email.clone(),
+            template: "recovery_tracking",
+            context: serde_json::json!({
+                "username": row.username,
+                "link": tracking_link(ctx, &row.id, token),
+                "resent": resent,
+            }),
+            carries_token: true,
+        },
+    )?;
+    Ok(())
 }
 
 /// Counts a submission from this client IP, refusing past the limit.
@@ -406,20 +419,7 @@ pub async fn resend_tracking_links(
                 limit_ip(&ctx2, conn, "tracking-links", &client, now)?;
                 for row in repo::recovery_requests::open_for_contact(conn, email.as_str())? {
                     let token = unseal(&ctx2, &row.tracking_token_sealed)?;
-                    ctx2.mailer.queue(
-                        conn,
-                        now,
-                        OutgoingMail {
-                            to: row.contact_email.clone(),
-                            template: "recovery_tracking",
-                            context: serde_json::json!({
-                                "username": row.username,
-                                "link": tracking_link(&ctx2, &row.id, &token),
-                                "resent": true,
-                            }),
-                            carries_token: true,
-                        },
-                    )?;
+                    queue_tracking_mail(&ctx2, conn, &row, &token, true, now)?;
                 }
                 Ok(())
             })
