@@ -7,6 +7,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::security::crypto::DataCipher;
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
@@ -28,6 +29,8 @@ pub struct Ctx {
     pub cipher: DataCipher,
     /// The outbox writer.
     pub mailer: Mailer,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 impl Ctx {
@@ -41,6 +44,7 @@ impl Ctx {
         );
         let cipher = DataCipher::new(config.data_encryption_key.expose());
         let mailer = Mailer::new(&config, cipher.clone());
+        let metrics = Metrics::new()?;
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -49,6 +53,7 @@ impl Ctx {
             jwt,
             cipher,
             mailer,
+            metrics,
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod db;
 pub mod domain;
 pub mod mail;
+pub mod metrics;
 pub mod security;
 pub mod services;
 pub mod startup;

@@ -161,6 +161,7 @@ fn run(
     let routes = web::Data::new(RouteTable::from_openapi(&doc));
     let workers = ctx.config.workers;
     let cors_config = ctx.config.clone();
+    let metrics = ctx.metrics.http_middleware();
     let data = web::Data::new(ctx);
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
@@ -189,6 +190,8 @@ fn run(
             .wrap(from_fn(api::middleware::request_id_and_log))
             .wrap(from_fn(api::middleware::security_headers))
             .wrap(TracingLogger::default())
+            // Outermost, so that it times everything and sees the final status.
+            .wrap(metrics.clone())
     })
     .listen(listener)?
     .shutdown_timeout(30);

@@ -270,6 +270,10 @@ impl From<RegisterError> for ApiError {
                 Code::EmailTaken,
                 "An account with that email address exists. Log in, or reset your password.",
             ),
+            RegisterError::RateLimited { retry_after_secs } => ApiError::rate_limited(
+                retry_after_secs,
+                "Too many accounts were registered from this address. Try again later.",
+            ),
             RegisterError::Failure(f) => f.into(),
         }
     }
@@ -350,6 +354,12 @@ impl From<RevokeError> for ApiError {
                 "status": 422, "detail": "password: is too easy to guess: This is a very common password.",
                 "code": "validation_failed",
                 "errors": [{"field": "password", "code": "weak", "message": "is too easy to guess: This is a very common password."}]})),
+        (status = 429, description = "Too many registrations from this client address (`RATE_LIMIT_REGISTRATION_PER_IP`); `Retry-After` says when to try again.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait.")),
+            example = json!({"type": "urn:account-recovery:problem:rate_limited", "title": "Too many requests",
+                "status": 429, "detail": "Too many accounts were registered from this address. Try again later.",
+                "code": "rate_limited"})),
         (status = 400, description = "Unreadable JSON.", body = Problem, content_type = "application/problem+json"),
     )
 )]

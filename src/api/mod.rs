@@ -25,6 +25,7 @@ use crate::api::problem::ApiError;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::get_liveness)
         .service(health::get_readiness)
+        .service(health::get_metrics)
         .service(utoipa_actix_web::scope("/api/v1").configure(v1_routes));
 }
 

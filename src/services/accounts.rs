@@ -82,6 +82,12 @@ pub enum RegisterError {
     /// The email is taken (ignoring case).
     #[error("email taken")]
     EmailTaken,
+    /// Too many registrations from this client address.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a registration is allowed again.
+        retry_after_secs: u64,
+    },
     /// Infrastructure.
     #[error(transparent)]
     Failure(Failure),
@@ -126,11 +132,27 @@ pub async fn register(
 ) -> Result<AccountView, RegisterError> {
     let (username, email, password) =
         validate_registration(&input).map_err(RegisterError::Invalid)?;
-    // Refuse a taken name before paying for a hash; the insert below re-checks under the lock.
+    // Refuse a busy address or a taken name before paying for a hash; the insert below
+    // re-checks the name under the lock.
     let (key, mail) = (username.key(), email.as_str().to_owned());
+    let ip_bucket = client.ip.as_ref().map(|ip| format!("registration-ip:{ip}"));
+    let (limit, metrics, bucket) = (
+        ctx.config.rate_limits.registration_per_ip,
+        ctx.metrics.clone(),
+        ip_bucket.clone(),
+    );
+    let now = ctx.clock.now();
     let taken = ctx
         .db
-        .run(move |conn| repo::accounts::taken(conn, &key, &mail).map_err(Failure::from))
+        .run(move |conn| -> Result<_, RegisterError> {
+            if let Some(bucket) = &bucket
+                && let Decision::Limited { retry_after_secs } =
+                    rate_limit::check(conn, &metrics, bucket, limit, now)?
+            {
+                return Err(RegisterError::RateLimited { retry_after_secs });
+            }
+            Ok(repo::accounts::taken(conn, &key, &mail)?)
+        })
         .await?;
     check_taken(taken)?;
     let hash = ctx.passwords.hash(password.into_inner()).await?;
@@ -161,6 +183,9 @@ pub async fn register(
                     },
                 )
                 .map_err(taken_by_race)?;
+                if let Some(bucket) = &ip_bucket {
+                    rate_limit::hit(conn, bucket, now)?;
+                }
                 let row = repo::accounts::find(conn, &id)?.ok_or_else(|| {
                     Failure::Internal(anyhow::anyhow!("inserted account vanished"))
                 })?;
@@ -349,6 +374,7 @@ pub async fn resend_verification(ctx: &Ctx, who: &Principal) -> Result<(), Resen
                 let bucket = format!("verification-mail:{}", account.id);
                 if let Decision::Limited { retry_after_secs } = rate_limit::check(
                     conn,
+                    &ctx2.metrics,
                     &bucket,
                     ctx2.config.rate_limits.verification_emails,
                     now,

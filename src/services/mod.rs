@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod health;
+pub mod metrics;
 pub mod password_reset;
 pub mod rate_limit;
 pub mod recovery_requests;

@@ -142,9 +142,13 @@ fn decide(
         "password-reset-ip:{}",
         client.ip.as_deref().unwrap_or("unknown")
     );
-    if let Decision::Limited { retry_after_secs } =
-        rate_limit::check(conn, &ip_bucket, limits.password_reset_per_ip, now)?
-    {
+    if let Decision::Limited { retry_after_secs } = rate_limit::check(
+        conn,
+        &ctx.metrics,
+        &ip_bucket,
+        limits.password_reset_per_ip,
+        now,
+    )? {
         return Err(StartResetError::RateLimited { retry_after_secs });
     }
     rate_limit::hit(conn, &ip_bucket, now)?;
@@ -156,7 +160,13 @@ fn decide(
         Some(a) => format!("password-reset-mail:{}", a.id),
         None => format!("password-reset-mail:login:{}", login_key(ctx, login)),
     };
-    let allowed = match rate_limit::check(conn, &mail_bucket, limits.password_reset_emails, now)? {
+    let allowed = match rate_limit::check(
+        conn,
+        &ctx.metrics,
+        &mail_bucket,
+        limits.password_reset_emails,
+        now,
+    )? {
         Decision::Allowed => {
             rate_limit::hit(conn, &mail_bucket, now)?;
             true

@@ -6,6 +6,7 @@ use diesel::QueryResult;
 use crate::config::Limit;
 use crate::db::DbConnection;
 use crate::db::repo;
+use crate::metrics::Metrics;
 
 /// The answer of a limit check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +21,10 @@ pub enum Decision {
 }
 
 /// Whether `bucket` is over `limit` at `now` (the event being decided is not counted yet).
+/// A refusal is counted in `metrics` under the bucket's kind.
 pub fn check(
     conn: &mut DbConnection,
+    metrics: &Metrics,
     bucket: &str,
     limit: Limit,
     now: DateTime<Utc>,
@@ -32,6 +35,7 @@ pub fn check(
     if count < i64::from(limit.max) {
         return Ok(Decision::Allowed);
     }
+    metrics.rate_limited(bucket);
     let frees_at = oldest.map(repo::utc).unwrap_or(now) + window;
     let secs = (frees_at - now).num_seconds().max(1);
     Ok(Decision::Limited {

@@ -346,7 +346,9 @@ fn limit_ip(
 ) -> Result<(), RequesterError> {
     let bucket = format!("{what}:ip:{}", client.ip.as_deref().unwrap_or("unknown"));
     let limit = ctx.config.rate_limits.recovery_request_per_ip;
-    if let Decision::Limited { retry_after_secs } = rate_limit::check(conn, &bucket, limit, now)? {
+    if let Decision::Limited { retry_after_secs } =
+        rate_limit::check(conn, &ctx.metrics, &bucket, limit, now)?
+    {
         return Err(RequesterError::RateLimited { retry_after_secs });
     }
     rate_limit::hit(conn, &bucket, now)?;
@@ -365,7 +367,7 @@ fn send_ownership_mail(
 ) -> Result<(), Failure> {
     let bucket = format!("ownership-mail:{}", account.id);
     let limit = ctx.config.rate_limits.ownership_emails;
-    if let Decision::Limited { .. } = rate_limit::check(conn, &bucket, limit, now)? {
+    if let Decision::Limited { .. } = rate_limit::check(conn, &ctx.metrics, &bucket, limit, now)? {
         return Ok(());
     }
     rate_limit::hit(conn, &bucket, now)?;

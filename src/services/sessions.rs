@@ -150,6 +150,7 @@ pub async fn login(
     let lookup = login.as_str().to_owned();
     let now = ctx.clock.now();
     let limit_buckets = buckets.clone();
+    let metrics = ctx.metrics.clone();
     let account = ctx
         .db
         .run(move |conn| -> Result<Option<AccountRow>, LoginError> {
@@ -162,7 +163,7 @@ pub async fn login(
             ] {
                 let Some(bucket) = bucket else { continue };
                 if let Decision::Limited { retry_after_secs } =
-                    rate_limit::check(conn, bucket, limit, now)?
+                    rate_limit::check(conn, &metrics, bucket, limit, now)?
                 {
                     retry_after = retry_after.max(Some(retry_after_secs));
                 }

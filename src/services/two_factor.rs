@@ -687,10 +687,11 @@ async fn check_budget(
     let limit = ctx.config.rate_limits.second_factor;
     let id = account_id.to_owned();
     let client = client.clone();
+    let metrics = ctx.metrics.clone();
     let decision = ctx
         .db
         .run(move |conn| {
-            let decision = rate_limit::check(conn, &bucket, limit, now)?;
+            let decision = rate_limit::check(conn, &metrics, &bucket, limit, now)?;
             if let Decision::Limited { retry_after_secs } = decision {
                 write_transaction(conn, |conn| -> Result<(), Failure> {
                     audit::record(

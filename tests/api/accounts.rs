@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{PASSWORD, json, problem, spawn_app};
+use crate::support::{PASSWORD, json, problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn register_sends_a_verification_mail_whose_link_verifies_once() {
@@ -391,4 +391,40 @@ async fn page_numbers_out_of_range_are_422_and_unreadable_ones_400() {
     // An empty parameter is ignored.
     let body = json(events("?page=&per_page=").await, 200).await;
     assert_eq!(body["per_page"], 50);
+}
+
+#[tokio::test]
+async fn registrations_per_client_address_are_limited() {
+    let app = spawn_app_with(|env| {
+        env.insert("RATE_LIMIT_REGISTRATION_PER_IP".into(), "2/1h".into());
+    })
+    .await;
+    let register = |name: &str| {
+        app.post(
+            "/api/v1/accounts",
+            serde_json::json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+        )
+    };
+    assert_eq!(register("ana").await.status(), 201);
+    // A refused registration (taken name) does not count.
+    assert_eq!(register("ana").await.status(), 409);
+    assert_eq!(register("bob").await.status(), 201);
+
+    let res = register("cid").await;
+    let retry_after: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!(
+        (1..=3600).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    problem(res, 429, "rate_limited").await;
+    assert!(app.smtp.to("cid@example.com").is_empty());
+
+    // The window slides in app time.
+    app.clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(register("cid").await.status(), 201);
 }

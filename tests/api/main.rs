@@ -11,6 +11,7 @@ mod health;
 mod http_headers;
 mod login_limits;
 mod mail;
+mod metrics;
 mod openapi;
 mod password_resets;
 mod recovery_requests;

@@ -153,11 +153,11 @@ pub fn mark_failed(
     .map(|n| n == 1)
 }
 
-/// Mails not yet delivered.
-pub fn pending_count(conn: &mut DbConnection) -> QueryResult<i64> {
+/// Mails not yet delivered and when the oldest of them was queued.
+pub fn backlog(conn: &mut DbConnection) -> QueryResult<(i64, Option<NaiveDateTime>)> {
     outbox::table
         .filter(outbox::sent_at.is_null())
-        .select(count_star())
+        .select((count_star(), diesel::dsl::min(outbox::created_at)))
         .first(conn)
 }
 

@@ -1,0 +1,176 @@
+//! `GET /metrics`: Prometheus text with requests per route and status, rate-limit refusals per
+//! limit and the outbox backlog.
+
+use std::time::Duration;
+
+use crate::support::{PASSWORD, TestApp, spawn_app, spawn_app_with};
+
+async fn scrape(app: &TestApp) -> String {
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    res.text().await.expect("body")
+}
+
+/// The value of the sample line that starts with `series` (name and labels), if any.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn requests_are_counted_per_route_pattern_method_and_status() {
+    let app = spawn_app().await;
+    for _ in 0..2 {
+        assert_eq!(app.get("/health/live").await.status(), 200);
+    }
+    let id = uuid::Uuid::new_v4();
+    let res = app
+        .http
+        .get(app.url(&format!("/api/v1/recovery-requests/{id}")))
+        .header("X-Tracking-Token", "not-a-token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 404);
+    assert_eq!(app.get("/scanner/probe-4711").await.status(), 404);
+
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"account_recovery_http_requests_total{endpoint="/health/live",method="GET",status="200"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    // Path parameters stay patterns, so ids never become series.
+    assert_eq!(
+        sample(
+            &text,
+            r#"account_recovery_http_requests_total{endpoint="/api/v1/recovery-requests/{id}",method="GET",status="404"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains(&id.to_string()));
+    // Unknown paths share one label.
+    assert_eq!(
+        sample(
+            &text,
+            r#"account_recovery_http_requests_total{endpoint="unmatched",method="GET",status="404"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("probe-4711"));
+    // Latencies are a histogram with the same labels.
+    assert_eq!(
+        sample(
+            &text,
+            r#"account_recovery_http_requests_duration_seconds_count{endpoint="/health/live",method="GET",status="200"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_refusals_are_counted_per_limit_without_the_key() {
+    let app = spawn_app_with(|env| {
+        env.insert("RATE_LIMIT_LOGIN_PER_ACCOUNT".into(), "2/1h".into());
+    })
+    .await;
+    let before = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &before,
+            r#"account_recovery_rate_limit_hits_total{limit="login"}"#
+        ),
+        None
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let res = app
+            .post(
+                "/api/v1/sessions",
+                serde_json::json!({"login": "nobody-here", "password": "wrong password"}),
+            )
+            .await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, vec![401, 401, 429, 429]);
+
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"account_recovery_rate_limit_hits_total{limit="login"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(!text.contains("nobody-here"));
+    assert_eq!(
+        sample(
+            &text,
+            r#"account_recovery_http_requests_total{endpoint="/api/v1/sessions",method="POST",status="429"}"#
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn outbox_backlog_rises_while_smtp_is_down_and_drains_when_it_is_back() {
+    let app = spawn_app().await;
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "account_recovery_outbox_pending"), Some(0.0));
+
+    app.smtp.stop();
+    for name in ["ana", "bob"] {
+        let res = app
+            .post(
+                "/api/v1/accounts",
+                serde_json::json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    app.clock.advance(chrono::Duration::seconds(90));
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "account_recovery_outbox_pending"), Some(2.0));
+    let age = sample(&text, "account_recovery_outbox_oldest_pending_age_seconds").unwrap_or(0.0);
+    assert!((90.0..=100.0).contains(&age), "age {age}");
+
+    app.smtp.resume().await;
+    // The retries are due after their backoff, in app time.
+    app.clock.advance(chrono::Duration::minutes(5));
+    app.smtp.wait_for("bob@example.com", 1).await;
+    app.smtp.wait_for("ana@example.com", 1).await;
+    // Bounded wait for the dispatcher to record both deliveries.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(&app).await;
+        if sample(&text, "account_recovery_outbox_pending") == Some(0.0) {
+            assert_eq!(
+                sample(&text, "account_recovery_outbox_oldest_pending_age_seconds"),
+                Some(0.0)
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backlog never drained: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
