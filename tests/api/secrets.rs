@@ -6,7 +6,6 @@
 //! column of every table of the in-process app are searched for each of them.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use account_recovery::clock::{Clock as _, ManualClock};
 use account_recovery::security::totp::TotpSecret;
 use serde_json::{Value, json};
 
+use crate::support::process::{ServerProcess, free_port};
 use crate::support::{PASSWORD, SmtpSink, TestApp, TestDb, json, problem, spawn_app};
 
 const USERNAME: &str = "jbber";
@@ -194,40 +194,6 @@ async fn story(app: &TestApp, unix_now: impl Fn() -> i64) -> Secrets {
 // ---------------------------------------------------------------------------------------------
 // Logs of the real binary.
 
-/// A port that was free a moment ago (the binary cannot report the one it bound).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
-/// Reads a pipe to its end on a thread, so the child never blocks on a full pipe.
-fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut out);
-        }
-        out
-    })
-}
-
-/// Stops the child with SIGTERM, waiting at most 10 s before SIGKILL.
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    for _ in 0..200 {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 #[tokio::test]
 async fn the_binarys_json_logs_carry_request_ids_and_no_secret() {
     let smtp = SmtpSink::start().await;
@@ -257,19 +223,7 @@ async fn the_binarys_json_logs_carry_request_ids_and_no_secret() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_account-recovery"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(&env)
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
+    let mut server = ServerProcess::start(&env);
 
     let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -283,27 +237,14 @@ async fn the_binarys_json_logs_carry_request_ids_and_no_secret() {
         db,
         env,
     };
-    let mut ready = false;
-    for _ in 0..300 {
-        if let Ok(res) = app.http.get(app.url("/health/ready")).send().await
-            && res.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = server.wait_ready(&app.http, &app.address).await;
     let secrets = if ready {
         Some(story(&app, || chrono::Utc::now().timestamp()).await)
     } else {
         None
     };
-    stop(&mut child);
-    let stdout = String::from_utf8_lossy(&stdout.join().expect("stdout")).into_owned();
-    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr")).into_owned();
+    server.stop();
+    let (stdout, stderr) = server.output();
     let Some(mut secrets) = secrets else {
         panic!("the binary did not become ready\nstdout:\n{stdout}\nstderr:\n{stderr}");
     };
