@@ -51,7 +51,9 @@ pub fn backoff(attempts: i32) -> chrono::Duration {
 }
 
 impl Dispatcher {
-    /// Runs until `stop` turns true; finishes the mail in hand first.
+    /// Runs until `stop` turns true; finishes the mail in hand first and gives back the claims
+    /// on the rest of its batch, so that another instance sends them without waiting for the
+    /// lease to run out.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let worker = format!("dispatcher-{}", uuid::Uuid::new_v4().simple());
         let wake: Arc<Notify> = self.mailer.wake_handle();
@@ -102,6 +104,7 @@ impl Dispatcher {
                 .map_err(DbError::from)
             })
             .await?;
+        let claimed = batch.len();
         let mut handled = 0;
         for row in batch {
             if *stop.borrow() {
@@ -109,6 +112,17 @@ impl Dispatcher {
             }
             self.deliver(worker, row).await?;
             handled += 1;
+        }
+        if handled < claimed {
+            let owned = worker.to_owned();
+            let released = self
+                .db
+                .run(move |conn| repo::outbox::release_claims(conn, &owned).map_err(DbError::from))
+                .await?;
+            tracing::info!(
+                released,
+                "mail dispatcher stopping: unsent claims given back"
+            );
         }
         Ok(handled)
     }

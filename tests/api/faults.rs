@@ -91,7 +91,7 @@ async fn the_database_goes_away_and_comes_back_without_a_restart() {
 #[tokio::test]
 async fn a_graceful_stop_finishes_the_request_in_flight_and_refuses_new_connections() {
     // A real slow request: a login whose password hash is expensive to verify.
-    let (app, handle) = spawn_app_with_handle(|env| {
+    let (app, running) = spawn_app_with_handle(|env| {
         env.insert("ARGON2_MEMORY_KIB".into(), "65536".into());
         env.insert("ARGON2_ITERATIONS".into(), "12".into());
     })
@@ -115,7 +115,7 @@ async fn a_graceful_stop_finishes_the_request_in_flight_and_refuses_new_connecti
     });
     // Let the request reach the handler, well before it can finish.
     tokio::time::sleep(cost / 4).await;
-    let stopping = tokio::spawn(handle.stop(true));
+    let stopping = tokio::spawn(running.handle.stop(true));
 
     // New connections are refused soon after the stop (bounded wait).
     let port = url::Url::parse(&app.address)

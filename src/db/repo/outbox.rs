@@ -129,6 +129,21 @@ pub fn mark_sent(
     .map(|n| n == 1)
 }
 
+/// Gives back `worker`'s claims on mails it has not sent, so another instance can take them
+/// at once instead of after the lease; returns how many.
+pub fn release_claims(conn: &mut DbConnection, worker: &str) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::claimed_by.eq(worker))
+            .filter(outbox::sent_at.is_null()),
+    )
+    .set((
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claimed_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+}
+
 /// Records a failed attempt and when to try again; releases the claim.
 pub fn mark_failed(
     conn: &mut DbConnection,

@@ -150,17 +150,26 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -
     spawn_app_full(adjust, Some(probe_routes)).await.0
 }
 
-/// Like [`spawn_app_with`], also returning the handle that stops the server.
+/// A running app's controls: stop it, and wait until everything it ran (the HTTP server, the
+/// mail dispatcher, the maintenance loop) has ended.
+pub struct Running {
+    /// Stops the HTTP server, which then stops the rest.
+    pub handle: actix_web::dev::ServerHandle,
+    /// Ends when `run_until_stopped` returns.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Like [`spawn_app_with`], also returning what stops the app and tells when it ended.
 pub async fn spawn_app_with_handle(
     adjust: impl FnOnce(&mut HashMap<String, String>),
-) -> (TestApp, actix_web::dev::ServerHandle) {
+) -> (TestApp, Running) {
     spawn_app_full(adjust, Some(probe_routes)).await
 }
 
 async fn spawn_app_full(
     adjust: impl FnOnce(&mut HashMap<String, String>),
     extra: Option<ExtraRoutes>,
-) -> (TestApp, actix_web::dev::ServerHandle) {
+) -> (TestApp, Running) {
     let smtp = SmtpSink::start().await;
     let db = TestDb::create();
     let mut env = base_env(&db, smtp.port());
@@ -172,7 +181,7 @@ async fn spawn_app_full(
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let task = tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -185,7 +194,7 @@ async fn spawn_app_full(
         db,
         env,
     };
-    (app, handle)
+    (app, Running { handle, task })
 }
 
 /// Another app process on the database, SMTP sink and clock of a [`TestApp`].

@@ -126,6 +126,12 @@ fn decode_qp(body: &str) -> String {
 struct Inbox {
     mails: Mutex<Vec<Mail>>,
     arrived: Notify,
+    /// While true, a message is held before its `250` (the sender waits in mid-delivery).
+    hold: Mutex<bool>,
+    released: Notify,
+    /// Messages held so far.
+    held: Mutex<usize>,
+    parked: Notify,
 }
 
 /// The listener. Dropping it stops accepting.
@@ -167,6 +173,33 @@ impl SmtpSink {
             .await
             .expect("rebind smtp");
         *self.task.lock().expect("lock") = Some(tokio::spawn(serve(listener, self.inbox.clone())));
+    }
+
+    /// From now on, keeps each message's sender waiting for the final `250` until
+    /// [`SmtpSink::release`]: a delivery caught in the middle.
+    pub fn hold(&self) {
+        *self.inbox.hold.lock().expect("lock") = true;
+    }
+
+    /// Waits (at most 10 s) until `count` messages are held in mid-delivery.
+    pub async fn wait_until_holding(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let parked = self.inbox.parked.notified();
+            if *self.inbox.held.lock().expect("lock") >= count {
+                return;
+            }
+            assert!(
+                tokio::time::timeout_at(deadline, parked).await.is_ok(),
+                "no delivery reached the held point"
+            );
+        }
+    }
+
+    /// Lets held deliveries finish, and stops holding.
+    pub fn release(&self) {
+        *self.inbox.hold.lock().expect("lock") = false;
+        self.inbox.released.notify_waiters();
     }
 
     /// Every message received so far.
@@ -278,6 +311,19 @@ async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
                         }
                         let l = l.strip_prefix('.').map(str::to_string).unwrap_or(l);
                         raw.push_str(&l);
+                    }
+                    let mut counted = false;
+                    loop {
+                        let released = inbox.released.notified();
+                        if !*inbox.hold.lock().expect("lock") {
+                            break;
+                        }
+                        if !counted {
+                            counted = true;
+                            *inbox.held.lock().expect("lock") += 1;
+                            inbox.parked.notify_waiters();
+                        }
+                        released.await;
                     }
                     inbox.mails.lock().expect("lock").push(Mail {
                         to: to.clone(),
