@@ -1,0 +1,152 @@
+// Swagger UI in a real browser (Debian's Chromium through playwright-core): the page loads
+// without a console error, page error or failed request, lists every operation of
+// openapi/openapi.json, and "Try it out" → "Execute" on GET /health/live shows a 200.
+//
+//   node build/src/swagger-ui.js BINARY [CHROMIUM]      (CHROMIUM defaults to /usr/bin/chromium)
+
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+
+import { assert, CheckFailed, eq, Steps } from "./check.js";
+import { startServer, within, type Server } from "./server.js";
+
+const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** `METHOD path` of every operation in the committed document. */
+async function documentedOperations(): Promise<string[]> {
+  // This file runs as e2e/build/src/swagger-ui.js.
+  const raw = await readFile(new URL("../../../openapi/openapi.json", import.meta.url), "utf8");
+  const doc = JSON.parse(raw) as { paths?: Record<string, Record<string, unknown>> };
+  const operations: string[] = [];
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const method of METHODS) {
+      if (item[method] !== undefined) operations.push(`${method.toUpperCase()} ${path}`);
+    }
+  }
+  return operations.sort();
+}
+
+function isLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === "data:" || protocol === "blob:") return true;
+  return hostname === "127.0.0.1" || hostname === "localhost" || hostname === "[::1]";
+}
+
+async function check(page: Page, server: Server, steps: Steps): Promise<number> {
+  const problems: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.method()} ${r.url()} (${r.failure()?.errorText ?? "?"})`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
+  });
+  const noProblems = (when: string): void => {
+    if (problems.length > 0) throw new CheckFailed(`${when}:\n  ${problems.join("\n  ")}`);
+  };
+
+  const documented = await documentedOperations();
+
+  const answer = await page.goto(`${server.base}/swagger-ui/`, { waitUntil: "load", timeout: 20_000 });
+  eq(answer?.status(), 200, "GET /swagger-ui/ status");
+  await page.locator(".opblock").first().waitFor({ state: "attached", timeout: 20_000 });
+  await page.waitForLoadState("networkidle", { timeout: 20_000 });
+  const title = (await page.locator(".information-container .title").first().textContent({ timeout: 5_000 })) ?? "";
+  assert(title.includes("account-recovery"), `the page shows the document's title (got "${title}")`);
+  noProblems("loading Swagger UI");
+  steps.ok("Swagger UI loads with no console error, page error or failed request");
+
+  const listed = await page.locator(".opblock").evaluateAll((blocks) =>
+    blocks.map((b) => {
+      const method = b.querySelector(".opblock-summary-method")?.textContent?.trim() ?? "?";
+      const pathElement = b.querySelector(".opblock-summary-path");
+      const path = pathElement?.getAttribute("data-path") ?? pathElement?.textContent?.trim() ?? "?";
+      return `${method.toUpperCase()} ${path.replace(/\u200b/g, "")}`;
+    }),
+  );
+  listed.sort();
+  const missing = documented.filter((op) => !listed.includes(op));
+  const extra = listed.filter((op) => !documented.includes(op));
+  assert(
+    missing.length === 0 && extra.length === 0,
+    `operations differ: missing from the page [${missing.join(", ")}], not in the document [${extra.join(", ")}]`,
+  );
+  eq(listed.length, documented.length, ".opblock elements against operations in openapi.json");
+  steps.ok(`the page lists all ${listed.length} operations of openapi.json (method and path each)`);
+
+  const live = page.locator(".opblock").filter({ has: page.locator('.opblock-summary-path[data-path="/health/live"]') });
+  eq(await live.count(), 1, "operation blocks for /health/live");
+  await live.locator(".opblock-summary").first().click({ timeout: 10_000 });
+  await live.getByRole("button", { name: "Try it out" }).click({ timeout: 10_000 });
+  const executed = page.waitForResponse((r) => r.url() === `${server.base}/health/live`, { timeout: 15_000 });
+  await live.getByRole("button", { name: "Execute" }).click({ timeout: 10_000 });
+  eq((await executed).status(), 200, "the browser's GET /health/live");
+  const shown = live.locator(".live-responses-table .response .response-col_status").first();
+  await shown.waitFor({ state: "visible", timeout: 15_000 });
+  eq(((await shown.textContent()) ?? "").trim(), "200", "the status Swagger UI shows for GET /health/live");
+  noProblems("trying GET /health/live");
+  steps.ok('GET /health/live: "Try it out" → "Execute" shows 200');
+  return listed.length;
+}
+
+async function main(): Promise<void> {
+  const bin = process.argv[2];
+  const executablePath = process.argv[3] ?? "/usr/bin/chromium";
+  if (bin === undefined) {
+    console.error("usage: node build/src/swagger-ui.js BINARY [CHROMIUM]");
+    process.exit(2);
+  }
+  const steps = new Steps();
+  const profile = await mkdtemp(join(tmpdir(), "account-recovery-e2e-chromium-"));
+  let server: Server | undefined;
+  let context: BrowserContext | undefined;
+  let operations = 0;
+  try {
+    server = await startServer(bin, { MAIL_TRANSPORT: "log" });
+    console.log(`server at ${server.base}`);
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 30_000,
+    });
+    // Only the server under test is reached; anything else fails the check.
+    await context.route("**/*", async (route) => {
+      if (isLoopback(route.request().url())) await route.continue();
+      else await route.abort("blockedbyclient");
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+    operations = await check(page, server, steps);
+  } catch (e) {
+    console.error(`not ok ${steps.count + 1} - ${e instanceof Error ? e.message : String(e)}`);
+    if (!(e instanceof CheckFailed) && e instanceof Error && e.stack !== undefined) console.error(e.stack);
+    if (server !== undefined) console.error(`--- server log (last lines)\n${server.logTail(30)}`);
+    console.log(`swagger-ui: ${steps.count} passed, 1 failed`);
+    process.exitCode = 1;
+  } finally {
+    // Closing the browser is bounded too; the process exit kills what is left.
+    if (context !== undefined) await within(context.close(), 15_000);
+    await server?.stop();
+    await rm(profile, { recursive: true, force: true });
+  }
+  if (process.exitCode === 1) process.exit(1);
+  console.log(`swagger-ui: ${operations} operations listed`);
+  console.log(`swagger-ui: ${steps.count} passed, 0 failed`);
+}
+
+await main();
