@@ -7,7 +7,10 @@ use crate::config::AppEnv;
 
 /// Installs the global subscriber once; later calls are no-ops (tests spawn many apps).
 pub fn init(app_env: AppEnv) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // actix-web-prom warns on every request to a route whose pattern holds a regex (Swagger
+    // UI's assets) and then labels it with the pattern as it is, which is what we want.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_web_prom=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
