@@ -10,11 +10,13 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::accounts::page_number;
 use crate::api::extract::{Client, SupportUser};
 use crate::api::problem::{ApiError, Code, Problem};
-use crate::api::recovery_requests::{MessageBody, RecoveryStatusDto, invalid_transition};
+use crate::api::recovery_requests::{
+    MessageBody, OwnershipDto, RecoveryStatusDto, invalid_transition,
+};
 use crate::context::Ctx;
 use crate::db::repo::audit::AuditFilter;
 use crate::db::repo::recovery_requests::{QueueFilter, RequestRow};
-use crate::domain::RecoveryStatus;
+use crate::domain::{Ownership, RecoveryStatus};
 use crate::services::accounts;
 use crate::services::audit::EventView;
 use crate::services::recovery_requests::{
@@ -27,6 +29,7 @@ use crate::services::recovery_requests::{
 pub struct QueueQuery {
     /// Only this status (`submitted`, `in_review`, `needs_info`, `approved`, `denied`,
     /// `withdrawn`, `completed`, `expired`).
+    #[param(value_type = Option<RecoveryStatusDto>)]
     pub status: Option<String>,
     /// Only this username (as submitted).
     pub username: Option<String>,
@@ -94,7 +97,7 @@ pub struct AdminRequest {
     /// Where it stands.
     pub status: RecoveryStatusDto,
     /// The owner's answer through the account's email: `unanswered`, `proven` or `disputed`.
-    pub ownership: String,
+    pub ownership: OwnershipDto,
     /// The earlier open request for the same account, when this one is a duplicate.
     pub duplicate_of: Option<String>,
     /// Filed at.
@@ -109,8 +112,8 @@ pub struct AdminRequest {
     pub decided_by: Option<String>,
     /// Approval comment or denial reason.
     pub decision_note: Option<String>,
-    /// Where the completion link goes (with the justification for the contact email).
-    pub deliver_to: Option<String>,
+    /// Where the completion link goes, once approved.
+    pub deliver_to: Option<DeliverToDto>,
     /// When the completion link is due (after the waiting period when ownership is unproven).
     pub link_due_at: Option<DateTime<Utc>>,
     /// When it was sent.
@@ -136,14 +139,18 @@ fn admin_request(r: RequestRow, now: DateTime<Utc>) -> AdminRequest {
         contact_email: r.contact_email,
         reason: r.reason,
         status: status.into(),
-        ownership: r.ownership,
+        ownership: Ownership::parse(&r.ownership).into(),
         duplicate_of: r.duplicate_of,
         submitted_at: utc(r.submitted_at),
         updated_at: utc(r.updated_at),
         decided_at: r.decided_at.map(utc),
         decided_by: r.decided_by,
         decision_note: r.decision_note,
-        deliver_to: r.deliver_to,
+        deliver_to: r
+            .deliver_to
+            .as_deref()
+            .and_then(DeliverTo::parse)
+            .map(Into::into),
         link_due_at: r.link_due_at.map(utc),
         link_sent_at: r.link_sent_at.map(utc),
         link_expires_at: r.link_expires_at.map(utc),
@@ -210,7 +217,7 @@ pub struct EvidenceResponse {
     /// Recovery codes.
     pub recovery_codes: CodesEvidence,
     /// `unanswered`, `proven` or `disputed`.
-    pub ownership: String,
+    pub ownership: OwnershipDto,
     /// The account's other requests and their outcomes.
     pub earlier_requests: Vec<EarlierRequest>,
     /// The earlier open request this one duplicates.
@@ -348,7 +355,7 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
             remaining: e.two_factor.remaining,
             last_used_at: e.two_factor.last_used_at,
         },
-        ownership: e.ownership,
+        ownership: Ownership::parse(&e.ownership).into(),
         earlier_requests: e
             .earlier_requests
             .into_iter()
@@ -372,7 +379,7 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
 }
 
 /// Where the completion link goes.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliverToDto {
     /// The account's verified email (default).
@@ -380,6 +387,15 @@ pub enum DeliverToDto {
     AccountEmail,
     /// The request's contact email; needs a justification.
     ContactEmail,
+}
+
+impl From<DeliverTo> for DeliverToDto {
+    fn from(d: DeliverTo) -> Self {
+        match d {
+            DeliverTo::AccountEmail => Self::AccountEmail,
+            DeliverTo::ContactEmail => Self::ContactEmail,
+        }
+    }
 }
 
 /// An approval.

@@ -1069,6 +1069,13 @@ impl DeliverTo {
             Self::ContactEmail => "contact_email",
         }
     }
+
+    /// The value [`DeliverTo::as_str`] stored, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::AccountEmail, Self::ContactEmail]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
 }
 
 /// An approval.
