@@ -291,15 +291,14 @@ async fn generate_codes(
             codes.push(code);
         }
     }
-    let argon2 = ctx.passwords.argon2();
+    let hasher = ctx.passwords.clone();
     let secrets: Vec<String> = codes.iter().map(|c| c.secret.clone()).collect();
     let hashes = ctx
         .passwords
         .run(move || {
-            use argon2::password_hash::PasswordHasher as _;
             secrets
                 .iter()
-                .map(|s| argon2.hash_password(s.as_bytes()).map(|h| h.to_string()))
+                .map(|s| hasher.hash_blocking(s))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?
