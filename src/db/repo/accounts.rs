@@ -86,7 +86,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AccountRow>
     accounts::table
         .find(id)
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -99,7 +99,7 @@ pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option
                 .or(accounts::email.eq(login)),
         )
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -111,7 +111,7 @@ pub fn find_by_username_key(
     accounts::table
         .filter(accounts::username_key.eq(username_key))
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -70,7 +70,7 @@ pub fn find_live(
         .filter(email_tokens::revoked_at.is_null())
         .filter(email_tokens::expires_at.gt(now))
         .select(EmailTokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -98,6 +98,6 @@ pub fn consume(
     email_tokens::table
         .find(hash)
         .select(EmailTokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }

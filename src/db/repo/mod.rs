@@ -1,5 +1,11 @@
 //! Repository functions: plain sync functions over `&mut DbConnection`, one module per table
 //! group. They take and return plain rows; services decide transactions and rules.
+//!
+//! A lookup by a unique key (or an aggregate) ends in `get_result`, not `first`: `first` adds
+//! `LIMIT ?`, and SQLite (3.45 and later) treats a bound LIMIT as a value the query plan may
+//! depend on, so it parses and plans such a statement again every time it is bound, which is
+//! every time diesel runs it. `bench/load` measured that as a fifth of the server's CPU on a
+//! request-status read. Both answer the first row the query yields.
 
 pub mod accounts;
 pub mod audit;

@@ -173,7 +173,7 @@ pub fn backlog(conn: &mut DbConnection) -> QueryResult<(i64, Option<NaiveDateTim
     outbox::table
         .filter(outbox::sent_at.is_null())
         .select((count_star(), diesel::dsl::min(outbox::created_at)))
-        .first(conn)
+        .get_result(conn)
 }
 
 /// The earliest time a pending mail becomes due, if any.
@@ -181,5 +181,5 @@ pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
     outbox::table
         .filter(outbox::sent_at.is_null())
         .select(diesel::dsl::min(outbox::next_attempt_at))
-        .first(conn)
+        .get_result(conn)
 }

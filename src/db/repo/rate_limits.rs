@@ -28,7 +28,7 @@ pub fn count_since(
         .filter(rate_limit_hits::bucket.eq(bucket))
         .filter(rate_limit_hits::at.gt(since))
         .select((count_star(), min(rate_limit_hits::at)))
-        .first(conn)
+        .get_result(conn)
 }
 
 /// Forgets every event of `bucket` (for example after a successful login).

@@ -133,7 +133,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<RequestRow>
     recovery_requests::table
         .find(id)
         .select(RequestRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -147,7 +147,7 @@ pub fn find_tracked(
         .find(id)
         .filter(recovery_requests::tracking_token_hash.eq(tracking_hash))
         .select(RequestRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -159,7 +159,7 @@ pub fn find_by_ownership_token(
     recovery_requests::table
         .filter(recovery_requests::ownership_token_hash.eq(hash))
         .select(RequestRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -171,7 +171,7 @@ pub fn find_by_completion_token(
     recovery_requests::table
         .filter(recovery_requests::completion_token_hash.eq(hash))
         .select(RequestRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

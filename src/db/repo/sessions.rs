@@ -72,7 +72,7 @@ pub fn find_live(
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .select(SessionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -155,7 +155,7 @@ pub fn find_refresh(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<R
     refresh_tokens::table
         .find(hash)
         .select(RefreshTokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -80,7 +80,7 @@ pub fn find_totp(conn: &mut DbConnection, account_id: &str) -> QueryResult<Optio
     totp_credentials::table
         .find(account_id)
         .select(TotpRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -193,7 +193,7 @@ pub fn find_code(
         .filter(recovery_codes::account_id.eq(account_id))
         .filter(recovery_codes::lookup.eq(lookup))
         .select((CodeRow::as_select(), CodeSetRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -228,7 +228,7 @@ pub fn current_set(
         .filter(recovery_code_sets::account_id.eq(account_id))
         .filter(recovery_code_sets::superseded_at.is_null())
         .select(CodeSetRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
     else {
         return Ok(None);
@@ -260,7 +260,7 @@ pub fn find_live_challenge(
         .filter(mfa_challenges::used_at.is_null())
         .filter(mfa_challenges::expires_at.gt(now))
         .select(ChallengeRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
