@@ -225,7 +225,7 @@ def main():
     ap.add_argument("--workers", type=int, default=4, help="parallel HTTP clients")
     ap.add_argument("--login-accounts", type=int, default=64)
     ap.add_argument("--mfa-accounts", type=int, default=100)
-    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--support-user", default="bench_support")
     ap.add_argument("--support-password", default=PASSWORD)
     ap.add_argument("--warmup-pairs", type=int, default=200)
