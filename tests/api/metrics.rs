@@ -130,12 +130,13 @@ async fn rate_limit_refusals_are_counted_per_limit_without_the_key() {
 }
 
 #[tokio::test]
-async fn outbox_backlog_rises_while_smtp_is_down_and_drains_when_it_is_back() {
+async fn outbox_backlog_rises_while_smtp_stalls_and_drains_when_it_answers() {
     let app = spawn_app().await;
     let text = scrape(&app).await;
     assert_eq!(sample(&text, "account_recovery_outbox_pending"), Some(0.0));
 
-    app.smtp.stop();
+    // The SMTP server keeps the first delivery waiting for its answer: nothing is sent meanwhile.
+    app.smtp.hold();
     for name in ["ana", "bob"] {
         let res = app
             .post(
@@ -145,15 +146,14 @@ async fn outbox_backlog_rises_while_smtp_is_down_and_drains_when_it_is_back() {
             .await;
         assert_eq!(res.status(), 201);
     }
+    app.smtp.wait_until_holding(1).await;
     app.clock.advance(chrono::Duration::seconds(90));
     let text = scrape(&app).await;
     assert_eq!(sample(&text, "account_recovery_outbox_pending"), Some(2.0));
     let age = sample(&text, "account_recovery_outbox_oldest_pending_age_seconds").unwrap_or(0.0);
     assert!((90.0..=100.0).contains(&age), "age {age}");
 
-    app.smtp.resume().await;
-    // The retries are due after their backoff, in app time.
-    app.clock.advance(chrono::Duration::minutes(5));
+    app.smtp.release();
     app.smtp.wait_for("bob@example.com", 1).await;
     app.smtp.wait_for("ana@example.com", 1).await;
     // Bounded wait for the dispatcher to record both deliveries.

@@ -129,6 +129,8 @@ struct Inbox {
     /// While true, a message is held before its `250` (the sender waits in mid-delivery).
     hold: Mutex<bool>,
     released: Notify,
+    /// While true, connections are closed at once (see [`SmtpSink::stop`]).
+    down: Mutex<bool>,
     /// Messages held so far.
     held: Mutex<usize>,
     parked: Notify,
@@ -160,19 +162,16 @@ impl SmtpSink {
         self.port
     }
 
-    /// Stops listening: connections are refused until [`SmtpSink::resume`].
+    /// Goes down: every connection, new or open, is closed without an answer until
+    /// [`SmtpSink::resume`]. The port stays bound, so no other test's listener can take it
+    /// meanwhile (the app would then talk SMTP to a stranger and wait for its timeout).
     pub fn stop(&self) {
-        if let Some(task) = self.task.lock().expect("lock").take() {
-            task.abort();
-        }
+        *self.inbox.down.lock().expect("lock") = true;
     }
 
-    /// Listens again on the same port.
+    /// Answers again.
     pub async fn resume(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("rebind smtp");
-        *self.task.lock().expect("lock") = Some(tokio::spawn(serve(listener, self.inbox.clone())));
+        *self.inbox.down.lock().expect("lock") = false;
     }
 
     /// From now on, keeps each message's sender waiting for the final `250` until
@@ -260,12 +259,18 @@ impl SmtpSink {
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(task) = self.task.lock().expect("lock").take() {
+            task.abort();
+        }
     }
 }
 
 async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
     while let Ok((stream, _)) = listener.accept().await {
+        if *inbox.down.lock().expect("lock") {
+            drop(stream);
+            continue;
+        }
         let inbox = inbox.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
@@ -278,6 +283,9 @@ async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
                 match lines.read_line(&mut line).await {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
+                }
+                if *inbox.down.lock().expect("lock") {
+                    return;
                 }
                 let upper = line.to_ascii_uppercase();
                 let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
