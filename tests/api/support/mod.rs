@@ -52,6 +52,7 @@ impl TestDb {
     pub fn create() -> Self {
         match std::env::var("TEST_POSTGRES_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
+                let admin_url = without_tls_unless_asked(&admin_url);
                 let name = format!("ar_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = diesel::PgConnection::establish(&admin_url)
                     .expect("TEST_POSTGRES_URL must reach a PostgreSQL server");
@@ -98,6 +99,20 @@ impl TestDb {
             }
         }
     }
+}
+
+/// The test server is on loopback: unless the URL asks otherwise, connect without TLS. Apps of
+/// finished tests may still be reconnecting in r2d2's threads when the test process exits, and a
+/// TLS handshake racing OpenSSL's exit-time cleanup aborted the process once ("double free")
+/// after every test had passed.
+fn without_tls_unless_asked(admin_url: &str) -> String {
+    let Ok(mut url) = url::Url::parse(admin_url) else {
+        return admin_url.to_string();
+    };
+    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+    }
+    url.to_string()
 }
 
 impl Drop for TestDb {
