@@ -2,12 +2,14 @@
 
 pub mod account;
 pub mod audit;
+pub mod ids;
 pub mod password;
 pub mod recovery_code;
 pub mod recovery_request;
 
 pub use account::{EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError};
 pub use audit::EventType;
+pub use ids::{AccountId, MessageId, RequestId, SessionId};
 pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
 pub use recovery_request::{InvalidTransition, Ownership, RecoveryAction, RecoveryStatus};

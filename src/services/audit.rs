@@ -115,3 +115,35 @@ pub fn list(
         .collect();
     Ok((items, total))
 }
+
+impl<'a> Event<'a> {
+    /// An event of `event_type` by `actor` from `client`, about nothing yet and without details.
+    pub fn new(event_type: EventType, actor: Actor<'a>, client: &'a ClientInfo) -> Self {
+        Self {
+            event_type,
+            actor,
+            account_id: None,
+            request_id: None,
+            client,
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The account the event is about.
+    pub fn account(mut self, account_id: Option<&'a str>) -> Self {
+        self.account_id = account_id;
+        self
+    }
+
+    /// The recovery request the event is about.
+    pub fn request(mut self, request_id: &'a str) -> Self {
+        self.request_id = Some(request_id);
+        self
+    }
+
+    /// What else is worth keeping (never a secret).
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}

@@ -11,6 +11,7 @@ pub mod rate_limit;
 pub mod recovery_requests;
 pub mod sessions;
 pub mod two_factor;
+pub mod unit_of_work;
 
 use crate::db::DbError;
 use crate::mail::MailError;

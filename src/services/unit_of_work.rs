@@ -1,0 +1,90 @@
+//! One unit of work: a write transaction that collects the audit events and outbox mails of a
+//! use case and wakes the mail dispatcher once it has committed.
+//!
+//! A service writes its business steps inside [`write`]; the closure gets a [`Work`] with the
+//! connection, the time the unit started (one `now` for every row it writes), and helpers for
+//! the two side effects every state change has: an audit event and a mail. Nothing here decides
+//! a rule.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::db::{DbConnection, DbError, write_transaction};
+use crate::mail::OutgoingMail;
+use crate::services::Failure;
+use crate::services::audit::{self, Event};
+
+/// The inside of a write transaction.
+pub struct Work<'c> {
+    /// The connection, inside the transaction.
+    pub conn: &'c mut DbConnection,
+    /// When the unit started: every row it writes carries this time.
+    pub now: DateTime<Utc>,
+    /// The app's state (configuration, mailer, cipher, …).
+    pub ctx: &'c Ctx,
+    mailed: bool,
+}
+
+impl std::fmt::Debug for Work<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Work").field("now", &self.now).finish()
+    }
+}
+
+impl Work<'_> {
+    /// Renders `mail` into the outbox; the dispatcher is woken after the commit.
+    pub fn mail<C: Serialize>(&mut self, mail: OutgoingMail<C>) -> Result<(), Failure> {
+        self.ctx.mailer.queue(self.conn, self.now, mail)?;
+        self.mailed = true;
+        Ok(())
+    }
+
+    /// Appends `event` to the audit log at the unit's time.
+    pub fn audit(&mut self, event: Event<'_>) -> Result<(), Failure> {
+        audit::record(self.conn, self.now, event)?;
+        Ok(())
+    }
+}
+
+/// Runs `f` as one write transaction off the async workers (`BEGIN IMMEDIATE` on SQLite),
+/// commits when it returns `Ok`, and then wakes the mail dispatcher if it queued mail.
+pub async fn write<T, E, F>(ctx: &Ctx, f: F) -> Result<T, E>
+where
+    F: for<'c> FnOnce(&mut Work<'c>) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+{
+    let now = ctx.clock.now();
+    let inner = ctx.clone();
+    let (value, mailed) = ctx
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let mut work = Work {
+                    conn,
+                    now,
+                    ctx: &inner,
+                    mailed: false,
+                };
+                let value = f(&mut work)?;
+                Ok::<(T, bool), E>((value, work.mailed))
+            })
+        })
+        .await?;
+    if mailed {
+        ctx.mailer.wake();
+    }
+    Ok(value)
+}
+
+/// Runs `f` with a pooled connection off the async workers, outside any write transaction
+/// (reads, and single statements that decide by themselves).
+pub async fn read<T, E, F>(ctx: &Ctx, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    ctx.db.run(f).await
+}
