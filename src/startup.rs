@@ -186,7 +186,7 @@ fn run(
             // headers sit outside both, so every answer carries them.
             .wrap(CatchPanic::default())
             .wrap(api::middleware::cors(&cors_config))
-            .wrap(from_fn(problem::render_other_errors))
+            .wrap(from_fn(api::middleware::render_other_errors))
             .wrap(from_fn(api::middleware::request_id_and_log))
             .wrap(from_fn(api::middleware::security_headers))
             .wrap(TracingLogger::default())

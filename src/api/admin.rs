@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::accounts::page_number;
+use crate::api::common::page_number;
 use crate::api::extract::{Client, SupportUser};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::recovery_requests::{

@@ -1,18 +1,19 @@
 //! Cross-cutting HTTP concerns: the `X-Request-Id` header, the one log line per request, the
-//! security headers of every response and CORS.
+//! security headers of every response, CORS, and the problem document of errors that did not
+//! come from a handler.
 
 use std::time::Instant;
 
 use actix_cors::Cors;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage as _, web};
+use actix_web::{HttpMessage as _, ResponseError as _, web};
 use tracing_actix_web::RequestId;
 
-use crate::api::problem::ApiError;
+use crate::api::problem::{ApiError, Code, PROBLEM_JSON};
 use crate::config::Config;
 use crate::context::Ctx;
 
@@ -138,4 +139,45 @@ pub fn cors(config: &Config) -> Cors {
         cors = cors.allowed_origin(origin);
     }
     cors
+}
+
+/// Middleware: answers any error response that did not come from [`ApiError`] (actix's own
+/// 404, 413, 415, a refused CORS preflight, …) with the problem document of its status, keeping
+/// the original's other headers (CORS, `Vary`). Errors raised as `Err` (a caught panic) are
+/// rendered by [`request_id_and_log`].
+pub async fn render_other_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let preflight = req.method() == actix_web::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let res = next.call(req).await?;
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if (res.status().is_client_error() || res.status().is_server_error()) && !is_problem {
+        let status = res.status();
+        let error = if preflight && status == StatusCode::BAD_REQUEST {
+            ApiError::new(
+                status,
+                Code::MalformedRequest,
+                "CORS preflight refused: the origin, method or headers are not allowed.",
+            )
+        } else {
+            ApiError::for_status(status)
+        };
+        let mut response = error.error_response();
+        let own: Vec<header::HeaderName> = response.headers().keys().cloned().collect();
+        for (name, value) in res.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH && !own.contains(name)
+            {
+                response.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        return Ok(res.into_response(response).map_into_right_body());
+    }
+    Ok(res.map_into_left_body())
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::accounts::{Accepted, invalid_token};
+use crate::api::common::{Accepted, invalid_token};
 use crate::api::extract::Client;
 use crate::api::problem::{ApiError, Problem};
 use crate::context::Ctx;
@@ -86,7 +86,7 @@ pub async fn start_password_reset(
     body: web::Json<StartPasswordResetBody>,
 ) -> Result<HttpResponse, ApiError> {
     password_reset::start(&ctx, &body.login, client).await?;
-    Ok(HttpResponse::Accepted().json(Accepted { status: "accepted" }))
+    Ok(HttpResponse::Accepted().json(Accepted::new()))
 }
 
 /// Sets a new password with the token of a reset link.

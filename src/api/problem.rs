@@ -7,11 +7,9 @@
 
 use std::fmt;
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error as actix_error, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -348,15 +346,6 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
-        match e {
-            crate::db::DbError::Unavailable(_) => Self::unavailable(e),
-            crate::db::DbError::Query(_) => Self::internal(e),
-        }
-    }
-}
-
 /// Maps a JSON body failure: over 64 KiB → 413, wrong content type → 415, a missing field →
 /// 422 `required` (API.md), anything else that cannot be read into the body's shape → 400.
 pub fn json_error(err: actix_error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
@@ -443,47 +432,6 @@ pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
     .app_data(web::PayloadConfig::default().limit(64 * 1024))
     .app_data(web::PathConfig::default().error_handler(path_error))
     .app_data(web::QueryConfig::default().error_handler(query_error));
-}
-
-/// Middleware: answers any error response that did not come from [`ApiError`] (actix's own
-/// 404, 413, 415, a refused CORS preflight, …) with the problem document of its status, keeping
-/// the original's other headers (CORS, `Vary`). Errors raised as `Err` (a caught panic) are
-/// rendered by [`crate::api::middleware::request_id_and_log`].
-pub async fn render_other_errors(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let preflight = req.method() == actix_web::http::Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let res = next.call(req).await?;
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if (res.status().is_client_error() || res.status().is_server_error()) && !is_problem {
-        let status = res.status();
-        let error = if preflight && status == StatusCode::BAD_REQUEST {
-            ApiError::new(
-                status,
-                Code::MalformedRequest,
-                "CORS preflight refused: the origin, method or headers are not allowed.",
-            )
-        } else {
-            ApiError::for_status(status)
-        };
-        let mut response = error.error_response();
-        let own: Vec<header::HeaderName> = response.headers().keys().cloned().collect();
-        for (name, value) in res.headers() {
-            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH && !own.contains(name)
-            {
-                response.headers_mut().append(name.clone(), value.clone());
-            }
-        }
-        return Ok(res.into_response(response).map_into_right_body());
-    }
-    Ok(res.map_into_left_body())
 }
 
 impl From<crate::services::Failure> for ApiError {

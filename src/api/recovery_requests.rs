@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::accounts::{Accepted, invalid_token};
+use crate::api::common::{Accepted, invalid_token};
 use crate::api::extract::Client;
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
@@ -381,7 +381,7 @@ pub async fn resend_tracking_links(
     body: web::Json<TrackingLinksBody>,
 ) -> Result<HttpResponse, ApiError> {
     recovery_requests::resend_tracking_links(&ctx, body.contact_email.as_deref(), client).await?;
-    Ok(HttpResponse::Accepted().json(Accepted { status: "accepted" }))
+    Ok(HttpResponse::Accepted().json(Accepted::new()))
 }
 
 /// The request's status, messages and next step, for the holder of its tracking token.

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
-use crate::services::sessions::{self, LoginError, LoginOutcome, RefreshError, SessionTokens};
+use crate::services::login::{self, LoginError, LoginOutcome};
+use crate::services::sessions::{self, RefreshError, SessionTokens};
 
 /// Password step of a login.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -179,7 +180,7 @@ pub async fn create_session(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let outcome = sessions::login(&ctx, &body.login, body.password, client).await?;
+    let outcome = login::login(&ctx, &body.login, body.password, client).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         LoginOutcome::Authenticated(t) => {
             LoginResponse::Authenticated(AuthenticatedResponse::new(t, None))

@@ -12,7 +12,9 @@ use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, FieldError, Problem};
 use crate::api::sessions::AuthenticatedResponse;
 use crate::context::Ctx;
-use crate::services::two_factor::{self, CodeRefusal, NewCodes, SecondFactorError, TwoFactorError};
+use crate::services::login;
+use crate::services::second_factor::{CodeRefusal, SecondFactorError};
+use crate::services::two_factor::{self, NewCodes, TwoFactorError};
 
 /// A password confirmation.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -387,7 +389,7 @@ pub async fn create_session_with_totp(
     Client(client): Client,
     body: web::Json<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let step = two_factor::login_with_totp(&ctx, &body.mfa_token, &body.code, client).await?;
+    let step = login::login_with_totp(&ctx, &body.mfa_token, &body.code, client).await?;
     Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(step.tokens, None)))
 }
 
@@ -421,8 +423,7 @@ pub async fn create_session_with_recovery_code(
     Client(client): Client,
     body: web::Json<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let step =
-        two_factor::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client).await?;
+    let step = login::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client).await?;
     Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(
         step.tokens,
         step.recovery_codes_remaining,

@@ -5,10 +5,12 @@
 pub mod accounts;
 pub mod audit;
 pub mod health;
+pub mod login;
 pub mod metrics;
 pub mod password_reset;
 pub mod rate_limit;
 pub mod recovery_requests;
+pub mod second_factor;
 pub mod sessions;
 pub mod two_factor;
 pub mod unit_of_work;

@@ -1,4 +1,6 @@
-//! Login, refresh with rotation, logout, the account's sessions, and checking access tokens.
+//! Sessions: opening one (every way of logging in ends here), refresh with rotation, logout,
+//! the account's sessions, and checking access tokens. The login steps themselves live in
+//! `login`.
 //!
 //! A session is a row; access tokens (JWT, 15 minutes) carry its id and are checked against it
 //! on every request, so revoking the row revokes the token at once. Refresh tokens are opaque,
@@ -10,14 +12,12 @@ use chrono::{DateTime, Utc};
 use crate::context::Ctx;
 use crate::db::repo::sessions::SessionRow;
 use crate::db::repo::{self, accounts::AccountRow, sessions::RefreshTokenRow};
-use crate::db::{DbConnection, write_transaction};
-use crate::domain::{EventType, Login, Role, SecondFactor};
+use crate::domain::{EventType, Role, SecondFactor};
 use crate::failure_conversions;
 use crate::security::jwt::TokenType;
 use crate::security::tokens;
-use crate::services::audit::{self, Actor, Event};
-use crate::services::rate_limit::{self, Decision};
-use crate::services::two_factor;
+use crate::services::audit::{Actor, Event};
+use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure};
 
 /// The tokens of an authenticated session.
@@ -30,41 +30,6 @@ pub struct SessionTokens {
     /// The opaque refresh token.
     pub refresh_token: String,
 }
-
-/// What a correct password leads to.
-#[derive(Debug, Clone)]
-pub enum LoginOutcome {
-    /// A session was opened.
-    Authenticated(SessionTokens),
-    /// The account has two-factor authentication: finish with a second factor.
-    MfaRequired {
-        /// The short-lived, single-use mfa token.
-        mfa_token: String,
-        /// Seconds until it expires.
-        expires_in: u64,
-    },
-}
-
-/// Why a login failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    /// Unknown login or wrong password: the same answer for both.
-    #[error("invalid credentials")]
-    InvalidCredentials,
-    /// The login text is empty.
-    #[error("login is required")]
-    MissingLogin,
-    /// Too many failures.
-    #[error("too many attempts")]
-    RateLimited {
-        /// Seconds to wait.
-        retry_after_secs: u64,
-    },
-    /// Infrastructure.
-    #[error(transparent)]
-    Failure(Failure),
-}
-failure_conversions!(LoginError);
 
 /// Why a refresh failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,154 +97,22 @@ pub struct SessionView {
     pub second_factor: SecondFactor,
 }
 
-/// Password step of a login. Unknown logins and wrong passwords do the same work (a dummy
-/// verification) and give the same answer.
-///
-/// Failed logins are limited per normalised login text and per client IP, both counted in the
-/// database. The limits are checked before the password is verified, so a limited attempt costs
-/// no argon2 work and says nothing about whether its password was right; only failures count.
-pub async fn login(
-    ctx: &Ctx,
-    login: &str,
-    password: String,
-    client: ClientInfo,
-) -> Result<LoginOutcome, LoginError> {
-    let login = Login::parse(login).ok_or(LoginError::MissingLogin)?;
-    let buckets = LoginBuckets::new(ctx, &login, &client);
-    let limits = ctx.config.rate_limits;
-    let lookup = login.as_str().to_owned();
-    let now = ctx.clock.now();
-    let limit_buckets = buckets.clone();
-    let metrics = ctx.metrics.clone();
-    let account = ctx
-        .db
-        .run(move |conn| -> Result<Option<AccountRow>, LoginError> {
-            // The same check for existing and unknown accounts, before the account is looked
-            // up: the answer never tells which logins exist.
-            let mut retry_after = None;
-            for (bucket, limit) in [
-                (Some(&limit_buckets.login), limits.login_per_account),
-                (limit_buckets.ip.as_ref(), limits.login_per_ip),
-            ] {
-                let Some(bucket) = bucket else { continue };
-                if let Decision::Limited { retry_after_secs } =
-                    rate_limit::check(conn, &metrics, bucket, limit, now)?
-                {
-                    retry_after = retry_after.max(Some(retry_after_secs));
-                }
-            }
-            if let Some(retry_after_secs) = retry_after {
-                return Err(LoginError::RateLimited { retry_after_secs });
-            }
-            Ok(repo::accounts::find_by_login(conn, &lookup)?)
-        })
-        .await
-        .inspect_err(|e| {
-            if matches!(e, LoginError::RateLimited { .. }) {
-                tracing::info!("login refused: too many failed attempts");
-            }
-        })?;
-    let ok = ctx
-        .passwords
-        .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
-        .await?;
-    let now = ctx.clock.now();
-    match account {
-        Some(account) if ok => {
-            let ctx2 = ctx.clone();
-            let outcome = ctx
-                .db
-                .run(move |conn| {
-                    write_transaction(conn, |conn| -> Result<LoginOutcome, Failure> {
-                        // The right password ends the count of this login text's failures;
-                        // the IP's count stays, or one known account would reset the budget
-                        // of an IP that guesses at others.
-                        rate_limit::reset(conn, &buckets.login)?;
-                        if two_factor::is_enabled(conn, &account.id)? {
-                            let (mfa_token, expires_in) =
-                                two_factor::start_challenge(&ctx2, conn, &account, now)?;
-                            return Ok(LoginOutcome::MfaRequired {
-                                mfa_token,
-                                expires_in,
-                            });
-                        }
-                        open_session(&ctx2, conn, &account, SecondFactor::None, &client, now)
-                            .map(LoginOutcome::Authenticated)
-                    })
-                })
-                .await?;
-            Ok(outcome)
-        }
-        account => {
-            let account_id = account.map(|a| a.id);
-            ctx.db
-                .run(move |conn| {
-                    write_transaction(conn, |conn| -> Result<(), Failure> {
-                        rate_limit::hit(conn, &buckets.login, now)?;
-                        if let Some(ip) = &buckets.ip {
-                            rate_limit::hit(conn, ip, now)?;
-                        }
-                        audit::record(
-                            conn,
-                            now,
-                            Event {
-                                event_type: EventType::SessionLoginFailed,
-                                actor: Actor::Anonymous,
-                                account_id: account_id.as_deref(),
-                                request_id: None,
-                                client: &client,
-                                details: serde_json::json!({"reason": "invalid_credentials"}),
-                            },
-                        )
-                        .map_err(Failure::from)
-                    })
-                })
-                .await?;
-            Err(LoginError::InvalidCredentials)
-        }
-    }
-}
-
-/// The rate-limit buckets of a login attempt.
-#[derive(Debug, Clone)]
-struct LoginBuckets {
-    /// Per normalised login text, whether or not an account has it. The text is stored only as
-    /// a keyed hash: people type passwords into the login field.
-    login: String,
-    /// Per client IP, when it is known.
-    ip: Option<String>,
-}
-
-impl LoginBuckets {
-    fn new(ctx: &Ctx, login: &Login, client: &ClientInfo) -> Self {
-        let key = ctx.config.data_encryption_key.expose();
-        Self {
-            login: format!(
-                "login:{}",
-                tokens::keyed_hash(key, "rate-limit:login", login.as_str())
-            ),
-            ip: client.ip.as_ref().map(|ip| format!("login-ip:{ip}")),
-        }
-    }
-}
-
-/// Opens a session for `account` inside the caller's transaction: the session row, its first
+/// Opens a session for `account` inside the caller's unit of work: the session row, its first
 /// refresh token, the last-login time and the audit event. Every way of logging in ends here.
 pub fn open_session(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
+    w: &mut Work<'_>,
     account: &AccountRow,
     factor: SecondFactor,
     client: &ClientInfo,
-    now: DateTime<Utc>,
 ) -> Result<SessionTokens, Failure> {
+    let (now, config) = (w.now, w.ctx.config.clone());
     let session_id = uuid::Uuid::new_v4().to_string();
     let refresh = tokens::new_token();
     let expires_at = now
-        + chrono::Duration::from_std(ctx.config.refresh_token_ttl)
+        + chrono::Duration::from_std(config.refresh_token_ttl)
             .unwrap_or(chrono::Duration::days(30));
     repo::sessions::insert(
-        conn,
+        w.conn,
         &SessionRow {
             id: session_id.clone(),
             account_id: account.id.clone(),
@@ -299,29 +132,26 @@ pub fn open_session(
             rotated_at: None,
         },
     )?;
-    repo::accounts::touch_last_login(conn, &account.id, repo::naive(now))?;
-    audit::record(
-        conn,
-        now,
-        Event {
-            event_type: EventType::SessionLoginSucceeded,
-            actor: Actor::Account(&account.id),
-            account_id: Some(&account.id),
-            request_id: None,
+    repo::accounts::touch_last_login(w.conn, &account.id, repo::naive(now))?;
+    w.audit(
+        Event::new(
+            EventType::SessionLoginSucceeded,
+            Actor::Account(&account.id),
             client,
-            details: serde_json::json!({"session": session_id, "second_factor": factor.as_str()}),
-        },
+        )
+        .account(Some(&account.id))
+        .details(serde_json::json!({"session": session_id, "second_factor": factor.as_str()})),
     )?;
-    let access_token = ctx.jwt.issue(
+    let access_token = w.ctx.jwt.issue(
         TokenType::Access,
         &account.id,
         &session_id,
         now,
-        ctx.config.access_token_ttl,
+        config.access_token_ttl,
     )?;
     Ok(SessionTokens {
         access_token,
-        expires_in: ctx.config.access_token_ttl.as_secs(),
+        expires_in: config.access_token_ttl.as_secs(),
         refresh_token: refresh.value,
     })
 }
@@ -334,74 +164,59 @@ pub async fn refresh(
     client: ClientInfo,
 ) -> Result<SessionTokens, RefreshError> {
     let hash = tokens::hash_token(refresh_token);
-    let now = ctx.clock.now();
-    let ctx2 = ctx.clone();
     // The reuse verdict is written in its own transaction so that it survives the refusal.
-    let outcome = ctx
-        .db
-        .run(move |conn| {
-            write_transaction(
-                conn,
-                |conn| -> Result<Result<SessionTokens, String>, RefreshError> {
-                    let Some(row) = repo::sessions::find_refresh(conn, &hash)? else {
-                        return Err(RefreshError::InvalidRefreshToken);
-                    };
-                    let Some(session) =
-                        repo::sessions::find_live(conn, &row.session_id, repo::naive(now))?
-                    else {
-                        return Err(RefreshError::InvalidRefreshToken);
-                    };
-                    if row.rotated_at.is_some()
-                        || !repo::sessions::rotate_refresh(conn, &hash, repo::naive(now))?
-                    {
-                        repo::sessions::revoke(
-                            conn,
-                            &session.account_id,
-                            &session.id,
-                            repo::naive(now),
-                            "refresh_token_reused",
-                        )?;
-                        audit::record(
-                            conn,
-                            now,
-                            Event {
-                                event_type: EventType::SessionRefreshReused,
-                                actor: Actor::Anonymous,
-                                account_id: Some(&session.account_id),
-                                request_id: None,
-                                client: &client,
-                                details: serde_json::json!({"session": session.id}),
-                            },
-                        )?;
-                        return Ok(Err(session.id));
-                    }
-                    let next = tokens::new_token();
-                    repo::sessions::insert_refresh(
-                        conn,
-                        &RefreshTokenRow {
-                            token_hash: next.hash.clone(),
-                            session_id: session.id.clone(),
-                            created_at: repo::naive(now),
-                            rotated_at: None,
-                        },
-                    )?;
-                    repo::sessions::touch(conn, &session.id, repo::naive(now), repo::naive(now))?;
-                    let access_token = ctx2.jwt.issue(
-                        TokenType::Access,
-                        &session.account_id,
-                        &session.id,
-                        now,
-                        ctx2.config.access_token_ttl,
-                    )?;
-                    Ok(Ok(SessionTokens {
-                        access_token,
-                        expires_in: ctx2.config.access_token_ttl.as_secs(),
-                        refresh_token: next.value,
-                    }))
+    let outcome = unit_of_work::write(
+        ctx,
+        move |w: &mut Work<'_>| -> Result<Result<SessionTokens, String>, RefreshError> {
+            let now = repo::naive(w.now);
+            let Some(row) = repo::sessions::find_refresh(w.conn, &hash)? else {
+                return Err(RefreshError::InvalidRefreshToken);
+            };
+            let Some(session) = repo::sessions::find_live(w.conn, &row.session_id, now)? else {
+                return Err(RefreshError::InvalidRefreshToken);
+            };
+            if row.rotated_at.is_some() || !repo::sessions::rotate_refresh(w.conn, &hash, now)? {
+                repo::sessions::revoke(
+                    w.conn,
+                    &session.account_id,
+                    &session.id,
+                    now,
+                    "refresh_token_reused",
+                )?;
+                w.audit(
+                    Event::new(EventType::SessionRefreshReused, Actor::Anonymous, &client)
+                        .account(Some(&session.account_id))
+                        .details(serde_json::json!({"session": session.id})),
+                )?;
+                return Ok(Err(session.id));
+            }
+            let next = tokens::new_token();
+            repo::sessions::insert_refresh(
+                w.conn,
+                &RefreshTokenRow {
+                    token_hash: next.hash.clone(),
+                    session_id: session.id.clone(),
+                    created_at: now,
+                    rotated_at: None,
                 },
-            )
-        })
-        .await?;
+            )?;
+            repo::sessions::touch(w.conn, &session.id, now, now)?;
+            let ttl = w.ctx.config.access_token_ttl;
+            let access_token = w.ctx.jwt.issue(
+                TokenType::Access,
+                &session.account_id,
+                &session.id,
+                w.now,
+                ttl,
+            )?;
+            Ok(Ok(SessionTokens {
+                access_token,
+                expires_in: ttl.as_secs(),
+                refresh_token: next.value,
+            }))
+        },
+    )
+    .await?;
     match outcome {
         Ok(tokens) => Ok(tokens),
         Err(session_id) => {
@@ -418,92 +233,76 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, AuthErro
         .jwt
         .verify(bearer, TokenType::Access, now)
         .map_err(|_| AuthError::Unauthorized)?;
-    ctx.db
-        .run(move |conn| {
-            let Some(session) = repo::sessions::find_live(conn, &claims.sid, repo::naive(now))?
-            else {
-                return Err(AuthError::Unauthorized);
-            };
-            if session.account_id != claims.sub {
-                return Err(AuthError::Unauthorized);
-            }
-            let Some(account) = repo::accounts::find(conn, &session.account_id)? else {
-                return Err(AuthError::Unauthorized);
-            };
-            // Record use at most once a minute, so most requests stay reads.
-            if repo::utc(session.last_used_at) < now - chrono::Duration::minutes(1) {
-                let stale = repo::naive(now - chrono::Duration::minutes(1));
-                write_transaction(conn, |conn| -> Result<(), AuthError> {
-                    Ok(repo::sessions::touch(
-                        conn,
-                        &session.id,
-                        repo::naive(now),
-                        stale,
-                    )?)
-                })?;
-            }
-            Ok(Principal {
-                account_id: account.id,
-                session_id: session.id,
-                role: Role::from_stored(&account.role),
-            })
+    unit_of_work::read(ctx, move |conn| {
+        let Some(session) = repo::sessions::find_live(conn, &claims.sid, repo::naive(now))? else {
+            return Err(AuthError::Unauthorized);
+        };
+        if session.account_id != claims.sub {
+            return Err(AuthError::Unauthorized);
+        }
+        let Some(account) = repo::accounts::find(conn, &session.account_id)? else {
+            return Err(AuthError::Unauthorized);
+        };
+        // Record use at most once a minute, so most requests stay reads.
+        if repo::utc(session.last_used_at) < now - chrono::Duration::minutes(1) {
+            let stale = repo::naive(now - chrono::Duration::minutes(1));
+            crate::db::write_transaction(conn, |conn| -> Result<(), AuthError> {
+                Ok(repo::sessions::touch(
+                    conn,
+                    &session.id,
+                    repo::naive(now),
+                    stale,
+                )?)
+            })?;
+        }
+        Ok(Principal {
+            account_id: account.id,
+            session_id: session.id,
+            role: Role::from_stored(&account.role),
         })
-        .await
+    })
+    .await
 }
 
 /// Ends the caller's session: its access and refresh tokens stop working.
 pub async fn logout(ctx: &Ctx, who: &Principal, client: ClientInfo) -> Result<(), Failure> {
-    let now = ctx.clock.now();
     let who = who.clone();
-    ctx.db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<(), Failure> {
-                repo::sessions::revoke(
-                    conn,
-                    &who.account_id,
-                    &who.session_id,
-                    repo::naive(now),
-                    "logout",
-                )?;
-                audit::record(
-                    conn,
-                    now,
-                    Event {
-                        event_type: EventType::SessionLogout,
-                        actor: Actor::Account(&who.account_id),
-                        account_id: Some(&who.account_id),
-                        request_id: None,
-                        client: &client,
-                        details: serde_json::json!({"session": who.session_id}),
-                    },
-                )?;
-                Ok(())
-            })
-        })
-        .await
+    unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
+        let now = repo::naive(w.now);
+        repo::sessions::revoke(w.conn, &who.account_id, &who.session_id, now, "logout")?;
+        w.audit(
+            Event::new(
+                EventType::SessionLogout,
+                Actor::Account(&who.account_id),
+                &client,
+            )
+            .account(Some(&who.account_id))
+            .details(serde_json::json!({"session": who.session_id})),
+        )
+    })
+    .await
 }
 
 /// The caller's live sessions, newest first.
 pub async fn list(ctx: &Ctx, who: &Principal) -> Result<Vec<SessionView>, Failure> {
     let now = ctx.clock.now();
     let who = who.clone();
-    ctx.db
-        .run(move |conn| {
-            let rows = repo::sessions::list_live(conn, &who.account_id, repo::naive(now))?;
-            Ok(rows
-                .into_iter()
-                .map(|s| SessionView {
-                    current: s.id == who.session_id,
-                    id: s.id,
-                    created_at: repo::utc(s.created_at),
-                    last_used_at: repo::utc(s.last_used_at),
-                    ip: s.ip,
-                    user_agent: s.user_agent,
-                    second_factor: SecondFactor::from_stored(&s.second_factor),
-                })
-                .collect())
-        })
-        .await
+    unit_of_work::read(ctx, move |conn| {
+        let rows = repo::sessions::list_live(conn, &who.account_id, repo::naive(now))?;
+        Ok(rows
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.id == who.session_id,
+                id: s.id,
+                created_at: repo::utc(s.created_at),
+                last_used_at: repo::utc(s.last_used_at),
+                ip: s.ip,
+                user_agent: s.user_agent,
+                second_factor: SecondFactor::from_stored(&s.second_factor),
+            })
+            .collect())
+    })
+    .await
 }
 
 /// Revokes one of the caller's sessions (possibly the current one).
@@ -513,35 +312,23 @@ pub async fn revoke(
     session_id: &str,
     client: ClientInfo,
 ) -> Result<(), RevokeError> {
-    let now = ctx.clock.now();
     let who = who.clone();
     let target = session_id.to_owned();
-    ctx.db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<(), RevokeError> {
-                if !repo::sessions::revoke(
-                    conn,
-                    &who.account_id,
-                    &target,
-                    repo::naive(now),
-                    "revoked_by_owner",
-                )? {
-                    return Err(RevokeError::NotFound);
-                }
-                audit::record(
-                    conn,
-                    now,
-                    Event {
-                        event_type: EventType::SessionRevoked,
-                        actor: Actor::Account(&who.account_id),
-                        account_id: Some(&who.account_id),
-                        request_id: None,
-                        client: &client,
-                        details: serde_json::json!({"session": target}),
-                    },
-                )?;
-                Ok(())
-            })
-        })
-        .await
+    unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), RevokeError> {
+        let now = repo::naive(w.now);
+        if !repo::sessions::revoke(w.conn, &who.account_id, &target, now, "revoked_by_owner")? {
+            return Err(RevokeError::NotFound);
+        }
+        w.audit(
+            Event::new(
+                EventType::SessionRevoked,
+                Actor::Account(&who.account_id),
+                &client,
+            )
+            .account(Some(&who.account_id))
+            .details(serde_json::json!({"session": target})),
+        )?;
+        Ok(())
+    })
+    .await
 }

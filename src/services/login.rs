@@ -1,0 +1,270 @@
+//! Logging in: the password step, and the second step with a TOTP code or a recovery code.
+//!
+//! The password step answers a session, or, for an account with two-factor authentication, an
+//! mfa token that the second step redeems. Every way of logging in ends in
+//! [`sessions::open_session`]; the checks of the second factor live in `second_factor`.
+
+use crate::context::Ctx;
+use crate::db::repo::{self, accounts::AccountRow, two_factor::ChallengeRow};
+use crate::domain::{EventType, Login, SecondFactor};
+use crate::failure_conversions;
+use crate::security::tokens;
+use crate::services::audit::{Actor, Event};
+use crate::services::rate_limit::{self, Decision};
+use crate::services::second_factor::{self, CodeRefusal, Proof, SecondFactorError};
+use crate::services::sessions::{self, SessionTokens};
+use crate::services::two_factor::{self, LOW_CODES};
+use crate::services::unit_of_work::{self, Work};
+use crate::services::{ClientInfo, Failure};
+
+/// What a correct password leads to.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    /// A session was opened.
+    Authenticated(SessionTokens),
+    /// The account has two-factor authentication: finish with a second factor.
+    MfaRequired {
+        /// The short-lived, single-use mfa token.
+        mfa_token: String,
+        /// Seconds until it expires.
+        expires_in: u64,
+    },
+}
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown login or wrong password: the same answer for both.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The login text is empty.
+    #[error("login is required")]
+    MissingLogin,
+    /// Too many failures.
+    #[error("too many attempts")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(LoginError);
+
+/// Password step of a login. Unknown logins and wrong passwords do the same work (a dummy
+/// verification) and give the same answer.
+///
+/// Failed logins are limited per normalised login text and per client IP, both counted in the
+/// database. The limits are checked before the password is verified, so a limited attempt costs
+/// no argon2 work and says nothing about whether its password was right; only failures count.
+pub async fn login(
+    ctx: &Ctx,
+    login: &str,
+    password: String,
+    client: ClientInfo,
+) -> Result<LoginOutcome, LoginError> {
+    let login = Login::parse(login).ok_or(LoginError::MissingLogin)?;
+    let buckets = LoginBuckets::new(ctx, &login, &client);
+    let limits = ctx.config.rate_limits;
+    let lookup = login.as_str().to_owned();
+    let now = ctx.clock.now();
+    let limit_buckets = buckets.clone();
+    let metrics = ctx.metrics.clone();
+    let account = unit_of_work::read(ctx, move |conn| -> Result<Option<AccountRow>, LoginError> {
+        // The same check for existing and unknown accounts, before the account is looked up:
+        // the answer never tells which logins exist.
+        let mut retry_after = None;
+        for (bucket, limit) in [
+            (Some(&limit_buckets.login), limits.login_per_account),
+            (limit_buckets.ip.as_ref(), limits.login_per_ip),
+        ] {
+            let Some(bucket) = bucket else { continue };
+            if let Decision::Limited { retry_after_secs } =
+                rate_limit::check(conn, &metrics, bucket, limit, now)?
+            {
+                retry_after = retry_after.max(Some(retry_after_secs));
+            }
+        }
+        if let Some(retry_after_secs) = retry_after {
+            return Err(LoginError::RateLimited { retry_after_secs });
+        }
+        Ok(repo::accounts::find_by_login(conn, &lookup)?)
+    })
+    .await
+    .inspect_err(|e| {
+        if matches!(e, LoginError::RateLimited { .. }) {
+            tracing::info!("login refused: too many failed attempts");
+        }
+    })?;
+    let ok = ctx
+        .passwords
+        .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
+        .await?;
+    match account {
+        Some(account) if ok => {
+            let outcome = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, Failure> {
+                // The right password ends the count of this login text's failures; the IP's
+                // count stays, or one known account would reset the budget of an IP that
+                // guesses at others.
+                rate_limit::reset(w.conn, &buckets.login)?;
+                if two_factor::is_enabled(w.conn, &account.id)? {
+                    let (mfa_token, expires_in) = second_factor::start_challenge(w, &account.id)?;
+                    return Ok(LoginOutcome::MfaRequired {
+                        mfa_token,
+                        expires_in,
+                    });
+                }
+                sessions::open_session(w, &account, SecondFactor::None, &client)
+                    .map(LoginOutcome::Authenticated)
+            })
+            .await?;
+            Ok(outcome)
+        }
+        account => {
+            let account_id = account.map(|a| a.id);
+            unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
+                rate_limit::hit(w.conn, &buckets.login, w.now)?;
+                if let Some(ip) = &buckets.ip {
+                    rate_limit::hit(w.conn, ip, w.now)?;
+                }
+                w.audit(
+                    Event::new(EventType::SessionLoginFailed, Actor::Anonymous, &client)
+                        .account(account_id.as_deref())
+                        .details(serde_json::json!({"reason": "invalid_credentials"})),
+                )
+            })
+            .await?;
+            Err(LoginError::InvalidCredentials)
+        }
+    }
+}
+
+/// The rate-limit buckets of a login attempt.
+#[derive(Debug, Clone)]
+struct LoginBuckets {
+    /// Per normalised login text, whether or not an account has it. The text is stored only as
+    /// a keyed hash: people type passwords into the login field.
+    login: String,
+    /// Per client IP, when it is known.
+    ip: Option<String>,
+}
+
+impl LoginBuckets {
+    fn new(ctx: &Ctx, login: &Login, client: &ClientInfo) -> Self {
+        let key = ctx.config.data_encryption_key.expose();
+        Self {
+            login: format!(
+                "login:{}",
+                tokens::keyed_hash(key, "rate-limit:login", login.as_str())
+            ),
+            ip: client.ip.as_ref().map(|ip| format!("login-ip:{ip}")),
+        }
+    }
+}
+
+/// What a finished second step answers.
+#[derive(Debug, Clone)]
+pub struct SecondStep {
+    /// The session's tokens.
+    pub tokens: SessionTokens,
+    /// After a recovery code: how many are left.
+    pub recovery_codes_remaining: Option<u32>,
+}
+
+/// Finishes a login with an authenticator code.
+pub async fn login_with_totp(
+    ctx: &Ctx,
+    mfa_token: &str,
+    code: &str,
+    client: ClientInfo,
+) -> Result<SecondStep, SecondFactorError> {
+    if code.trim().is_empty() {
+        return Err(SecondFactorError::MissingCode);
+    }
+    let challenge = second_factor::challenge_of(ctx, mfa_token).await?;
+    let proof = second_factor::check_totp(ctx, &challenge.account_id, code, &client).await?;
+    finish_login(ctx, challenge, proof, client).await
+}
+
+/// Finishes a login with a recovery code.
+pub async fn login_with_recovery_code(
+    ctx: &Ctx,
+    mfa_token: &str,
+    code: &str,
+    client: ClientInfo,
+) -> Result<SecondStep, SecondFactorError> {
+    if code.trim().is_empty() {
+        return Err(SecondFactorError::MissingCode);
+    }
+    let challenge = second_factor::challenge_of(ctx, mfa_token).await?;
+    let proof =
+        second_factor::check_recovery_code(ctx, &challenge.account_id, code, &client).await?;
+    finish_login(ctx, challenge, proof, client).await
+}
+
+/// Spends the proof, consumes the challenge and opens the session, all in one transaction; a
+/// recovery code is consumed only if the login completes.
+async fn finish_login(
+    ctx: &Ctx,
+    challenge: ChallengeRow,
+    proof: Proof,
+    client: ClientInfo,
+) -> Result<SecondStep, SecondFactorError> {
+    let account_id = challenge.account_id.clone();
+    let outcome = unit_of_work::write(
+        ctx,
+        move |w: &mut Work<'_>| -> Result<Result<SecondStep, CodeRefusal>, SecondFactorError> {
+            if !repo::two_factor::consume_challenge(w.conn, &challenge.id, repo::naive(w.now))? {
+                return Err(SecondFactorError::MfaTokenInvalid);
+            }
+            if let Err(refusal) =
+                second_factor::spend(w.conn, &challenge.account_id, &proof, &client, w.now)?
+            {
+                return Ok(Err(refusal));
+            }
+            let account = repo::accounts::find(w.conn, &challenge.account_id)?
+                .ok_or(SecondFactorError::MfaTokenInvalid)?;
+            let tokens = sessions::open_session(w, &account, proof.factor(), &client)?;
+            let remaining = match proof {
+                Proof::Totp(_) => None,
+                Proof::RecoveryCode(_) => {
+                    let s = two_factor::status(w.conn, &account.id)?;
+                    w.audit(
+                        Event::new(
+                            EventType::RecoveryCodeUsed,
+                            Actor::Account(&account.id),
+                            &client,
+                        )
+                        .account(Some(&account.id))
+                        .details(serde_json::json!({"remaining": s.remaining})),
+                    )?;
+                    two_factor::notify(
+                        w,
+                        &account,
+                        "recovery_code_used",
+                        &client,
+                        serde_json::json!({
+                            "remaining": s.remaining,
+                            "low": s.remaining <= LOW_CODES,
+                        }),
+                    )?;
+                    Some(s.remaining)
+                }
+            };
+            Ok(Ok(SecondStep {
+                tokens,
+                recovery_codes_remaining: remaining,
+            }))
+        },
+    )
+    .await?;
+    match outcome {
+        Ok(step) => Ok(step),
+        Err(refusal) => {
+            // Another request spent the same code first.
+            second_factor::record_failure(ctx, &account_id).await?;
+            Err(SecondFactorError::Refused(refusal))
+        }
+    }
+}

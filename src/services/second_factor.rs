@@ -1,0 +1,327 @@
+//! Checking a second factor: a TOTP code or a recovery code against an account, the mfa
+//! challenge a login waits on, the failure budget they share, and spending a code that matched.
+//!
+//! Failed second-factor attempts of an account (TOTP and recovery codes together, a reused code
+//! included) share one budget counted in the database; past it every attempt is refused with a
+//! 429, right or wrong, and a security event is written. A check proves a code without spending
+//! it; the use case that acts on the proof spends it inside its own transaction ([`spend`]), so
+//! a code is consumed only if that action completes, and exactly once under concurrent use.
+//!
+//! This module decides nothing about sessions or enrollment: `login` and `two_factor` call it.
+
+use chrono::{DateTime, Utc};
+
+use crate::context::Ctx;
+use crate::db::DbConnection;
+use crate::db::repo::{self, two_factor::ChallengeRow, two_factor::TotpRow};
+use crate::domain::{EventType, RecoveryCodeInput, RecoveryCodeInputError, SecondFactor};
+use crate::failure_conversions;
+use crate::security::jwt::TokenType;
+use crate::security::password::verify_with;
+use crate::security::totp::TotpSecret;
+use crate::services::audit::{Actor, Event};
+use crate::services::rate_limit::{self, Decision};
+use crate::services::unit_of_work::{self, Work};
+use crate::services::{ClientInfo, Failure};
+
+/// Why a second-factor code was refused: each has its own answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRefusal {
+    /// A wrong or replayed authenticator code.
+    InvalidTotp {
+        /// The code was right but already used in its time step.
+        replayed: bool,
+    },
+    /// Not a recovery code of the account.
+    InvalidRecoveryCode {
+        /// The input was six digits: an authenticator code in the wrong field.
+        looks_like_totp: bool,
+    },
+    /// The recovery code was used before.
+    AlreadyUsed {
+        /// When.
+        used_at: Option<DateTime<Utc>>,
+    },
+    /// The recovery code belonged to a set replaced on this date.
+    Superseded {
+        /// When the set was replaced.
+        replaced_at: DateTime<Utc>,
+    },
+}
+
+/// Why a second factor was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SecondFactorError {
+    /// The mfa token is unknown, used or expired.
+    #[error("mfa token invalid")]
+    MfaTokenInvalid,
+    /// The code was refused.
+    #[error("code refused")]
+    Refused(CodeRefusal),
+    /// The code field is empty.
+    #[error("code is required")]
+    MissingCode,
+    /// Too many failed attempts.
+    #[error("too many attempts")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(SecondFactorError);
+
+/// A second factor that matched, not yet spent.
+#[derive(Debug, Clone)]
+pub enum Proof {
+    /// A TOTP code of this step.
+    Totp(i64),
+    /// This unused recovery code.
+    RecoveryCode(String),
+}
+
+impl Proof {
+    /// The factor the proof is of.
+    pub fn factor(&self) -> SecondFactor {
+        match self {
+            Self::Totp(_) => SecondFactor::Totp,
+            Self::RecoveryCode(_) => SecondFactor::RecoveryCode,
+        }
+    }
+}
+
+/// Spends a proof inside the caller's transaction: the TOTP step advances, or the recovery code
+/// is consumed; the row count decides a race. `Ok(Err(..))` when another request won.
+pub fn spend(
+    conn: &mut DbConnection,
+    account_id: &str,
+    proof: &Proof,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<Result<(), CodeRefusal>, Failure> {
+    let won = match proof {
+        Proof::Totp(step) => repo::two_factor::use_totp_step(conn, account_id, *step)?,
+        Proof::RecoveryCode(code_id) => repo::two_factor::consume_code(
+            conn,
+            code_id,
+            repo::naive(now),
+            client.ip.as_deref(),
+            client.user_agent.as_deref(),
+        )?,
+    };
+    Ok(match (won, proof) {
+        (true, _) => Ok(()),
+        (false, Proof::Totp(_)) => Err(CodeRefusal::InvalidTotp { replayed: true }),
+        (false, Proof::RecoveryCode(_)) => Err(CodeRefusal::AlreadyUsed { used_at: None }),
+    })
+}
+
+fn budget_bucket(account_id: &str) -> String {
+    format!("second-factor:{account_id}")
+}
+
+/// Counts one failed second-factor attempt (in its own transaction: it must outlive the
+/// refusal).
+pub async fn record_failure(ctx: &Ctx, account_id: &str) -> Result<(), Failure> {
+    let bucket = budget_bucket(account_id);
+    unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
+        rate_limit::hit(w.conn, &bucket, w.now)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Refuses every attempt once the account's failure budget is spent, and says so in the log.
+async fn check_budget(
+    ctx: &Ctx,
+    account_id: &str,
+    client: &ClientInfo,
+) -> Result<(), SecondFactorError> {
+    let bucket = budget_bucket(account_id);
+    let limit = ctx.config.rate_limits.second_factor;
+    let id = account_id.to_owned();
+    let client = client.clone();
+    let decision = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, Failure> {
+        let decision = rate_limit::check(w.conn, &w.ctx.metrics, &bucket, limit, w.now)?;
+        if let Decision::Limited { retry_after_secs } = decision {
+            w.audit(
+                Event::new(
+                    EventType::SecondFactorRateLimited,
+                    Actor::Anonymous,
+                    &client,
+                )
+                .account(Some(&id))
+                .details(serde_json::json!({ "retry_after_secs": retry_after_secs })),
+            )?;
+        }
+        Ok(decision)
+    })
+    .await?;
+    match decision {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after_secs } => {
+            Err(SecondFactorError::RateLimited { retry_after_secs })
+        }
+    }
+}
+
+/// Checks a code (TOTP when it is six digits, a recovery code otherwise) against the account,
+/// with one argon2 verification at most; counts a failure. The proof is spent later, in the
+/// transaction that acts on it.
+pub async fn verify_code(
+    ctx: &Ctx,
+    account_id: &str,
+    code: &str,
+    client: &ClientInfo,
+) -> Result<Proof, SecondFactorError> {
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() == 6 && digits.chars().all(|c| c.is_ascii_digit()) {
+        check_totp(ctx, account_id, &digits, client).await
+    } else {
+        check_recovery_code(ctx, account_id, code, client).await
+    }
+}
+
+/// Opens the account's stored TOTP secret.
+pub fn open_secret(ctx: &Ctx, row: &TotpRow) -> Result<TotpSecret, Failure> {
+    let b32 = ctx
+        .cipher
+        .open(&row.secret_sealed)
+        .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
+    TotpSecret::from_base32(&b32).map_err(|e| Failure::Internal(anyhow::Error::new(e)))
+}
+
+/// Checks an authenticator code against the account's confirmed TOTP secret.
+pub async fn check_totp(
+    ctx: &Ctx,
+    account_id: &str,
+    code: &str,
+    client: &ClientInfo,
+) -> Result<Proof, SecondFactorError> {
+    if code.trim().is_empty() {
+        return Err(SecondFactorError::MissingCode);
+    }
+    check_budget(ctx, account_id, client).await?;
+    let id = account_id.to_owned();
+    let row = unit_of_work::read(ctx, move |conn| {
+        repo::two_factor::find_totp(conn, &id).map_err(Failure::from)
+    })
+    .await?
+    .filter(|t| t.confirmed_at.is_some());
+    let now = ctx.clock.now();
+    let matched = match &row {
+        Some(row) => open_secret(ctx, row)?
+            .check(code, now.timestamp())
+            .map(|step| (step, row.last_used_step)),
+        None => None,
+    };
+    let replayed = match matched {
+        Some((step, last)) if last.is_none_or(|l| l < step) => return Ok(Proof::Totp(step)),
+        Some(_) => true,
+        None => false,
+    };
+    record_failure(ctx, account_id).await?;
+    Err(SecondFactorError::Refused(CodeRefusal::InvalidTotp {
+        replayed,
+    }))
+}
+
+/// Checks a recovery code against the account's sets, current and superseded.
+pub async fn check_recovery_code(
+    ctx: &Ctx,
+    account_id: &str,
+    code: &str,
+    client: &ClientInfo,
+) -> Result<Proof, SecondFactorError> {
+    let parsed = match RecoveryCodeInput::parse(code) {
+        Err(RecoveryCodeInputError::Empty) => return Err(SecondFactorError::MissingCode),
+        other => other,
+    };
+    check_budget(ctx, account_id, client).await?;
+    let found = match &parsed {
+        Ok(input) => {
+            let (id, lookup) = (account_id.to_owned(), input.lookup().to_owned());
+            unit_of_work::read(ctx, move |conn| {
+                repo::two_factor::find_code(conn, &id, &lookup).map_err(Failure::from)
+            })
+            .await?
+        }
+        Err(_) => None,
+    };
+    // Exactly one argon2 verification whatever the input: against the selected row's hash, or
+    // against the dummy hash when nothing was selected.
+    let secret = parsed
+        .as_ref()
+        .map(|p| p.secret().to_owned())
+        .unwrap_or_default();
+    let hash = found.as_ref().map(|(c, _)| c.code_hash.clone());
+    let matches = ctx
+        .passwords
+        .run(move || hash.is_some_and(|h| verify_with(&secret, &h)))
+        .await?;
+    if found.is_none() {
+        let _ = ctx.passwords.verify(code.to_owned(), None).await?;
+    }
+    let refusal = match (parsed, found, matches) {
+        (Ok(_), Some((code_row, set)), true) => {
+            if let Some(replaced) = set.superseded_at {
+                CodeRefusal::Superseded {
+                    replaced_at: repo::utc(replaced),
+                }
+            } else if let Some(used) = code_row.used_at {
+                CodeRefusal::AlreadyUsed {
+                    used_at: Some(repo::utc(used)),
+                }
+            } else {
+                return Ok(Proof::RecoveryCode(code_row.id));
+            }
+        }
+        (Err(RecoveryCodeInputError::LooksLikeTotp), _, _) => CodeRefusal::InvalidRecoveryCode {
+            looks_like_totp: true,
+        },
+        _ => CodeRefusal::InvalidRecoveryCode {
+            looks_like_totp: false,
+        },
+    };
+    record_failure(ctx, account_id).await?;
+    Err(SecondFactorError::Refused(refusal))
+}
+
+/// Issues the mfa challenge of a login whose password was right (inside its transaction):
+/// answers the mfa token and its lifetime in seconds.
+pub fn start_challenge(w: &mut Work<'_>, account_id: &str) -> Result<(String, u64), Failure> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let ttl = w.ctx.config.mfa_token_ttl;
+    repo::two_factor::insert_challenge(
+        w.conn,
+        &ChallengeRow {
+            id: id.clone(),
+            account_id: account_id.to_owned(),
+            created_at: repo::naive(w.now),
+            expires_at: repo::naive(w.now + chrono::Duration::from_std(ttl).unwrap_or_default()),
+            used_at: None,
+        },
+    )?;
+    let token = w
+        .ctx
+        .jwt
+        .issue(TokenType::Mfa, account_id, &id, w.now, ttl)?;
+    Ok((token, ttl.as_secs()))
+}
+
+/// The live challenge an mfa token names.
+pub async fn challenge_of(ctx: &Ctx, mfa_token: &str) -> Result<ChallengeRow, SecondFactorError> {
+    let now = ctx.clock.now();
+    let claims = ctx
+        .jwt
+        .verify(mfa_token, TokenType::Mfa, now)
+        .map_err(|_| SecondFactorError::MfaTokenInvalid)?;
+    unit_of_work::read(ctx, move |conn| {
+        repo::two_factor::find_live_challenge(conn, &claims.sid, repo::naive(now))
+            .map_err(Failure::from)
+    })
+    .await?
+    .ok_or(SecondFactorError::MfaTokenInvalid)
+}
