@@ -16,9 +16,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use account_recovery::clock::Clock as _;
 use account_recovery::security::password::verify_with;
-use account_recovery::security::totp::TotpSecret;
 use serde_json::json;
 use support::{PASSWORD, TestApp, json};
 
@@ -31,30 +29,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 async fn two_factor_account(app: &TestApp, name: &str) -> Vec<String> {
     let tokens = app
-        .verified_user(name, &format!("{name}@example.com"), PASSWORD)
-        .await;
-    let e = json(
-        app.post_auth(
-            "/api/v1/account/totp",
-            &tokens.access,
-            json!({"password": PASSWORD}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let secret = TotpSecret::from_base32(e["secret"].as_str().expect("secret")).expect("secret");
-    let code = secret.code_at(app.clock.now().timestamp()).expect("code");
-    json(
-        app.post_auth(
-            "/api/v1/account/totp/confirm",
-            &tokens.access,
-            json!({"code": code}),
-        )
-        .await,
-        200,
-    )
-    .await;
+        .with_two_factor(name, &format!("{name}@example.com"))
+        .await
+        .tokens;
     // One superseded set kept, as the issue asks.
     let fresh = json(
         app.post_auth(

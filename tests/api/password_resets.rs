@@ -163,22 +163,7 @@ async fn the_link_sets_a_new_password_once_revokes_every_session_and_logs_nobody
 
     // Every session is gone: access tokens and refresh tokens alike.
     for tokens in [&first, &second] {
-        problem(
-            app.get_auth("/api/v1/account", &tokens.access).await,
-            401,
-            "unauthorized",
-        )
-        .await;
-        problem(
-            app.post(
-                "/api/v1/sessions/refresh",
-                json!({"refresh_token": tokens.refresh}),
-            )
-            .await,
-            401,
-            "invalid_refresh_token",
-        )
-        .await;
+        app.assert_session_dead(tokens).await;
     }
 
     // The old password is dead, the new one works.

@@ -5,6 +5,7 @@
 pub mod process;
 pub mod relay;
 pub mod smtp;
+pub mod two_factor;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -373,6 +374,32 @@ impl TestApp {
             access: body["access_token"].as_str().expect("access").to_string(),
             refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
         }
+    }
+
+    /// Asserts that the session of `tokens` is dead: its access token gets 401 `unauthorized`
+    /// and its refresh token 401 `invalid_refresh_token`.
+    pub async fn assert_session_dead(&self, tokens: &Tokens) {
+        problem(
+            self.get_auth("/api/v1/account", &tokens.access).await,
+            401,
+            "unauthorized",
+        )
+        .await;
+        problem(
+            self.post(
+                "/api/v1/sessions/refresh",
+                serde_json::json!({"refresh_token": tokens.refresh}),
+            )
+            .await,
+            401,
+            "invalid_refresh_token",
+        )
+        .await;
+    }
+
+    /// Asserts that the access token of `tokens` still reads the account.
+    pub async fn assert_session_alive(&self, tokens: &Tokens) {
+        json(self.get_auth("/api/v1/account", &tokens.access).await, 200).await;
     }
 
     /// Runs a statement on the app's database directly (test set-up only).
