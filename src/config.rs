@@ -254,6 +254,8 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// `REFRESH_TOKEN_TTL`.
     pub refresh_token_ttl: Duration,
+    /// `REFRESH_TOKEN_IDLE_TTL`: a refresh token unused this long dies.
+    pub refresh_token_idle_ttl: Duration,
     /// `MFA_TOKEN_TTL`.
     pub mfa_token_ttl: Duration,
     /// `EMAIL_VERIFICATION_TTL`.
@@ -481,6 +483,7 @@ impl Config {
             data_encryption_key,
             access_token_ttl: env.duration("ACCESS_TOKEN_TTL", "15m")?,
             refresh_token_ttl: env.duration("REFRESH_TOKEN_TTL", "30d")?,
+            refresh_token_idle_ttl: env.duration("REFRESH_TOKEN_IDLE_TTL", "7d")?,
             mfa_token_ttl: env.duration("MFA_TOKEN_TTL", "5m")?,
             email_verification_ttl: env.duration("EMAIL_VERIFICATION_TTL", "48h")?,
             reset_token_ttl: env.duration("RESET_TOKEN_TTL", "1h")?,

@@ -64,6 +64,7 @@ pub enum RoleDto {
     "id": "7f1c2a3e-0d4b-4e5f-8a9b-1c2d3e4f5a6b", "username": "jbber", "email": "jbber@example.com",
     "email_verified": true, "role": "user", "two_factor_enabled": true,
     "recovery_codes_remaining": 6, "recovery_codes_low": false,
+    "recovery_codes_should_regenerate": false,
     "password_changed_at": "2026-11-20T10:00:00Z", "created_at": "2026-01-05T09:30:00Z"
 }))]
 pub struct AccountResponse {
@@ -83,6 +84,9 @@ pub struct AccountResponse {
     pub recovery_codes_remaining: Option<u32>,
     /// True at two or fewer recovery codes left: regenerate them.
     pub recovery_codes_low: bool,
+    /// True after a login with a recovery code, until a new set is made: a recovery-code login
+    /// is account recovery, and the rest of that set should be replaced.
+    pub recovery_codes_should_regenerate: bool,
     /// When the password was last set.
     pub password_changed_at: DateTime<Utc>,
     /// When the account was created.
@@ -104,6 +108,7 @@ impl From<AccountView> for AccountResponse {
             two_factor_enabled: a.two_factor_enabled,
             recovery_codes_remaining: a.recovery_codes_remaining,
             recovery_codes_low: low,
+            recovery_codes_should_regenerate: a.recovery_codes_should_regenerate,
             password_changed_at: a.password_changed_at,
             created_at: a.created_at,
         }

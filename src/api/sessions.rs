@@ -78,19 +78,31 @@ pub struct AuthenticatedResponse {
     /// After a recovery-code login: unused codes left.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes_remaining: Option<u32>,
+    /// After a recovery-code login: `true`, make a new set of recovery codes (a login with a
+    /// recovery code is account recovery; `GET /api/v1/account` says so until a new set exists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_should_regenerate: Option<bool>,
 }
 
 impl AuthenticatedResponse {
     /// The answer for a session's tokens.
-    pub fn new(t: SessionTokens, recovery_codes_remaining: Option<u32>) -> Self {
+    pub fn new(t: SessionTokens) -> Self {
         Self {
             status: AuthenticatedStatus::Authenticated,
             access_token: t.access_token,
             token_type: "Bearer",
             expires_in: t.expires_in,
             refresh_token: t.refresh_token,
-            recovery_codes_remaining,
+            recovery_codes_remaining: None,
+            recovery_codes_should_regenerate: None,
         }
+    }
+
+    /// Adds what a recovery-code login tells about the codes.
+    pub fn with_recovery_codes(mut self, remaining: Option<u32>, regenerate: Option<bool>) -> Self {
+        self.recovery_codes_remaining = remaining;
+        self.recovery_codes_should_regenerate = regenerate;
+        self
     }
 }
 
@@ -183,7 +195,7 @@ pub async fn create_session(
     let outcome = login::login(&ctx, &body.login, body.password, client).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         LoginOutcome::Authenticated(t) => {
-            LoginResponse::Authenticated(AuthenticatedResponse::new(t, None))
+            LoginResponse::Authenticated(AuthenticatedResponse::new(t))
         }
         LoginOutcome::MfaRequired {
             mfa_token,
@@ -223,7 +235,7 @@ pub async fn refresh_session(
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = sessions::refresh(&ctx, &body.refresh_token, client).await?;
-    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens, None)))
+    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens)))
 }
 
 /// Logs out: the access token and its refresh token stop working.

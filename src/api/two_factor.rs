@@ -390,7 +390,7 @@ pub async fn create_session_with_totp(
     body: web::Json<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
     let step = login::login_with_totp(&ctx, &body.mfa_token, &body.code, client).await?;
-    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(step.tokens, None)))
+    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(step.tokens)))
 }
 
 /// Finishes a login with a recovery code; the answer says how many codes remain.
@@ -404,10 +404,11 @@ pub async fn create_session_with_totp(
     operation_id = "create_session_with_recovery_code",
     request_body = SecondStepBody,
     responses(
-        (status = 200, description = "Authenticated, with `recovery_codes_remaining`.", body = AuthenticatedResponse,
+        (status = 200, description = "Authenticated, with `recovery_codes_remaining` and `recovery_codes_should_regenerate: true` (make a new set).", body = AuthenticatedResponse,
             example = json!({"status": "authenticated", "access_token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
                 "token_type": "Bearer", "expires_in": 900,
-                "refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c", "recovery_codes_remaining": 7})),
+                "refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c", "recovery_codes_remaining": 7,
+                "recovery_codes_should_regenerate": true})),
         (status = 401, description = "`invalid_recovery_code`, `recovery_code_already_used`, `recovery_code_superseded` or `mfa_token_invalid`.", body = Problem,
             content_type = "application/problem+json",
             example = json!({"type": "urn:account-recovery:problem:recovery_code_superseded", "title": "Recovery code was replaced",
@@ -424,10 +425,12 @@ pub async fn create_session_with_recovery_code(
     body: web::Json<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
     let step = login::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client).await?;
-    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(
-        step.tokens,
-        step.recovery_codes_remaining,
-    )))
+    Ok(
+        HttpResponse::Ok().json(AuthenticatedResponse::new(step.tokens).with_recovery_codes(
+            step.recovery_codes_remaining,
+            step.recovery_codes_should_regenerate,
+        )),
+    )
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct AccountView {
     pub two_factor_enabled: bool,
     /// Unused recovery codes (when 2FA is on).
     pub recovery_codes_remaining: Option<u32>,
+    /// A code of the current set was used to log in: make a new set.
+    pub recovery_codes_should_regenerate: bool,
     /// When the password was last set.
     pub password_changed_at: DateTime<Utc>,
     /// Created at.
@@ -65,6 +67,7 @@ pub fn view(conn: &mut DbConnection, row: AccountRow) -> Result<AccountView, Fai
         role: Role::from_stored(&row.role),
         two_factor_enabled: second.enabled,
         recovery_codes_remaining: second.enabled.then_some(second.remaining),
+        recovery_codes_should_regenerate: second.should_regenerate(),
         password_changed_at: repo::utc(row.password_changed_at),
         created_at: repo::utc(row.created_at),
     })
@@ -512,6 +515,8 @@ pub fn set_password(
         "password_changed",
     )?;
     repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
+    // A login that got past the old password and waits for its second factor dies too.
+    repo::two_factor::void_challenges(conn, &account.id, repo::naive(now))?;
     audit::record(
         conn,
         now,

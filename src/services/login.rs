@@ -170,6 +170,8 @@ pub struct SecondStep {
     pub tokens: SessionTokens,
     /// After a recovery code: how many are left.
     pub recovery_codes_remaining: Option<u32>,
+    /// After a recovery code: the owner should make a new set (always, until they do).
+    pub recovery_codes_should_regenerate: Option<bool>,
 }
 
 /// Finishes a login with an authenticator code.
@@ -226,7 +228,7 @@ async fn finish_login(
             let account = repo::accounts::find(w.conn, &challenge.account_id)?
                 .ok_or(SecondFactorError::MfaTokenInvalid)?;
             let tokens = sessions::open_session(w, &account, proof.factor(), &client)?;
-            let remaining = match proof {
+            let codes = match proof {
                 Proof::Totp(_) => None,
                 Proof::RecoveryCode(_) => {
                     let s = two_factor::status(w.conn, &account.id)?;
@@ -249,12 +251,13 @@ async fn finish_login(
                             "low": s.remaining <= LOW_CODES,
                         }),
                     )?;
-                    Some(s.remaining)
+                    Some((s.remaining, s.should_regenerate()))
                 }
             };
             Ok(Ok(SecondStep {
                 tokens,
-                recovery_codes_remaining: remaining,
+                recovery_codes_remaining: codes.map(|(remaining, _)| remaining),
+                recovery_codes_should_regenerate: codes.map(|(_, regenerate)| regenerate),
             }))
         },
     )

@@ -175,6 +175,13 @@ pub async fn refresh(
             let Some(session) = repo::sessions::find_live(w.conn, &row.session_id, now)? else {
                 return Err(RefreshError::InvalidRefreshToken);
             };
+            // An unused refresh token dies after the idle limit: a copy left on a forgotten
+            // device stops being a way in, even inside the session's lifetime.
+            let idle = chrono::Duration::from_std(w.ctx.config.refresh_token_idle_ttl)
+                .unwrap_or(chrono::Duration::days(7));
+            if row.rotated_at.is_none() && repo::utc(row.created_at) + idle <= w.now {
+                return Err(RefreshError::InvalidRefreshToken);
+            }
             if row.rotated_at.is_some() || !repo::sessions::rotate_refresh(w.conn, &hash, now)? {
                 repo::sessions::revoke(
                     w.conn,

@@ -52,6 +52,15 @@ pub struct TwoFactorStatus {
     pub used: Vec<UsedCode>,
 }
 
+impl TwoFactorStatus {
+    /// Whether the owner should make a new set: a code of the current set was used, and a
+    /// login with a recovery code is account recovery (NIST SP 800-63B-4 §4.2.1.1), after which
+    /// the remaining codes of that set may be as exposed as the one used.
+    pub fn should_regenerate(&self) -> bool {
+        self.enabled && !self.used.is_empty()
+    }
+}
+
 /// Reads the account's two-factor state.
 pub fn status(conn: &mut DbConnection, account_id: &str) -> diesel::QueryResult<TwoFactorStatus> {
     let enabled =
@@ -288,10 +297,10 @@ pub async fn confirm(
     }
     let account = load_account(ctx, &who.account_id).await?;
     let id = account.id.clone();
-    let pending = ctx
-        .db
-        .run(move |conn| repo::two_factor::find_totp(conn, &id).map_err(Failure::from))
-        .await?;
+    let pending = unit_of_work::read(ctx, move |conn| {
+        repo::two_factor::find_totp(conn, &id).map_err(Failure::from)
+    })
+    .await?;
     let pending = match pending {
         Some(p) if p.confirmed_at.is_some() => return Err(TwoFactorError::AlreadyEnabled),
         Some(p) => p,
@@ -366,10 +375,7 @@ pub fn notify(
 /// The account's recovery codes: counts, times and where used codes were used; never a code.
 pub async fn recovery_codes(ctx: &Ctx, who: &Principal) -> Result<TwoFactorStatus, TwoFactorError> {
     let id = who.account_id.clone();
-    let s = ctx
-        .db
-        .run(move |conn| status(conn, &id).map_err(Failure::from))
-        .await?;
+    let s = unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from)).await?;
     if !s.enabled {
         return Err(TwoFactorError::NotEnabled);
     }
@@ -387,19 +393,18 @@ pub async fn regenerate(
     let account = load_account(ctx, &who.account_id).await?;
     check_password(ctx, &account, password).await?;
     let id = account.id.clone();
-    let s = ctx
-        .db
-        .run(move |conn| status(conn, &id).map_err(Failure::from))
-        .await?;
+    let s = unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from)).await?;
     if !s.enabled {
         return Err(TwoFactorError::NotEnabled);
     }
     let now = ctx.clock.now();
     let taken = taken_lookups(ctx, &account.id).await?;
     let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
+    let session_id = who.session_id.clone();
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
         repo::two_factor::supersede_sets(w.conn, &account.id, repo::naive(w.now))?;
         repo::two_factor::insert_set(w.conn, &set, &rows)?;
+        let revoked = revoke_other_sessions(w, &account.id, &session_id)?;
         w.audit(
             Event::new(
                 EventType::RecoveryCodesGenerated,
@@ -407,7 +412,11 @@ pub async fn regenerate(
                 &client,
             )
             .account(Some(&account.id))
-            .details(serde_json::json!({"count": rows.len(), "replaced": true})),
+            .details(serde_json::json!({
+                "count": rows.len(),
+                "replaced": true,
+                "sessions_revoked": revoked,
+            })),
         )?;
         notify(
             w,
@@ -437,9 +446,7 @@ pub async fn disable(
     let account = load_account(ctx, &who.account_id).await?;
     check_password(ctx, &account, password).await?;
     let id = account.id.clone();
-    let enabled = ctx
-        .db
-        .run(move |conn| status(conn, &id).map_err(Failure::from))
+    let enabled = unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from))
         .await?
         .enabled;
     if !enabled {
@@ -460,6 +467,7 @@ pub async fn disable(
         Err(SecondFactorError::Failure(f)) => return Err(f.into()),
     };
     let account_id = account.id.clone();
+    let session_id = who.session_id.clone();
     let result = unit_of_work::write(
         ctx,
         move |w: &mut Work<'_>| -> Result<Result<(), CodeRefusal>, TwoFactorError> {
@@ -468,6 +476,7 @@ pub async fn disable(
                 return Ok(Err(refusal));
             }
             repo::two_factor::remove_all(w.conn, &account.id)?;
+            let revoked = revoke_other_sessions(w, &account.id, &session_id)?;
             w.audit(
                 Event::new(
                     EventType::TotpDisabled,
@@ -475,7 +484,10 @@ pub async fn disable(
                     &client,
                 )
                 .account(Some(&account.id))
-                .details(serde_json::json!({"with": proof.factor().as_str()})),
+                .details(serde_json::json!({
+                    "with": proof.factor().as_str(),
+                    "sessions_revoked": revoked,
+                })),
             )?;
             notify(w, &account, "totp_disabled", &client, serde_json::json!({}))?;
             Ok(Ok(()))
@@ -489,6 +501,18 @@ pub async fn disable(
             Err(TwoFactorError::InvalidCode(refusal))
         }
     }
+}
+
+/// Revokes every session of the account but the caller's: a change to the second factors must
+/// not leave a thief's session alive. Answers how many were revoked.
+fn revoke_other_sessions(w: &mut Work<'_>, account_id: &str, keep: &str) -> Result<usize, Failure> {
+    Ok(repo::sessions::revoke_all(
+        w.conn,
+        account_id,
+        Some(keep),
+        repo::naive(w.now),
+        "second_factor_changed",
+    )?)
 }
 
 /// Whether the account has 2FA on (inside a transaction).

@@ -16,6 +16,7 @@ mod openapi;
 mod password_resets;
 mod recovery_requests;
 mod secrets;
+mod session_hygiene;
 mod sessions;
 mod two_factor;
 mod two_instances;

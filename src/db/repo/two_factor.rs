@@ -280,3 +280,19 @@ pub fn consume_challenge(
     .execute(conn)
     .map(|n| n == 1)
 }
+
+/// Ends every unfinished mfa challenge of an account (a half-finished login dies when the
+/// password changes or the account is recovered); returns how many.
+pub fn void_challenges(
+    conn: &mut DbConnection,
+    account_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        mfa_challenges::table
+            .filter(mfa_challenges::account_id.eq(account_id))
+            .filter(mfa_challenges::used_at.is_null()),
+    )
+    .set(mfa_challenges::used_at.eq(now))
+    .execute(conn)
+}
