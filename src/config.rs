@@ -190,6 +190,9 @@ pub struct RateLimits {
     pub login_per_ip: Limit,
     /// Failed second-factor attempts per account (`RATE_LIMIT_SECOND_FACTOR`).
     pub second_factor: Limit,
+    /// Failed re-authentications per account (`RATE_LIMIT_REAUTH`): the password checks of
+    /// signed-in calls and TOTP confirmation codes, together.
+    pub reauth: Limit,
     /// Password-reset requests per client IP (`RATE_LIMIT_PASSWORD_RESET_PER_IP`).
     pub password_reset_per_ip: Limit,
     /// Password-reset emails per account (`RATE_LIMIT_PASSWORD_RESET_EMAILS`).
@@ -211,6 +214,7 @@ impl RateLimits {
             self.login_per_account,
             self.login_per_ip,
             self.second_factor,
+            self.reauth,
             self.password_reset_per_ip,
             self.password_reset_emails,
             self.verification_emails,
@@ -421,6 +425,7 @@ impl Config {
             login_per_account: env.limit("RATE_LIMIT_LOGIN_PER_ACCOUNT", "20/1h")?,
             login_per_ip: env.limit("RATE_LIMIT_LOGIN_PER_IP", "100/15m")?,
             second_factor: env.limit("RATE_LIMIT_SECOND_FACTOR", "10/15m")?,
+            reauth: env.limit("RATE_LIMIT_REAUTH", "10/15m")?,
             password_reset_per_ip: env.limit("RATE_LIMIT_PASSWORD_RESET_PER_IP", "30/1h")?,
             password_reset_emails: env.limit("RATE_LIMIT_PASSWORD_RESET_EMAILS", "3/1h")?,
             verification_emails: env.limit("RATE_LIMIT_VERIFICATION_EMAILS", "3/1h")?,

@@ -189,7 +189,7 @@ fn run(
             .wrap(from_fn(api::middleware::render_other_errors))
             .wrap(from_fn(api::middleware::request_id_and_log))
             .wrap(from_fn(api::middleware::security_headers))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<api::middleware::RootSpan>::new())
             // Outermost, so that it times everything and sees the final status.
             .wrap(metrics.clone())
     })

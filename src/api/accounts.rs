@@ -274,6 +274,10 @@ impl From<ChangePasswordError> for ApiError {
                 "The current password is wrong.",
             ),
             ChangePasswordError::Invalid(issues) => issues.into(),
+            ChangePasswordError::RateLimited { retry_after_secs } => ApiError::rate_limited(
+                retry_after_secs,
+                "Too many wrong passwords. Try again later.",
+            ),
             ChangePasswordError::Failure(f) => f.into(),
         }
     }
@@ -413,6 +417,7 @@ pub async fn get_account(
                 "status": 403, "detail": "The current password is wrong.", "code": "invalid_password"})),
         (status = 422, description = "The new password is refused, with the reason.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or confirmation codes on this account (`rate_limited`, `Retry-After`): the re-authentication budget, `RATE_LIMIT_REAUTH`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/account/password")]

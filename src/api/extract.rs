@@ -81,12 +81,7 @@ impl FromRequest for Client {
             .app_data::<web::Data<Ctx>>()
             .map(|c| c.config.trusted_proxies.as_slice())
             .unwrap_or(&[]);
-        let peer = req.peer_addr().map(|a| a.ip());
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let ip = client_ip(peer, forwarded, trusted).map(|ip| ip.to_string());
+        let ip = client_ip_of(req, trusted).map(|ip| ip.to_string());
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
@@ -95,6 +90,23 @@ impl FromRequest for Client {
             .map(short_user_agent);
         std::future::ready(Ok(Self(ClientInfo { ip, user_agent })))
     }
+}
+
+/// The client address of `req`: the peer, or, when the peer is a trusted proxy, the rightmost
+/// `X-Forwarded-For` entry that is not a trusted proxy, read over **every** header line (a
+/// proxy that appends its own line would otherwise let the client choose the first one).
+pub fn client_ip_of(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let lines: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded = (!lines.is_empty()).then(|| lines.join(","));
+    client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        forwarded.as_deref(),
+        trusted,
+    )
 }
 
 /// The client address: walk `X-Forwarded-For` from the right while the hop is a trusted proxy.

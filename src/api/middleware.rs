@@ -29,6 +29,58 @@ pub const CORS_MAX_AGE_SECS: usize = 3600;
 /// The `Strict-Transport-Security` value sent when `PUBLIC_URL` is https.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
+/// The root span of every request (for `TracingLogger`): the fields of tracing-actix-web's
+/// default span, except that the client address is the one the app believes
+/// ([`crate::api::extract::client_ip_of`], with `TRUSTED_PROXIES`), not whatever
+/// `X-Forwarded-For` claims.
+#[derive(Debug)]
+pub struct RootSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RootSpan {
+    fn on_request_start(request: &ServiceRequest) -> tracing::Span {
+        let trusted: &[std::net::IpAddr] = request
+            .app_data::<web::Data<Ctx>>()
+            .map(|c| c.config.trusted_proxies.as_slice())
+            .unwrap_or(&[]);
+        let client_ip = crate::api::extract::client_ip_of(request.request(), trusted)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "(unmatched)".into());
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(crate::services::short_user_agent)
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %route,
+            http.client_ip = %client_ip,
+            http.user_agent = %user_agent,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
 /// Adds `X-Request-Id` to every response and logs one line with the id (from the request span),
 /// the route, the status and the time taken.
 pub async fn request_id_and_log(

@@ -233,15 +233,17 @@ fn no_store() -> CacheControl {
         (status = 403, description = "Wrong password (`invalid_password`).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already on (`two_factor_already_enabled`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or confirmation codes on this account (`rate_limited`, `Retry-After`): the re-authentication budget, `RATE_LIMIT_REAUTH`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/account/totp")]
 pub async fn start_totp_enrollment(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
+    Client(client): Client,
     body: web::Json<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let e = two_factor::enroll(&ctx, &who, body.into_inner().password).await?;
+    let e = two_factor::enroll(&ctx, &who, body.into_inner().password, client).await?;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(EnrollmentResponse {
@@ -261,6 +263,7 @@ pub async fn start_totp_enrollment(
         (status = 422, description = "The code does not match (field `code`, code `invalid_totp_code`), or is missing.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No enrollment pending (`two_factor_not_enabled`) or already on (`two_factor_already_enabled`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or confirmation codes on this account (`rate_limited`, `Retry-After`): the re-authentication budget, `RATE_LIMIT_REAUTH`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/account/totp/confirm")]
@@ -291,7 +294,7 @@ pub async fn confirm_totp_enrollment(
         (status = 403, description = "Wrong password (`invalid_password`).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "2FA is not on (`two_factor_not_enabled`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The code was refused (field `code` with `invalid_totp_code`, `invalid_recovery_code`, `recovery_code_already_used` or `recovery_code_superseded`).", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed second-factor attempts.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed second-factor attempts, or wrong passwords (the re-authentication budget, `RATE_LIMIT_REAUTH`); `rate_limited` with `Retry-After`.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -352,6 +355,7 @@ pub async fn get_recovery_codes_status(
         (status = 403, description = "Wrong password (`invalid_password`).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "2FA is not on (`two_factor_not_enabled`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or confirmation codes on this account (`rate_limited`, `Retry-After`): the re-authentication budget, `RATE_LIMIT_REAUTH`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/account/recovery-codes")]

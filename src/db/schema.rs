@@ -87,10 +87,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    rate_limit_hits (id) {
-        id -> BigInt,
+    rate_limit_buckets (bucket) {
         bucket -> Text,
-        at -> Timestamp,
+        tat -> BigInt,
     }
 }
 
@@ -191,7 +190,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_tokens,
     outbox,
     audit_events,
-    rate_limit_hits,
+    rate_limit_buckets,
     totp_credentials,
     recovery_code_sets,
     recovery_codes,

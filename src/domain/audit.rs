@@ -42,6 +42,7 @@ event_types! {
     RecoveryCodesGenerated => "recovery_codes.generated",
     RecoveryCodeUsed => "recovery_code.used",
     SecondFactorRateLimited => "second_factor.rate_limited",
+    ReauthFailed => "reauth.failed",
     RecoveryRequestSubmitted => "recovery_request.submitted",
     RecoveryRequestOwnershipProven => "recovery_request.ownership_proven",
     RecoveryRequestOwnershipDisputed => "recovery_request.ownership_disputed",

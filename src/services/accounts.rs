@@ -12,9 +12,11 @@ use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
 use crate::services::audit::{self, Actor, Event};
 use crate::services::rate_limit::{self, Decision};
+use crate::services::reauth;
 use crate::services::sessions::Principal;
 use crate::services::two_factor;
 use crate::services::{ClientInfo, Failure, FieldIssue};
+use crate::services::{login, second_factor};
 
 /// The purpose of email-verification tokens.
 pub const VERIFY_EMAIL: &str = "verify_email";
@@ -148,9 +150,11 @@ pub async fn register(
     let taken = ctx
         .db
         .run(move |conn| -> Result<_, RegisterError> {
+            // Every attempt counts, taken or not, so the 409s cannot be used to probe which
+            // names and addresses exist past the limit.
             if let Some(bucket) = &bucket
                 && let Decision::Limited { retry_after_secs } =
-                    rate_limit::check(conn, &metrics, bucket, limit, now)?
+                    rate_limit::take(conn, &metrics, bucket, limit, now)?
             {
                 return Err(RegisterError::RateLimited { retry_after_secs });
             }
@@ -186,9 +190,6 @@ pub async fn register(
                     },
                 )
                 .map_err(taken_by_race)?;
-                if let Some(bucket) = &ip_bucket {
-                    rate_limit::hit(conn, bucket, now)?;
-                }
                 let row = repo::accounts::find(conn, &id)?.ok_or_else(|| {
                     Failure::Internal(anyhow::anyhow!("inserted account vanished"))
                 })?;
@@ -375,7 +376,7 @@ pub async fn resend_verification(ctx: &Ctx, who: &Principal) -> Result<(), Resen
                     return Err(ResendError::AlreadyVerified);
                 }
                 let bucket = format!("verification-mail:{}", account.id);
-                if let Decision::Limited { retry_after_secs } = rate_limit::check(
+                if let Decision::Limited { retry_after_secs } = rate_limit::take(
                     conn,
                     &ctx2.metrics,
                     &bucket,
@@ -384,7 +385,6 @@ pub async fn resend_verification(ctx: &Ctx, who: &Principal) -> Result<(), Resen
                 )? {
                     return Err(ResendError::RateLimited { retry_after_secs });
                 }
-                rate_limit::hit(conn, &bucket, now)?;
                 send_verification(&ctx2, conn, &account, now)?;
                 Ok(())
             })
@@ -415,6 +415,12 @@ pub enum ChangePasswordError {
     /// The new password breaks the policy.
     #[error("weak password")]
     Invalid(Vec<FieldIssue>),
+    /// Too many wrong current passwords (the re-authentication budget).
+    #[error("too many attempts")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
     /// Infrastructure.
     #[error(transparent)]
     Failure(Failure),
@@ -436,12 +442,12 @@ pub async fn change_password(
         .run(move |conn| repo::accounts::find(conn, &id).map_err(Failure::from))
         .await?
         .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
-    if !ctx
-        .passwords
-        .verify(current, Some(account.password_hash.clone()))
-        .await?
-    {
-        return Err(ChangePasswordError::InvalidPassword);
+    match reauth::password(ctx, &account.id, &account.password_hash, current, &client).await? {
+        Ok(true) => {}
+        Ok(false) => return Err(ChangePasswordError::InvalidPassword),
+        Err(reauth::Limited { retry_after_secs }) => {
+            return Err(ChangePasswordError::RateLimited { retry_after_secs });
+        }
     }
     let password = NewPassword::parse(&new, &[&account.username, &account.email]).map_err(|e| {
         ChangePasswordError::Invalid(vec![FieldIssue::new(
@@ -517,6 +523,9 @@ pub fn set_password(
     repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
     // A login that got past the old password and waits for its second factor dies too.
     repo::two_factor::void_challenges(conn, &account.id, repo::naive(now))?;
+    // The owner proved who they are: failures an attacker ran up against the account end.
+    login::clear_failures(ctx, conn, &account.username, &account.email)?;
+    second_factor::clear_budget(conn, &account.id)?;
     audit::record(
         conn,
         now,

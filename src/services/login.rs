@@ -5,7 +5,8 @@
 //! [`sessions::open_session`]; the checks of the second factor live in `second_factor`.
 
 use crate::context::Ctx;
-use crate::db::repo::{self, accounts::AccountRow, two_factor::ChallengeRow};
+use crate::db::DbConnection;
+use crate::db::repo::{self, two_factor::ChallengeRow};
 use crate::domain::{EventType, Login, SecondFactor};
 use crate::failure_conversions;
 use crate::security::tokens;
@@ -55,9 +56,11 @@ failure_conversions!(LoginError);
 /// Password step of a login. Unknown logins and wrong passwords do the same work (a dummy
 /// verification) and give the same answer.
 ///
-/// Failed logins are limited per normalised login text and per client IP, both counted in the
-/// database. The limits are checked before the password is verified, so a limited attempt costs
-/// no argon2 work and says nothing about whether its password was right; only failures count.
+/// Attempts are limited per normalised login text and per client IP, both counted in the
+/// database *before* the password is verified, in the statement that decides whether it may be
+/// verified at all: a burst of parallel guesses gets at most the limit's worth of verifications
+/// and 429s for the rest, and a limited attempt costs no argon2 work and says nothing about
+/// whether its password was right. A right password gives its units back.
 pub async fn login(
     ctx: &Ctx,
     login: &str,
@@ -68,30 +71,32 @@ pub async fn login(
     let buckets = LoginBuckets::new(ctx, &login, &client);
     let limits = ctx.config.rate_limits;
     let lookup = login.as_str().to_owned();
-    let now = ctx.clock.now();
-    let limit_buckets = buckets.clone();
-    let metrics = ctx.metrics.clone();
-    let account = unit_of_work::read(ctx, move |conn| -> Result<Option<AccountRow>, LoginError> {
+    let taking = buckets.clone();
+    let account = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, LoginError> {
         // The same check for existing and unknown accounts, before the account is looked up:
         // the answer never tells which logins exist.
-        let mut retry_after = None;
-        for (bucket, limit) in [
-            (Some(&limit_buckets.login), limits.login_per_account),
-            (limit_buckets.ip.as_ref(), limits.login_per_ip),
-        ] {
-            let Some(bucket) = bucket else { continue };
-            if let Decision::Limited { retry_after_secs } =
-                rate_limit::check(conn, &metrics, bucket, limit, now)?
-            {
-                retry_after = retry_after.max(Some(retry_after_secs));
-            }
-        }
-        if let Some(retry_after_secs) = retry_after {
+        let metrics = w.ctx.metrics.clone();
+        if let Decision::Limited { retry_after_secs } = rate_limit::take(
+            w.conn,
+            &metrics,
+            &taking.login,
+            limits.login_per_account,
+            w.now,
+        )? {
             return Err(LoginError::RateLimited { retry_after_secs });
         }
-        Ok(repo::accounts::find_by_login(conn, &lookup)?)
+        if let Some(ip) = &taking.ip
+            && let Decision::Limited { retry_after_secs } =
+                rate_limit::take(w.conn, &metrics, ip, limits.login_per_ip, w.now)?
+        {
+            // Not this attempt's turn after all: give the login text's unit back.
+            rate_limit::refund(w.conn, &taking.login, limits.login_per_account)?;
+            return Ok(Err(retry_after_secs));
+        }
+        Ok(Ok(repo::accounts::find_by_login(w.conn, &lookup)?))
     })
     .await
+    .and_then(|r| r.map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs }))
     .inspect_err(|e| {
         if matches!(e, LoginError::RateLimited { .. }) {
             tracing::info!("login refused: too many failed attempts");
@@ -104,10 +109,13 @@ pub async fn login(
     match account {
         Some(account) if ok => {
             let outcome = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, Failure> {
-                // The right password ends the count of this login text's failures; the IP's
-                // count stays, or one known account would reset the budget of an IP that
-                // guesses at others.
+                // The right password ends the count of this login text's failures and gives
+                // the IP its unit back; the IP's earlier failures stay, or one known account
+                // would reset the budget of an IP that guesses at others.
                 rate_limit::reset(w.conn, &buckets.login)?;
+                if let Some(ip) = &buckets.ip {
+                    rate_limit::refund(w.conn, ip, limits.login_per_ip)?;
+                }
                 if two_factor::is_enabled(w.conn, &account.id)? {
                     let (mfa_token, expires_in) = second_factor::start_challenge(w, &account.id)?;
                     return Ok(LoginOutcome::MfaRequired {
@@ -124,10 +132,6 @@ pub async fn login(
         account => {
             let account_id = account.map(|a| a.id);
             unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
-                rate_limit::hit(w.conn, &buckets.login, w.now)?;
-                if let Some(ip) = &buckets.ip {
-                    rate_limit::hit(w.conn, ip, w.now)?;
-                }
                 w.audit(
                     Event::new(EventType::SessionLoginFailed, Actor::Anonymous, &client)
                         .account(account_id.as_deref())
@@ -152,15 +156,36 @@ struct LoginBuckets {
 
 impl LoginBuckets {
     fn new(ctx: &Ctx, login: &Login, client: &ClientInfo) -> Self {
-        let key = ctx.config.data_encryption_key.expose();
         Self {
-            login: format!(
-                "login:{}",
-                tokens::keyed_hash(key, "rate-limit:login", login.as_str())
-            ),
+            login: login_text_bucket(ctx, login),
             ip: client.ip.as_ref().map(|ip| format!("login-ip:{ip}")),
         }
     }
+}
+
+fn login_text_bucket(ctx: &Ctx, login: &Login) -> String {
+    let key = ctx.config.data_encryption_key.expose();
+    format!(
+        "login:{}",
+        tokens::keyed_hash(key, "rate-limit:login", login.as_str())
+    )
+}
+
+/// Forgets the failed logins counted against an account's login texts (its username and its
+/// email address): a completed password reset or recovery ends a lockout that an attacker's
+/// guesses caused. Runs inside the caller's transaction.
+pub fn clear_failures(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    username: &str,
+    email: &str,
+) -> Result<(), Failure> {
+    for text in [username, email] {
+        if let Some(login) = Login::parse(text) {
+            rate_limit::reset(conn, &login_text_bucket(ctx, &login))?;
+        }
+    }
+    Ok(())
 }
 
 /// What a finished second step answers.

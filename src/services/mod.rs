@@ -9,6 +9,7 @@ pub mod login;
 pub mod metrics;
 pub mod password_reset;
 pub mod rate_limit;
+pub mod reauth;
 pub mod recovery_requests;
 pub mod second_factor;
 pub mod sessions;

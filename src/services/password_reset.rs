@@ -142,7 +142,7 @@ fn decide(
         "password-reset-ip:{}",
         client.ip.as_deref().unwrap_or("unknown")
     );
-    if let Decision::Limited { retry_after_secs } = rate_limit::check(
+    if let Decision::Limited { retry_after_secs } = rate_limit::take(
         conn,
         &ctx.metrics,
         &ip_bucket,
@@ -151,7 +151,6 @@ fn decide(
     )? {
         return Err(StartResetError::RateLimited { retry_after_secs });
     }
-    rate_limit::hit(conn, &ip_bucket, now)?;
 
     let account = repo::accounts::find_by_login(conn, login.as_str())?;
     // Unknown logins are counted too, under a keyed hash of the login text (never the text),
@@ -160,19 +159,14 @@ fn decide(
         Some(a) => format!("password-reset-mail:{}", a.id),
         None => format!("password-reset-mail:login:{}", login_key(ctx, login)),
     };
-    let allowed = match rate_limit::check(
+    let allowed = rate_limit::take(
         conn,
         &ctx.metrics,
         &mail_bucket,
         limits.password_reset_emails,
         now,
-    )? {
-        Decision::Allowed => {
-            rate_limit::hit(conn, &mail_bucket, now)?;
-            true
-        }
-        Decision::Limited { .. } => false,
-    };
+    )?
+    .allowed();
     let account_id = account.as_ref().map(|a| a.id.clone());
     let (outcome, step) = match (account, allowed) {
         (None, true) => (Outcome::UnknownLogin, MailStep::Rehearse),

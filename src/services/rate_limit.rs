@@ -1,4 +1,12 @@
-//! Sliding-window limits counted in the database, so several instances share them.
+//! Abuse limits counted in the database, so several instances share them.
+//!
+//! Each limit (`COUNT/WINDOW`) is a generic cell rate algorithm (GCRA) bucket: one row per
+//! bucket key, whatever the load. A bucket absorbs a burst of `COUNT` attempts and then one per
+//! `WINDOW ÷ COUNT`; it is full again `WINDOW` after its last attempt. [`take`] counts an
+//! attempt *before* the work it guards, in the one database statement that decides whether it
+//! may proceed, so a burst of parallel requests can never be evaluated more often than the
+//! limit allows. Where a success should not count (a right password), the caller gives the
+//! unit back with [`refund`].
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
@@ -11,17 +19,65 @@ use crate::metrics::Metrics;
 /// The answer of a limit check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Under the limit.
+    /// Under the limit (and, for [`take`], counted).
     Allowed,
     /// Over it: retry after this many seconds.
     Limited {
-        /// Seconds until the oldest counted event leaves the window.
+        /// Seconds until the bucket admits one more attempt.
         retry_after_secs: u64,
     },
 }
 
-/// Whether `bucket` is over `limit` at `now` (the event being decided is not counted yet).
-/// A refusal is counted in `metrics` under the bucket's kind.
+impl Decision {
+    /// Whether the attempt may proceed.
+    pub fn allowed(self) -> bool {
+        self == Self::Allowed
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The GCRA parameters of a limit: the time one unit occupies and the window, in microseconds.
+fn cell(limit: Limit) -> (i64, i64) {
+    let window = i64::try_from(limit.window.as_micros())
+        .unwrap_or(i64::MAX / 4)
+        .max(1);
+    let interval = (window / i64::from(limit.max.max(1))).max(1);
+    (interval, window)
+}
+
+/// Seconds until `bucket` admits one more attempt (at least 1).
+fn retry_after(conn: &mut DbConnection, bucket: &str, limit: Limit, now: i64) -> QueryResult<u64> {
+    let (interval, window) = cell(limit);
+    let tat = repo::rate_limits::tat(conn, bucket)?.unwrap_or(now);
+    let wait_us = tat.saturating_add(interval) - window - now;
+    let secs = (wait_us + 999_999) / 1_000_000;
+    Ok(u64::try_from(secs.max(1)).unwrap_or(1))
+}
+
+/// Counts one attempt in `bucket` if `limit` allows it, in one atomic statement; a refusal is
+/// counted in `metrics` under the bucket's kind (never its key).
+pub fn take(
+    conn: &mut DbConnection,
+    metrics: &Metrics,
+    bucket: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> QueryResult<Decision> {
+    let (interval, window) = cell(limit);
+    let now = micros(now);
+    if repo::rate_limits::take(conn, bucket, now, interval, window)? {
+        return Ok(Decision::Allowed);
+    }
+    metrics.rate_limited(bucket);
+    Ok(Decision::Limited {
+        retry_after_secs: retry_after(conn, bucket, limit, now)?,
+    })
+}
+
+/// Whether `bucket` would admit one more attempt now, without counting one.
 pub fn check(
     conn: &mut DbConnection,
     metrics: &Metrics,
@@ -29,40 +85,65 @@ pub fn check(
     limit: Limit,
     now: DateTime<Utc>,
 ) -> QueryResult<Decision> {
-    let window = chrono::Duration::from_std(limit.window).unwrap_or(chrono::Duration::hours(1));
-    let since = now - window;
-    let (count, oldest) = repo::rate_limits::count_since(conn, bucket, repo::naive(since))?;
-    if count < i64::from(limit.max) {
+    let (interval, window) = cell(limit);
+    let now = micros(now);
+    let tat = repo::rate_limits::tat(conn, bucket)?
+        .unwrap_or(now)
+        .max(now);
+    if tat + interval - now <= window {
         return Ok(Decision::Allowed);
     }
     metrics.rate_limited(bucket);
-    let frees_at = oldest.map(repo::utc).unwrap_or(now) + window;
-    let secs = (frees_at - now).num_seconds().max(1);
     Ok(Decision::Limited {
-        retry_after_secs: u64::try_from(secs).unwrap_or(1),
+        retry_after_secs: retry_after(conn, bucket, limit, now)?,
     })
 }
 
-/// Counts one event in `bucket`.
-pub fn hit(conn: &mut DbConnection, bucket: &str, now: DateTime<Utc>) -> QueryResult<()> {
-    repo::rate_limits::hit(conn, bucket, repo::naive(now))
+/// Counts one event in `bucket` whatever its state (something that happened and must count
+/// against later attempts).
+pub fn hit(
+    conn: &mut DbConnection,
+    bucket: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let (interval, _) = cell(limit);
+    repo::rate_limits::add(conn, bucket, micros(now), interval)
 }
 
-/// Forgets `bucket`'s events.
+/// Gives back one unit taken from `bucket` (an attempt that should not count).
+pub fn refund(conn: &mut DbConnection, bucket: &str, limit: Limit) -> QueryResult<()> {
+    let (interval, _) = cell(limit);
+    repo::rate_limits::refund(conn, bucket, interval)
+}
+
+/// Empties `bucket`.
 pub fn reset(conn: &mut DbConnection, bucket: &str) -> QueryResult<()> {
     repo::rate_limits::clear(conn, bucket).map(|_| ())
 }
 
-/// Forgets events that no limit's window reaches any more (housekeeping); returns how many.
+/// Forgets buckets that are empty again (housekeeping); returns how many.
 pub async fn prune(ctx: &crate::context::Ctx) -> Result<usize, crate::services::Failure> {
-    let window = chrono::Duration::from_std(ctx.config.rate_limits.longest_window())
-        .unwrap_or(chrono::Duration::days(1));
-    let before = repo::naive(ctx.clock.now() - window);
+    let now = micros(ctx.clock.now());
     ctx.db
-        .run(move |conn| {
-            crate::db::write_transaction(conn, |conn| -> Result<usize, crate::services::Failure> {
-                Ok(repo::rate_limits::prune(conn, before)?)
-            })
-        })
+        .run(move |conn| Ok(repo::rate_limits::prune(conn, now)?))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_is_the_window_divided_by_the_count() {
+        let (interval, window) = cell(Limit {
+            max: 20,
+            window: std::time::Duration::from_secs(3600),
+        });
+        assert_eq!(window, 3_600_000_000);
+        assert_eq!(interval, 180_000_000);
+        // Exactly COUNT attempts fit in an empty bucket: the n-th takes tat to now + n·T.
+        assert!(20 * interval <= window);
+        assert!(21 * interval > window);
+    }
 }

@@ -347,11 +347,10 @@ fn limit_ip(
     let bucket = format!("{what}:ip:{}", client.ip.as_deref().unwrap_or("unknown"));
     let limit = ctx.config.rate_limits.recovery_request_per_ip;
     if let Decision::Limited { retry_after_secs } =
-        rate_limit::check(conn, &ctx.metrics, &bucket, limit, now)?
+        rate_limit::take(conn, &ctx.metrics, &bucket, limit, now)?
     {
         return Err(RequesterError::RateLimited { retry_after_secs });
     }
-    rate_limit::hit(conn, &bucket, now)?;
     Ok(())
 }
 
@@ -367,10 +366,9 @@ fn send_ownership_mail(
 ) -> Result<(), Failure> {
     let bucket = format!("ownership-mail:{}", account.id);
     let limit = ctx.config.rate_limits.ownership_emails;
-    if let Decision::Limited { .. } = rate_limit::check(conn, &ctx.metrics, &bucket, limit, now)? {
+    if let Decision::Limited { .. } = rate_limit::take(conn, &ctx.metrics, &bucket, limit, now)? {
         return Ok(());
     }
-    rate_limit::hit(conn, &bucket, now)?;
     ctx.mailer.queue(
         conn,
         now,

@@ -1,9 +1,10 @@
 //! Checking a second factor: a TOTP code or a recovery code against an account, the mfa
 //! challenge a login waits on, the failure budget they share, and spending a code that matched.
 //!
-//! Failed second-factor attempts of an account (TOTP and recovery codes together, a reused code
-//! included) share one budget counted in the database; past it every attempt is refused with a
-//! 429, right or wrong, and a security event is written. A check proves a code without spending
+//! Second-factor attempts of an account (TOTP and recovery codes together, a reused code
+//! included) share one budget counted in the database before the code is checked; past it every
+//! attempt is refused with a 429, right or wrong, and a security event is written. A code that
+//! matches gives its unit back, so only failures spend the budget. A check proves a code without spending
 //! it; the use case that acts on the proof spends it inside its own transaction ([`spend`]), so
 //! a code is consumed only if that action completes, and exactly once under concurrent use.
 //!
@@ -122,19 +123,21 @@ fn budget_bucket(account_id: &str) -> String {
     format!("second-factor:{account_id}")
 }
 
-/// Counts one failed second-factor attempt (in its own transaction: it must outlive the
-/// refusal).
+/// Counts one failed second-factor attempt that was not counted before it was checked (a code
+/// that matched but lost the race to spend it).
 pub async fn record_failure(ctx: &Ctx, account_id: &str) -> Result<(), Failure> {
     let bucket = budget_bucket(account_id);
+    let limit = ctx.config.rate_limits.second_factor;
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
-        rate_limit::hit(w.conn, &bucket, w.now)?;
+        rate_limit::hit(w.conn, &bucket, limit, w.now)?;
         Ok(())
     })
     .await
 }
 
-/// Refuses every attempt once the account's failure budget is spent, and says so in the log.
-async fn check_budget(
+/// Takes one attempt from the account's budget before a code is checked; refuses (and says so
+/// in the audit log) once it is spent.
+async fn take_budget(
     ctx: &Ctx,
     account_id: &str,
     client: &ClientInfo,
@@ -144,7 +147,8 @@ async fn check_budget(
     let id = account_id.to_owned();
     let client = client.clone();
     let decision = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, Failure> {
-        let decision = rate_limit::check(w.conn, &w.ctx.metrics, &bucket, limit, w.now)?;
+        let metrics = w.ctx.metrics.clone();
+        let decision = rate_limit::take(w.conn, &metrics, &bucket, limit, w.now)?;
         if let Decision::Limited { retry_after_secs } = decision {
             w.audit(
                 Event::new(
@@ -165,6 +169,21 @@ async fn check_budget(
             Err(SecondFactorError::RateLimited { retry_after_secs })
         }
     }
+}
+
+/// Forgets the account's failed second-factor attempts (inside the caller's transaction).
+pub fn clear_budget(conn: &mut DbConnection, account_id: &str) -> Result<(), Failure> {
+    Ok(rate_limit::reset(conn, &budget_bucket(account_id))?)
+}
+
+/// Gives back the unit a matching code took from the budget.
+async fn refund_budget(ctx: &Ctx, account_id: &str) -> Result<(), Failure> {
+    let bucket = budget_bucket(account_id);
+    let limit = ctx.config.rate_limits.second_factor;
+    unit_of_work::read(ctx, move |conn| {
+        rate_limit::refund(conn, &bucket, limit).map_err(Failure::from)
+    })
+    .await
 }
 
 /// Checks a code (TOTP when it is six digits, a recovery code otherwise) against the account,
@@ -203,7 +222,7 @@ pub async fn check_totp(
     if code.trim().is_empty() {
         return Err(SecondFactorError::MissingCode);
     }
-    check_budget(ctx, account_id, client).await?;
+    take_budget(ctx, account_id, client).await?;
     let id = account_id.to_owned();
     let row = unit_of_work::read(ctx, move |conn| {
         repo::two_factor::find_totp(conn, &id).map_err(Failure::from)
@@ -218,11 +237,13 @@ pub async fn check_totp(
         None => None,
     };
     let replayed = match matched {
-        Some((step, last)) if last.is_none_or(|l| l < step) => return Ok(Proof::Totp(step)),
+        Some((step, last)) if last.is_none_or(|l| l < step) => {
+            refund_budget(ctx, account_id).await?;
+            return Ok(Proof::Totp(step));
+        }
         Some(_) => true,
         None => false,
     };
-    record_failure(ctx, account_id).await?;
     Err(SecondFactorError::Refused(CodeRefusal::InvalidTotp {
         replayed,
     }))
@@ -239,7 +260,7 @@ pub async fn check_recovery_code(
         Err(RecoveryCodeInputError::Empty) => return Err(SecondFactorError::MissingCode),
         other => other,
     };
-    check_budget(ctx, account_id, client).await?;
+    take_budget(ctx, account_id, client).await?;
     let found = match &parsed {
         Ok(input) => {
             let (id, lookup) = (account_id.to_owned(), input.lookup().to_owned());
@@ -275,6 +296,7 @@ pub async fn check_recovery_code(
                     used_at: Some(repo::utc(used)),
                 }
             } else {
+                refund_budget(ctx, account_id).await?;
                 return Ok(Proof::RecoveryCode(code_row.id));
             }
         }
@@ -285,7 +307,6 @@ pub async fn check_recovery_code(
             looks_like_totp: false,
         },
     };
-    record_failure(ctx, account_id).await?;
     Err(SecondFactorError::Refused(refusal))
 }
 

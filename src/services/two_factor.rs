@@ -16,6 +16,7 @@ use crate::mail::{OutgoingMail, human_time};
 use crate::security::tokens::random_bytes;
 use crate::security::totp::TotpSecret;
 use crate::services::audit::{Actor, Event};
+use crate::services::reauth;
 use crate::services::second_factor::{self, CodeRefusal, SecondFactorError};
 use crate::services::sessions::Principal;
 use crate::services::unit_of_work::{self, Work};
@@ -162,19 +163,19 @@ async fn load_account(ctx: &Ctx, account_id: &str) -> Result<AccountRow, Failure
     .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))
 }
 
+/// Checks the caller's password again (in the re-authentication budget).
 async fn check_password(
     ctx: &Ctx,
     account: &AccountRow,
     password: String,
+    client: &ClientInfo,
 ) -> Result<(), TwoFactorError> {
-    if ctx
-        .passwords
-        .verify(password, Some(account.password_hash.clone()))
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(TwoFactorError::InvalidPassword)
+    match reauth::password(ctx, &account.id, &account.password_hash, password, client).await? {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(TwoFactorError::InvalidPassword),
+        Err(reauth::Limited { retry_after_secs }) => {
+            Err(TwoFactorError::RateLimited { retry_after_secs })
+        }
     }
 }
 
@@ -184,9 +185,10 @@ pub async fn enroll(
     ctx: &Ctx,
     who: &Principal,
     password: String,
+    client: ClientInfo,
 ) -> Result<Enrollment, TwoFactorError> {
     let account = load_account(ctx, &who.account_id).await?;
-    check_password(ctx, &account, password).await?;
+    check_password(ctx, &account, password, &client).await?;
     let secret = TotpSecret::generate();
     let otpauth_uri = secret
         .otpauth_uri(&ctx.config.service_name, &account.username)
@@ -306,12 +308,17 @@ pub async fn confirm(
         Some(p) => p,
         None => return Err(TwoFactorError::NotEnabled),
     };
+    // Confirmation codes are guessed against the re-authentication budget, like passwords.
+    if let Err(reauth::Limited { retry_after_secs }) = reauth::begin(ctx, &account.id).await? {
+        return Err(TwoFactorError::RateLimited { retry_after_secs });
+    }
     let now = ctx.clock.now();
-    let step = second_factor::open_secret(ctx, &pending)?
-        .check(code, now.timestamp())
-        .ok_or(TwoFactorError::InvalidCode(CodeRefusal::InvalidTotp {
-            replayed: false,
-        }))?;
+    let step = second_factor::open_secret(ctx, &pending)?.check(code, now.timestamp());
+    let check = reauth::Check::TotpConfirmation;
+    reauth::end(ctx, &account.id, check, step.is_some(), &client).await?;
+    let step = step.ok_or(TwoFactorError::InvalidCode(CodeRefusal::InvalidTotp {
+        replayed: false,
+    }))?;
     let taken = taken_lookups(ctx, &account.id).await?;
     let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
@@ -391,7 +398,7 @@ pub async fn regenerate(
     client: ClientInfo,
 ) -> Result<NewCodes, TwoFactorError> {
     let account = load_account(ctx, &who.account_id).await?;
-    check_password(ctx, &account, password).await?;
+    check_password(ctx, &account, password, &client).await?;
     let id = account.id.clone();
     let s = unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from)).await?;
     if !s.enabled {
@@ -444,7 +451,7 @@ pub async fn disable(
         return Err(TwoFactorError::MissingCode);
     }
     let account = load_account(ctx, &who.account_id).await?;
-    check_password(ctx, &account, password).await?;
+    check_password(ctx, &account, password, &client).await?;
     let id = account.id.clone();
     let enabled = unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from))
         .await?

@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod bursts;
 mod cli;
 mod errors;
 mod faults;
