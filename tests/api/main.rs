@@ -3,6 +3,7 @@
 
 mod support;
 
+mod account_events;
 mod accounts;
 mod cli;
 mod errors;
