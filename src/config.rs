@@ -241,6 +241,8 @@ pub struct Config {
     /// `METRICS_BIND_ADDR`: where Prometheus metrics are served (never on `BIND_ADDR`); `off`
     /// serves none.
     pub metrics_bind_addr: Option<SocketAddr>,
+    /// `PASSWORD_BLOCKLIST_FILE`: the operator's own refused passwords, one per line.
+    pub password_blocklist_file: Option<PathBuf>,
     /// `WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
     /// `PUBLIC_URL`: where clients reach the API; https turns on HSTS.
@@ -476,6 +478,15 @@ impl Config {
             database_timeout: env.duration("DATABASE_TIMEOUT", "5s")?,
             bind_addr,
             metrics_bind_addr,
+            password_blocklist_file: match env.get("PASSWORD_BLOCKLIST_FILE") {
+                Some(path) if !Path::new(&path).is_file() => {
+                    return Err(ConfigError::new(
+                        "PASSWORD_BLOCKLIST_FILE",
+                        format!("{path} is not a readable file"),
+                    ));
+                }
+                path => path.map(PathBuf::from),
+            },
             workers: match env.get("WORKERS") {
                 None => None,
                 Some(_) => Some(env.parse_in("WORKERS", 1, 1..=1024)?),

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod password;
+pub mod password_lists;
 pub mod recovery_code;
 pub mod recovery_request;
 

@@ -14,6 +14,7 @@ mod login_limits;
 mod mail;
 mod metrics;
 mod openapi;
+mod password_policy;
 mod password_resets;
 mod recovery_requests;
 mod secrets;
