@@ -242,6 +242,11 @@ pub struct Config {
     pub database_timeout: Duration,
     /// `BIND_ADDR`.
     pub bind_addr: SocketAddr,
+    /// `METRICS_BIND_ADDR`: where Prometheus metrics are served (never on `BIND_ADDR`); `off`
+    /// serves none.
+    pub metrics_bind_addr: Option<SocketAddr>,
+    /// `PASSWORD_BLOCKLIST_FILE`: the operator's own refused passwords, one per line.
+    pub password_blocklist_file: Option<PathBuf>,
     /// `WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
     /// `PUBLIC_URL`: where clients reach the API; https turns on HSTS.
@@ -325,6 +330,10 @@ impl Config {
         )
         .map_err(|m| ConfigError::new("DATABASE_URL", m))?;
         let bind_addr: SocketAddr = env.parse_or("BIND_ADDR", "127.0.0.1:8080".parse().ok())?;
+        let metrics_bind_addr = match env.get("METRICS_BIND_ADDR").as_deref().map(str::trim) {
+            Some("off") => None,
+            _ => Some(env.parse_or("METRICS_BIND_ADDR", "127.0.0.1:9464".parse().ok())?),
+        };
         let public_url = match env.get("PUBLIC_URL") {
             Some(raw) => parse_base_url("PUBLIC_URL", &raw)?,
             None => parse_base_url("PUBLIC_URL", &format!("http://{bind_addr}"))?,
@@ -475,6 +484,16 @@ impl Config {
             database_pool_size: env.parse_in("DATABASE_POOL_SIZE", 10, 1..=1000)?,
             database_timeout: env.duration("DATABASE_TIMEOUT", "5s")?,
             bind_addr,
+            metrics_bind_addr,
+            password_blocklist_file: match env.get("PASSWORD_BLOCKLIST_FILE") {
+                Some(path) if !Path::new(&path).is_file() => {
+                    return Err(ConfigError::new(
+                        "PASSWORD_BLOCKLIST_FILE",
+                        format!("{path} is not a readable file"),
+                    ));
+                }
+                path => path.map(PathBuf::from),
+            },
             workers: match env.get("WORKERS") {
                 None => None,
                 Some(_) => Some(env.parse_in("WORKERS", 1, 1..=1024)?),
@@ -679,6 +698,16 @@ mod tests {
         let config = with(&[]).expect("defaults are valid");
         assert_eq!(config.app_env, AppEnv::Development);
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.metrics_bind_addr.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        assert_eq!(
+            with(&[("METRICS_BIND_ADDR", "off")])
+                .expect("off is valid")
+                .metrics_bind_addr,
+            None
+        );
         assert!(config.dev_secrets_file.is_some());
         assert!(config.jwt_secret.expose().len() >= MIN_SECRET_BYTES);
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
@@ -712,6 +741,7 @@ mod tests {
         for (key, value) in [
             ("APP_ENV", "staging"),
             ("BIND_ADDR", "nowhere"),
+            ("METRICS_BIND_ADDR", "nowhere"),
             ("ACCESS_TOKEN_TTL", "soon"),
             ("MAIL_TRANSPORT", "pigeon"),
             ("MAIL_FROM", "not a mailbox"),

@@ -36,6 +36,7 @@ pub struct Ctx {
 impl Ctx {
     /// Builds the state from the configuration (no connection is made yet).
     pub fn new(config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        load_password_lists(&config)?;
         let db = Db::new(&config)?;
         let passwords = PasswordHasher::new(config.argon2, config.argon2_max_concurrent)?;
         let jwt = JwtKeys::new(
@@ -56,4 +57,25 @@ impl Ctx {
             metrics,
         })
     }
+}
+
+/// Decompresses the common-password list now, so that no request pays for it, and adds the
+/// service's name and the operator's list (`PASSWORD_BLOCKLIST_FILE`) to what new passwords are
+/// checked against.
+fn load_password_lists(config: &Config) -> anyhow::Result<()> {
+    use crate::domain::password_lists;
+    password_lists::load_common()
+        .map_err(|e| anyhow::anyhow!("the compiled-in password list is damaged: {e}"))?;
+    password_lists::add_service_name(&config.service_name);
+    if let Some(path) = &config.password_blocklist_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "PASSWORD_BLOCKLIST_FILE: cannot read {}: {e}",
+                path.display()
+            )
+        })?;
+        let words = password_lists::add_operator_words(&text);
+        tracing::info!(words, "refusing the passwords of PASSWORD_BLOCKLIST_FILE");
+    }
+    Ok(())
 }

@@ -182,8 +182,9 @@ fn serve(config: Config) -> ExitCode {
         let app = Application::build(config, Arc::new(SystemClock), Signals::Handle).await?;
         tracing::info!(
             port = app.port(),
+            metrics_port = app.metrics_port(),
             database = backend,
-            "serving; Swagger UI at /swagger-ui/"
+            "serving; Swagger UI at /swagger-ui/, metrics at /metrics on the metrics port"
         );
         app.run_until_stopped().await?;
         anyhow::Ok(())

@@ -24,6 +24,8 @@ use crate::mail::transport::Transport;
 pub struct Application {
     server: Server,
     port: u16,
+    /// The metrics listener's server and port, unless `METRICS_BIND_ADDR=off`.
+    metrics: Option<(Server, u16)>,
     ctx: Ctx,
     dispatcher: Dispatcher,
 }
@@ -32,6 +34,7 @@ impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("port", &self.port)
+            .field("metrics_port", &self.metrics_port())
             .finish()
     }
 }
@@ -46,7 +49,8 @@ pub enum Signals {
 }
 
 impl Application {
-    /// Connects to the database, applies migrations, binds `BIND_ADDR` and prepares the server.
+    /// Connects to the database, applies migrations, binds `BIND_ADDR` (and
+    /// `METRICS_BIND_ADDR`) and prepares the servers.
     pub async fn build(
         config: Config,
         clock: SharedClock,
@@ -66,6 +70,12 @@ impl Application {
         let listener = TcpListener::bind(config.bind_addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind_addr))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match config.metrics_bind_addr {
+            Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+                anyhow::anyhow!("cannot listen on {addr} (METRICS_BIND_ADDR): {e}")
+            })?),
+            None => None,
+        };
         let transport = Transport::from_config(&config)?;
         let ctx = Ctx::new(config, clock)?;
         let timeout = ctx.config.database_timeout;
@@ -78,16 +88,25 @@ impl Application {
         .await??;
 
         let server = run(listener, ctx.clone(), signals, extra_routes)?;
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                Some((run_metrics(listener, ctx.clone())?, port))
+            }
+            None => None,
+        };
         let dispatcher = Dispatcher {
             db: ctx.db.clone(),
             clock: ctx.clock.clone(),
             transport,
             from: ctx.config.mail_from.clone(),
             mailer: ctx.mailer.clone(),
+            metrics: ctx.metrics.clone(),
         };
         Ok(Self {
             server,
             port,
+            metrics,
             ctx,
             dispatcher,
         })
@@ -98,12 +117,18 @@ impl Application {
         self.port
     }
 
+    /// The port the metrics listener listens on (useful with port 0); `None` when
+    /// `METRICS_BIND_ADDR=off`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
+    }
+
     /// The shared state, for background work and tests.
     pub fn context(&self) -> &Ctx {
         &self.ctx
     }
 
-    /// A handle to stop the server.
+    /// A handle to stop the server (the metrics listener and the background work follow).
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
@@ -115,7 +140,15 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let dispatcher = tokio::spawn(self.dispatcher.run(stop_rx.clone()));
         let maintenance = tokio::spawn(run_maintenance(self.ctx.clone(), stop_rx));
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         let _ = stop_tx.send(true);
         let _ = dispatcher.await;
         let _ = maintenance.await;
@@ -146,6 +179,22 @@ async fn run_maintenance(ctx: Ctx, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
         }
     }
+}
+
+/// The metrics listener: `GET /metrics` and nothing else, on one worker, with no signal
+/// handlers of its own (it stops with the API server).
+fn run_metrics(listener: TcpListener, ctx: Ctx) -> anyhow::Result<Server> {
+    let data = web::Data::new(ctx);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(api::metrics::routes)
+    })
+    .listen(listener)?
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5);
+    Ok(server.run())
 }
 
 /// A function that mounts extra routes on the app.

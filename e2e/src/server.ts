@@ -92,6 +92,7 @@ export async function startServer(binPath: string, extraEnv: Record<string, stri
     APP_ENV: "development",
     DATABASE_URL: join(work, "e2e.db"),
     BIND_ADDR: `127.0.0.1:${port}`,
+    METRICS_BIND_ADDR: "off",
     WORKERS: "2",
     JWT_SECRET: "e2e-jwt-secret-0123456789abcdef0123456789",
     DATA_ENCRYPTION_KEY: "e2e-data-key-0123456789abcdef0123456789",

@@ -26,7 +26,9 @@ pub struct RegisterBody {
     pub username: String,
     /// Unique ignoring case; a verification email is sent there.
     pub email: String,
-    /// 8–128 characters, not common, breached or like the username.
+    /// 8–128 characters; refused (each with its field-error code) when it contains the username,
+    /// the email or the service's name, is a common breached password, is on the operator's
+    /// list, or is otherwise easy to guess.
     pub password: String,
 }
 
@@ -306,9 +308,9 @@ impl From<RevokeError> for ApiError {
         (status = 422, description = "Field errors, including why a password is refused.", body = Problem,
             content_type = "application/problem+json",
             example = json!({"type": "urn:account-recovery:problem:validation_failed", "title": "Validation failed",
-                "status": 422, "detail": "password: is too easy to guess: This is a very common password.",
+                "status": 422, "detail": "password: is one of the most common passwords found in data breaches; choose another.",
                 "code": "validation_failed",
-                "errors": [{"field": "password", "code": "weak", "message": "is too easy to guess: This is a very common password."}]})),
+                "errors": [{"field": "password", "code": "breached", "message": "is one of the most common passwords found in data breaches; choose another"}]})),
         (status = 429, description = "Too many registrations from this client address (`RATE_LIMIT_REGISTRATION_PER_IP`); `Retry-After` says when to try again.",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait.")),

@@ -1,4 +1,5 @@
-//! Operations: `/health/live`, `/health/ready` and `/metrics`.
+//! Operations: `/health/live` and `/health/ready`. Metrics are served elsewhere: see
+//! [`crate::api::metrics`].
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -48,26 +49,4 @@ pub async fn get_readiness(ctx: web::Data<Ctx>) -> Result<HttpResponse, ApiError
         .await
         .map_err(ApiError::unavailable)?;
     Ok(HttpResponse::Ok().json(HealthStatus { status: "ready" }))
-}
-
-/// Metrics in the Prometheus text format: requests per route pattern, method and status
-/// (`account_recovery_http_requests_total`, `account_recovery_http_requests_duration_seconds`),
-/// rate-limit refusals per limit (`account_recovery_rate_limit_hits_total`) and the outbox
-/// backlog (`account_recovery_outbox_pending`, `account_recovery_outbox_oldest_pending_age_seconds`).
-/// Meant for the operator's scraper: restrict it at the load balancer like `/health`.
-#[utoipa::path(
-    tag = "operations",
-    operation_id = "get_metrics",
-    responses(
-        (status = 200, description = "Every metric, in the Prometheus text exposition format 0.0.4.",
-            body = String, content_type = "text/plain; version=0.0.4",
-            example = "# HELP account_recovery_outbox_pending Mails queued in the outbox and not delivered yet (read at scrape time).\n# TYPE account_recovery_outbox_pending gauge\naccount_recovery_outbox_pending 0\n"),
-    )
-)]
-#[get("/metrics")]
-pub async fn get_metrics(ctx: web::Data<Ctx>) -> Result<HttpResponse, ApiError> {
-    let text = services::metrics::render(&ctx).await?;
-    Ok(HttpResponse::Ok()
-        .content_type(crate::metrics::CONTENT_TYPE)
-        .body(text))
 }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod common;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod password_resets;
@@ -26,7 +27,6 @@ use crate::api::problem::ApiError;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::get_liveness)
         .service(health::get_readiness)
-        .service(health::get_metrics)
         .service(utoipa_actix_web::scope("/api/v1").configure(v1_routes));
 }
 

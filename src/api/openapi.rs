@@ -34,7 +34,7 @@ requests reviewed by support.\n\nEvery error is an RFC 9457 problem document \
         (name = "password_resets", description = "Forgotten password, by email."),
         (name = "recovery_requests", description = "Requests from owners who lost every factor."),
         (name = "support", description = "Review of recovery requests and the audit log (role `support`)."),
-        (name = "operations", description = "Health checks and metrics."),
+        (name = "operations", description = "Health checks."),
     )
 )]
 pub struct ApiDoc;

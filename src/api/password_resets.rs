@@ -26,7 +26,8 @@ pub struct StartPasswordResetBody {
 pub struct ConfirmPasswordResetBody {
     /// The `token` parameter of the `reset-password` link.
     pub token: String,
-    /// The new password (8–128 characters, not common, breached or like the username or email).
+    /// The new password (8–128 characters; refused like a registration's password when it
+    /// contains the username, the email or the service's name, or is common or guessable).
     pub new_password: String,
 }
 
@@ -109,9 +110,9 @@ pub async fn start_password_reset(
         (status = 422, description = "A field is missing, or the new password is refused, with the reason (`validation_failed`).", body = Problem,
             content_type = "application/problem+json",
             example = json!({"type": "urn:account-recovery:problem:validation_failed", "title": "Validation failed",
-                "status": 422, "detail": "new_password: is too easy to guess: This is a very common password.",
+                "status": 422, "detail": "new_password: is one of the most common passwords found in data breaches; choose another.",
                 "code": "validation_failed",
-                "errors": [{"field": "new_password", "code": "weak", "message": "is too easy to guess: This is a very common password."}]})),
+                "errors": [{"field": "new_password", "code": "breached", "message": "is one of the most common passwords found in data breaches; choose another"}]})),
     )
 )]
 #[post("/password-resets/confirm")]

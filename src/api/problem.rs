@@ -76,7 +76,9 @@ codes! {
 pub struct FieldError {
     /// The JSON field at fault.
     pub field: String,
-    /// A stable code: `required`, `too_short`, `too_long`, `invalid`, `must_be_true`, `weak`, …
+    /// A stable code: `required`, `too_short`, `too_long`, `invalid`, `must_be_true`; for
+    /// passwords `contains_personal_info`, `contains_service_name`, `breached`, `blocklisted`,
+    /// `weak`; …
     pub code: String,
     /// A sentence for people.
     pub message: String,

@@ -181,6 +181,16 @@ impl Db {
         self.url.backend()
     }
 
+    /// The pool's open and idle connections now, and the most it opens (for metrics).
+    pub fn pool_state(&self) -> crate::metrics::PoolReading {
+        let state = self.pool.state();
+        crate::metrics::PoolReading {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+
     /// Checks out a connection on the calling (blocking) thread.
     pub fn get(&self) -> Result<PooledConnection<DbManager>, DbError> {
         if let DatabaseUrl::Sqlite(path) = &self.url

@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod ids;
 pub mod password;
+pub mod password_lists;
 pub mod recovery_code;
 pub mod recovery_request;
 

@@ -18,6 +18,7 @@ use crate::db::repo::{self, outbox::OutboxRow};
 use crate::db::{Db, DbError, write_transaction};
 use crate::mail::Mailer;
 use crate::mail::transport::{Envelope, SendError, Transport};
+use crate::metrics::Metrics;
 
 /// How long a claim holds before another instance may take the mail.
 const LEASE: Duration = Duration::from_secs(120);
@@ -41,6 +42,8 @@ pub struct Dispatcher {
     pub from: Mailbox,
     /// Opens sealed bodies.
     pub mailer: Mailer,
+    /// Counts mails sent and failed.
+    pub metrics: Metrics,
 }
 
 /// The wait before attempt `attempts + 1`: 30 s, 1 min, 2 min, … capped at an hour.
@@ -159,6 +162,7 @@ impl Dispatcher {
         match outcome {
             Ok(()) => {
                 tracing::info!(outbox.id = %row.id, mail.kind = %row.kind, "mail delivered");
+                self.metrics.mail_sent(&row.kind);
                 self.db
                     .run(move |conn| {
                         repo::outbox::mark_sent(conn, &id, &worker, repo::naive(now))
@@ -168,6 +172,7 @@ impl Dispatcher {
             }
             Err(e) => {
                 let next = retry_at(now, row.attempts, &e);
+                self.metrics.mail_failed(&row.kind);
                 tracing::warn!(
                     outbox.id = %row.id,
                     mail.kind = %row.kind,

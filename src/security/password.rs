@@ -11,6 +11,7 @@
 //! same time.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +43,10 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Hasher threads (and permits) in all.
+    threads: usize,
+    /// Calls waiting for a permit (for the metrics).
+    waiting: Arc<AtomicUsize>,
     dummy_hash: Arc<str>,
     /// Work for the hasher's threads; they stop when the last clone is dropped.
     jobs: mpsc::Sender<Job>,
@@ -99,6 +104,8 @@ impl PasswordHasher {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(threads)),
+            threads,
+            waiting: Arc::new(AtomicUsize::new(0)),
             dummy_hash: dummy_hash.into(),
             jobs,
         })
@@ -132,12 +139,15 @@ impl PasswordHasher {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Task)?;
+        let permit = {
+            // Counted while waiting, also when the caller gives up before a permit comes.
+            let _waiting = Waiting::enter(&self.waiting);
+            self.permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| HashError::Task)?
+        };
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
@@ -151,9 +161,35 @@ impl PasswordHasher {
         result.await.map_err(|_| HashError::Task)
     }
 
+    /// How many calls wait for a hasher thread, and how many hash now (for the metrics).
+    pub fn queue(&self) -> crate::metrics::HasherReading {
+        crate::metrics::HasherReading {
+            waiting: self.waiting.load(Ordering::Relaxed),
+            in_flight: self
+                .threads
+                .saturating_sub(self.permits.available_permits()),
+        }
+    }
+
     /// Hashes on the calling thread (the command line, and the hasher's own threads).
     pub fn hash_blocking(&self, password: &str) -> Result<String, HashError> {
         hash_with(&self.params, password)
+    }
+}
+
+/// One call counted as waiting for a permit until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -316,5 +352,46 @@ mod tests {
         }
         assert_eq!(h.run(|| 42).await.expect("runs"), 42);
         assert_eq!(h.permits.available_permits(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_queue_counts_waiting_and_running_hashes() {
+        let h = cheap();
+        assert_eq!(h.queue().in_flight + h.queue().waiting, 0);
+        // Two jobs hold both threads until released; a third waits for a permit.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let mut running = Vec::new();
+        for _ in 0..2 {
+            let (h, gate) = (h.clone(), gate.clone());
+            running.push(tokio::spawn(async move {
+                h.run(move || gate.lock().map(|g| g.recv().is_ok()).unwrap_or(false))
+                    .await
+            }));
+        }
+        let third = {
+            let h = h.clone();
+            tokio::spawn(async move { h.run(|| 3).await })
+        };
+        let mut seen = crate::metrics::HasherReading {
+            waiting: 0,
+            in_flight: 0,
+        };
+        for _ in 0..200 {
+            seen = h.queue();
+            if seen.waiting == 1 && seen.in_flight == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!((seen.waiting, seen.in_flight), (1, 2));
+        for _ in 0..2 {
+            release.send(()).expect("release");
+        }
+        for job in running {
+            assert!(job.await.expect("joined").expect("ran"));
+        }
+        assert_eq!(third.await.expect("joined").expect("ran"), 3);
+        assert_eq!((h.queue().waiting, h.queue().in_flight), (0, 0));
     }
 }

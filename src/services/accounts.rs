@@ -560,7 +560,8 @@ pub fn set_password(
     Ok(())
 }
 
-/// A page of the caller's own security events, newest first.
+/// A page of the caller's own security events, newest first, as the owner may see them
+/// ([`audit::owner_view`]).
 pub async fn events(
     ctx: &Ctx,
     who: &Principal,
@@ -570,9 +571,12 @@ pub async fn events(
         account_id: Some(who.account_id.clone()),
         ..Default::default()
     };
-    ctx.db
+    let (events, total) = ctx
+        .db
         .run(move |conn| audit::list(conn, &filter, page).map_err(Failure::from))
-        .await
+        .await?;
+    // Support's internal text and whereabouts stay out of the owner's view (API.md).
+    Ok((events.into_iter().map(audit::owner_view).collect(), total))
 }
 
 /// Why a support user could not be created.

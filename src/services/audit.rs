@@ -1,5 +1,6 @@
 //! Writes security events and support actions to the audit log, inside the caller's
-//! transaction, and reads them back.
+//! transaction, and reads them back: whole for support, and trimmed for the account's owner
+//! ([`owner_view`]), who never sees support's internal text or where support worked from.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
@@ -145,5 +146,91 @@ impl<'a> Event<'a> {
     pub fn details(mut self, details: serde_json::Value) -> Self {
         self.details = details;
         self
+    }
+}
+
+/// The details a recovery-request event may show the account's owner: states, where the link
+/// goes and when it expires. Everything else in them is support-internal (the approval's
+/// comment and justification, a denial's reason, notes, evidence such as ownership or
+/// duplicates) or about the requester, who may not be the owner.
+const OWNER_REQUEST_DETAILS: &[&str] = &[
+    "from",
+    "to",
+    "deliver_to",
+    "expires_at",
+    "two_factor_removed",
+];
+
+/// `event` as the account's owner may see it (`GET /account/events`): a recovery-request
+/// event keeps only [`OWNER_REQUEST_DETAILS`], and an action of support or of the service
+/// itself loses the IP address and user agent it came from. The owner's own actions are shown
+/// whole. Trimmed when read, so it also covers events recorded before this rule.
+pub fn owner_view(mut event: EventView) -> EventView {
+    if event.event_type.starts_with("recovery_request.") {
+        event.details = match event.details {
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.into_iter()
+                    .filter(|(key, _)| OWNER_REQUEST_DETAILS.contains(&key.as_str()))
+                    .collect(),
+            ),
+            _ => serde_json::json!({}),
+        };
+    }
+    if event.actor.starts_with("support:") || event.actor == "system" {
+        event.ip = None;
+        event.user_agent = None;
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, actor: &str, details: serde_json::Value) -> EventView {
+        EventView {
+            id: 1,
+            event_type: event_type.into(),
+            actor: actor.into(),
+            account_id: Some("a".into()),
+            request_id: None,
+            ip: Some("198.51.100.7".into()),
+            user_agent: Some("SupportConsole/1.0".into()),
+            at: Utc::now(),
+            details,
+        }
+    }
+
+    #[test]
+    fn the_owner_never_sees_support_text_or_where_support_worked_from() {
+        let seen = owner_view(event(
+            "recovery_request.approved",
+            "support:s1",
+            serde_json::json!({"from": "in_review", "deliver_to": "contact_email",
+                "comment": "internal", "justification": "internal", "ownership": "unanswered"}),
+        ));
+        assert_eq!(
+            seen.details,
+            serde_json::json!({"from": "in_review", "deliver_to": "contact_email"})
+        );
+        assert_eq!((seen.ip, seen.user_agent), (None, None));
+        let denied = owner_view(event(
+            "recovery_request.denied",
+            "support:s1",
+            serde_json::json!({"from": "submitted", "reason": "internal"}),
+        ));
+        assert_eq!(denied.details, serde_json::json!({"from": "submitted"}));
+    }
+
+    #[test]
+    fn the_owners_own_events_are_shown_whole() {
+        let details = serde_json::json!({"session": "s", "second_factor": "totp"});
+        let seen = owner_view(event(
+            "session.login_succeeded",
+            "account:a",
+            details.clone(),
+        ));
+        assert_eq!(seen.details, details);
+        assert_eq!(seen.ip.as_deref(), Some("198.51.100.7"));
     }
 }

@@ -1,12 +1,13 @@
-//! The numbers `GET /metrics` shows: the counters kept in memory, plus the outbox backlog read
-//! from the database at scrape time (shared by every instance on that database).
+//! The numbers the metrics listener shows: the counters kept in memory, plus gauges read at
+//! scrape time: the outbox backlog from the database (shared by every instance on that
+//! database), this process's database pool and its argon2 queue.
 
 use crate::context::Ctx;
 use crate::db::repo;
 use crate::services::Failure;
 
-/// Reads the outbox backlog, then renders every metric in the Prometheus text format. A
-/// database that does not answer leaves the backlog at its last reading; the rest still renders.
+/// Reads the gauges, then renders every metric in the Prometheus text format. A database that
+/// does not answer leaves the backlog at its last reading; the rest still renders.
 pub async fn render(ctx: &Ctx) -> Result<String, Failure> {
     let backlog = ctx
         .db
@@ -21,5 +22,8 @@ pub async fn render(ctx: &Ctx) -> Result<String, Failure> {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: the outbox backlog could not be read"),
     }
+    // After the backlog query, so the pool shows the connection it used, back and idle.
+    ctx.metrics.set_pool(ctx.db.pool_state());
+    ctx.metrics.set_hasher(ctx.passwords.queue());
     ctx.metrics.render().map_err(Failure::Internal)
 }

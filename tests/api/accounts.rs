@@ -116,7 +116,7 @@ async fn invalid_fields_are_422_with_one_error_each() {
         )
         .await;
     let body = problem(res, 422, "validation_failed").await;
-    assert_eq!(body["errors"][0]["code"], "weak");
+    assert_eq!(body["errors"][0]["code"], "contains_personal_info");
     assert!(
         !body["errors"][0]["message"]
             .as_str()

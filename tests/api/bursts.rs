@@ -6,7 +6,7 @@
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, TestApp, json, problem, spawn_app, spawn_app_with};
+use crate::support::{PASSWORD, TestApp, problem, spawn_app, spawn_app_with};
 
 /// Sends `bodies` to `path` all at once; answers the status codes, in any order.
 async fn burst(app: &TestApp, path: &str, bodies: Vec<Value>) -> Vec<u16> {

@@ -251,6 +251,7 @@ async fn a_sigkill_in_the_middle_of_a_burst_of_writes_leaves_no_half_done_change
     );
     let app = TestApp {
         address: address.clone(),
+        metrics_address: String::new(),
         http: http.clone(),
         clock: Arc::new(ManualClock::new(chrono::Utc::now())),
         smtp,

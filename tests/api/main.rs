@@ -3,6 +3,7 @@
 
 mod support;
 
+mod account_events;
 mod accounts;
 mod bursts;
 mod cli;
@@ -14,6 +15,7 @@ mod login_limits;
 mod mail;
 mod metrics;
 mod openapi;
+mod password_policy;
 mod password_resets;
 mod recovery_requests;
 mod secrets;

@@ -415,7 +415,7 @@ async fn a_weak_new_password_is_422_and_the_link_still_works() {
     )
     .await;
     assert_eq!(body["errors"][0]["field"], "new_password");
-    assert_eq!(body["errors"][0]["code"], "weak");
+    assert_eq!(body["errors"][0]["code"], "contains_personal_info");
     assert!(
         !body["errors"][0]["message"]
             .as_str()
@@ -428,7 +428,7 @@ async fn a_weak_new_password_is_422_and_the_link_still_works() {
         "validation_failed",
     )
     .await;
-    assert_eq!(body["errors"][0]["code"], "weak");
+    assert_eq!(body["errors"][0]["code"], "breached");
 
     // Nothing changed: the old password still works and the token is still usable.
     let session = app.login("jbber", PASSWORD).await;

@@ -207,6 +207,7 @@ async fn the_binarys_json_logs_carry_request_ids_and_no_secret() {
         ("DATABASE_URL", db.url()),
         ("DATABASE_POOL_SIZE", "4".into()),
         ("BIND_ADDR", format!("127.0.0.1:{port}")),
+        ("METRICS_BIND_ADDR", "127.0.0.1:0".into()),
         ("WORKERS", "2".into()),
         ("FRONTEND_URL", "https://frontend.test".into()),
         ("JWT_SECRET", jwt_secret.into()),
@@ -227,6 +228,7 @@ async fn the_binarys_json_logs_carry_request_ids_and_no_secret() {
 
     let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        metrics_address: String::new(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20))

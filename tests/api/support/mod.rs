@@ -23,6 +23,8 @@ pub use smtp::{Mail, SmtpSink};
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener.
+    pub metrics_address: String,
     /// The HTTP client (no redirects followed).
     pub http: reqwest::Client,
     /// The app's clock.
@@ -131,6 +133,7 @@ pub fn base_env(db: &TestDb, smtp_port: u16) -> HashMap<String, String> {
         ("DATABASE_URL", db.url()),
         ("DATABASE_POOL_SIZE", "4".into()),
         ("BIND_ADDR", "127.0.0.1:0".into()),
+        ("METRICS_BIND_ADDR", "127.0.0.1:0".into()),
         ("WORKERS", "2".into()),
         ("FRONTEND_URL", "https://frontend.test".into()),
         (
@@ -196,6 +199,7 @@ async fn spawn_app_full(
         .await
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = format!("http://127.0.0.1:{}", app.metrics_port().unwrap_or(0));
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
@@ -204,6 +208,7 @@ async fn spawn_app_full(
         .expect("client");
     let app = TestApp {
         address,
+        metrics_address,
         http,
         clock,
         smtp,
