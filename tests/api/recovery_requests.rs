@@ -845,3 +845,31 @@ async fn a_link_replaced_while_it_was_being_used_does_not_complete_the_request()
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_stored_value_that_does_not_parse_is_an_internal_error_not_a_default() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    let (id, token) = app.submit_recovery("nobody-here", "c@example.org").await;
+    app.exec(&format!(
+        "UPDATE recovery_requests SET status = 'lost_in_space' WHERE id = '{id}'"
+    ));
+    problem(
+        app.get_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}"),
+            &support.access,
+        )
+        .await,
+        500,
+        "internal_error",
+    )
+    .await;
+    problem(tracked(&app, &id, &token).await, 500, "internal_error").await;
+    problem(
+        app.get_auth("/api/v1/admin/recovery-requests", &support.access)
+            .await,
+        500,
+        "internal_error",
+    )
+    .await;
+}

@@ -556,3 +556,32 @@ pub fn claim_link(
     .execute(conn)
     .map(|n| n == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_reads_both_columns_and_the_old_combined_form() {
+        assert_eq!(delivery("r", None, None).ok(), Some((None, None)));
+        assert_eq!(
+            delivery("r", Some("account_email".into()), None).ok(),
+            Some((Some(DeliverTo::AccountEmail), None))
+        );
+        assert_eq!(
+            delivery("r", Some("contact_email".into()), Some("why: this".into())).ok(),
+            Some((Some(DeliverTo::ContactEmail), Some("why: this".into())))
+        );
+        // Written before the justification had its own column: split on the first ": ".
+        assert_eq!(
+            delivery("r", Some("contact_email: why: this".into()), None).ok(),
+            Some((Some(DeliverTo::ContactEmail), Some("why: this".into())))
+        );
+    }
+
+    #[test]
+    fn an_unknown_delivery_is_an_error_not_a_default() {
+        assert!(delivery("r", Some("pigeon".into()), None).is_err());
+        assert!(delivery("r", Some("pigeon: fast".into()), None).is_err());
+    }
+}
