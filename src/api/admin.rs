@@ -14,13 +14,11 @@ use crate::api::recovery_requests::{
     MessageBody, OwnershipDto, RecoveryStatusDto, invalid_transition,
 };
 use crate::context::Ctx;
-use crate::db::repo::audit::AuditFilter;
-use crate::db::repo::recovery_requests::{QueueFilter, RequestRow};
-use crate::domain::{Ownership, RecoveryStatus};
+use crate::domain::{DeliverTo, MessageKind, RecoveryRequest, RequestId};
 use crate::services::accounts;
-use crate::services::audit::EventView;
+use crate::services::audit::{self, AuditFilter, EventView};
 use crate::services::recovery_requests::{
-    self, Approval, DeliverTo, Detail, MessageView, QueueItem, SupportError,
+    self, Approval, Detail, MessageView, QueueFilter, QueueItem, SupportError,
 };
 
 /// Queue filters and pagination.
@@ -128,33 +126,27 @@ pub struct AdminRequest {
     pub submitted_user_agent: Option<String>,
 }
 
-fn admin_request(r: RequestRow, now: DateTime<Utc>) -> AdminRequest {
-    let utc = |t: chrono::NaiveDateTime| t.and_utc();
-    let status = RecoveryStatus::parse(&r.status).unwrap_or(RecoveryStatus::Submitted);
+fn admin_request(r: RecoveryRequest, now: DateTime<Utc>) -> AdminRequest {
     AdminRequest {
         account_exists: r.account_id.is_some(),
-        age_seconds: (now - utc(r.submitted_at)).num_seconds().max(0),
-        id: r.id,
+        age_seconds: (now - r.submitted_at).num_seconds().max(0),
+        id: r.id.into_string(),
         username: r.username,
         contact_email: r.contact_email,
         reason: r.reason,
-        status: status.into(),
-        ownership: Ownership::parse(&r.ownership).into(),
-        duplicate_of: r.duplicate_of,
-        submitted_at: utc(r.submitted_at),
-        updated_at: utc(r.updated_at),
-        decided_at: r.decided_at.map(utc),
+        status: r.status.into(),
+        ownership: r.ownership.into(),
+        duplicate_of: r.duplicate_of.map(RequestId::into_string),
+        submitted_at: r.submitted_at,
+        updated_at: r.updated_at,
+        decided_at: r.decided_at,
         decided_by: r.decided_by,
         decision_note: r.decision_note,
-        deliver_to: r
-            .deliver_to
-            .as_deref()
-            .and_then(DeliverTo::parse)
-            .map(Into::into),
-        link_due_at: r.link_due_at.map(utc),
-        link_sent_at: r.link_sent_at.map(utc),
-        link_expires_at: r.link_expires_at.map(utc),
-        completed_at: r.completed_at.map(utc),
+        deliver_to: r.deliver_to.map(Into::into),
+        link_due_at: r.link_due_at,
+        link_sent_at: r.link_sent_at,
+        link_expires_at: r.link_expires_at,
+        completed_at: r.completed_at,
         submitted_ip: r.submitted_ip,
         submitted_user_agent: r.submitted_user_agent,
     }
@@ -257,13 +249,13 @@ pub struct AdminMessage {
 impl From<MessageView> for AdminMessage {
     fn from(m: MessageView) -> Self {
         Self {
-            kind: match m.kind.as_str() {
-                "requester" => AdminMessageKind::Requester,
-                "support" => AdminMessageKind::Support,
-                _ => AdminMessageKind::Note,
+            kind: match m.kind {
+                MessageKind::Requester => AdminMessageKind::Requester,
+                MessageKind::Support => AdminMessageKind::Support,
+                MessageKind::Note => AdminMessageKind::Note,
             },
-            id: m.id,
-            author_id: m.author_id,
+            id: m.id.into_string(),
+            author_id: m.author_id.map(|a| a.into_string()),
             body: m.body,
             sent_at: m.sent_at,
         }
@@ -344,7 +336,7 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
     let e = d.evidence;
     let evidence = EvidenceResponse {
         exists: e.account_exists,
-        account_id: e.account_id,
+        account_id: e.account_id.map(|a| a.into_string()),
         created_at: e.created_at,
         email_verified: e.email_verified,
         last_login_at: e.last_login_at,
@@ -355,20 +347,22 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
             remaining: e.two_factor.remaining,
             last_used_at: e.two_factor.last_used_at,
         },
-        ownership: Ownership::parse(&e.ownership).into(),
+        ownership: e.ownership.into(),
         earlier_requests: e
             .earlier_requests
             .into_iter()
             .map(|r| EarlierRequest {
-                status: RecoveryStatus::parse(&r.status)
-                    .unwrap_or(RecoveryStatus::Submitted)
-                    .into(),
-                id: r.id,
-                submitted_at: r.submitted_at.and_utc(),
-                decided_at: r.decided_at.map(|t| t.and_utc()),
+                status: r.status.into(),
+                id: r.id.into_string(),
+                submitted_at: r.submitted_at,
+                decided_at: r.decided_at,
             })
             .collect(),
-        duplicate_of: d.request.duplicate_of.clone(),
+        duplicate_of: d
+            .request
+            .duplicate_of
+            .as_ref()
+            .map(|id| id.as_str().to_owned()),
     };
     AdminDetail {
         request: admin_request(d.request, now),
@@ -423,11 +417,20 @@ pub struct DenyBody {
     pub reason: Option<String>,
 }
 
+fn not_found() -> ApiError {
+    ApiError::not_found("No recovery request has this id.")
+}
+
+/// The request id of a path: anything that is not an id matches no request (a 404).
+fn request_id(raw: &str) -> Result<RequestId, ApiError> {
+    RequestId::parse(raw).ok_or_else(not_found)
+}
+
 impl From<SupportError> for ApiError {
     fn from(e: SupportError) -> Self {
         match e {
             SupportError::Invalid(issues) => issues.into(),
-            SupportError::NotFound => ApiError::not_found("No recovery request has this id."),
+            SupportError::NotFound => not_found(),
             SupportError::InvalidTransition(t) => invalid_transition(t),
             SupportError::NoAccount => ApiError::new(
                 StatusCode::CONFLICT,
@@ -498,7 +501,7 @@ pub async fn get_recovery_request_detail(
     _support: SupportUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let d = recovery_requests::detail(&ctx, &id).await?;
+    let d = recovery_requests::detail(&ctx, &request_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
 }
 
@@ -524,6 +527,7 @@ pub async fn add_recovery_request_note(
     id: web::Path<String>,
     body: web::Json<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = request_id(&id)?;
     let m = recovery_requests::add_note(&ctx, &who, &id, body.body.as_deref(), client).await?;
     Ok(HttpResponse::Created().json(AdminMessage::from(m)))
 }
@@ -551,6 +555,7 @@ pub async fn message_recovery_requester(
     id: web::Path<String>,
     body: web::Json<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = request_id(&id)?;
     let m = recovery_requests::send_message(&ctx, &who, &id, body.body.as_deref(), client).await?;
     Ok(HttpResponse::Created().json(AdminMessage::from(m)))
 }
@@ -588,7 +593,7 @@ pub async fn approve_recovery_request(
         },
         justification: b.justification,
     };
-    let d = recovery_requests::approve(&ctx, &who, &id, approval, client).await?;
+    let d = recovery_requests::approve(&ctx, &who, &request_id(&id)?, approval, client).await?;
     Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
 }
 
@@ -615,6 +620,7 @@ pub async fn deny_recovery_request(
     id: web::Path<String>,
     body: web::Json<DenyBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = request_id(&id)?;
     let d = recovery_requests::deny(&ctx, &who, &id, body.reason.as_deref(), client).await?;
     Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
 }
@@ -643,7 +649,7 @@ pub async fn list_audit_events(
         request_id: empty_is_none(&query.request),
         event_type: empty_is_none(&query.event_type),
     };
-    let (items, total) = recovery_requests::audit_events(&ctx, filter, page).await?;
+    let (items, total) = audit::events(&ctx, filter, page).await?;
     Ok(HttpResponse::Ok().json(AuditPage {
         items: items.into_iter().map(AuditEvent::from).collect(),
         page: page.page,

@@ -15,7 +15,7 @@ use crate::api::common::{Accepted, invalid_token};
 use crate::api::extract::Client;
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
-use crate::domain::{Ownership, RecoveryStatus};
+use crate::domain::{MessageKind, Ownership, RecoveryStatus, RequestId};
 use crate::services::recovery_requests::{
     self, MessageView, RequesterError, RequesterView, Submission,
 };
@@ -42,6 +42,11 @@ impl FromRequest for TrackingToken {
 
 fn not_found() -> ApiError {
     ApiError::not_found("No recovery request matches this id and tracking token.")
+}
+
+/// The request id of a path: anything that is not an id matches no request (a 404).
+fn request_id(raw: &str) -> Result<RequestId, ApiError> {
+    RequestId::parse(raw).ok_or_else(not_found)
 }
 
 /// A new recovery request. Every field is required; the three statements must be `true`.
@@ -159,7 +164,7 @@ pub struct RequesterMessage {
 impl From<MessageView> for RequesterMessage {
     fn from(m: MessageView) -> Self {
         Self {
-            from: if m.kind == "support" {
+            from: if m.kind == MessageKind::Support {
                 MessageFrom::Support
             } else {
                 MessageFrom::Requester
@@ -196,7 +201,7 @@ pub struct RequesterStatusResponse {
 impl From<RequesterView> for RequesterStatusResponse {
     fn from(v: RequesterView) -> Self {
         Self {
-            id: v.id,
+            id: v.id.into_string(),
             status: v.status.into(),
             submitted_at: v.submitted_at,
             updated_at: v.updated_at,
@@ -355,7 +360,7 @@ pub async fn submit_recovery_request(
     )
     .await?;
     Ok(HttpResponse::Accepted().json(SubmittedResponse {
-        id: done.id,
+        id: done.id.into_string(),
         status: RecoveryStatusDto::Submitted,
         tracking_token: done.tracking_token,
         submitted_at: done.submitted_at,
@@ -403,7 +408,7 @@ pub async fn get_recovery_request(
     id: web::Path<String>,
     TrackingToken(token): TrackingToken,
 ) -> Result<HttpResponse, ApiError> {
-    let view = recovery_requests::status(&ctx, &id, &token).await?;
+    let view = recovery_requests::status(&ctx, &request_id(&id)?, &token).await?;
     Ok(HttpResponse::Ok().json(RequesterStatusResponse::from(view)))
 }
 
@@ -431,6 +436,7 @@ pub async fn reply_to_recovery_request(
     Client(client): Client,
     body: web::Json<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = request_id(&id)?;
     let m = recovery_requests::reply(&ctx, &id, &token, body.body.as_deref(), client).await?;
     Ok(HttpResponse::Created().json(RequesterMessage::from(m)))
 }
@@ -456,7 +462,7 @@ pub async fn withdraw_recovery_request(
     TrackingToken(token): TrackingToken,
     Client(client): Client,
 ) -> Result<HttpResponse, ApiError> {
-    recovery_requests::withdraw(&ctx, &id, &token, client).await?;
+    recovery_requests::withdraw(&ctx, &request_id(&id)?, &token, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -156,6 +156,7 @@ diesel::table! {
         decided_by -> Nullable<Text>,
         decision_note -> Nullable<Text>,
         deliver_to -> Nullable<Text>,
+        deliver_justification -> Nullable<Text>,
         completion_token_hash -> Nullable<Text>,
         link_due_at -> Nullable<Timestamp>,
         link_sent_at -> Nullable<Timestamp>,

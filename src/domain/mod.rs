@@ -13,4 +13,7 @@ pub use audit::EventType;
 pub use ids::{AccountId, MessageId, RequestId, SessionId};
 pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
-pub use recovery_request::{InvalidTransition, Ownership, RecoveryAction, RecoveryStatus};
+pub use recovery_request::{
+    DeliverTo, InvalidTransition, MessageKind, Ownership, RecoveryAction, RecoveryMessage,
+    RecoveryRequest, RecoveryStatus,
+};

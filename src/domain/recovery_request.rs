@@ -5,6 +5,10 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
+use crate::domain::ids::{AccountId, MessageId, RequestId};
+
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecoveryStatus {
@@ -188,13 +192,143 @@ impl Ownership {
     }
 
     /// Reads a stored value.
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "proven" => Self::Proven,
-            "disputed" => Self::Disputed,
-            _ => Self::Unanswered,
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Unanswered, Self::Proven, Self::Disputed]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// Where an approved request's completion link goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliverTo {
+    /// The account's verified email (the default).
+    AccountEmail,
+    /// The contact email of the request (support must justify it).
+    ContactEmail,
+}
+
+impl DeliverTo {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountEmail => "account_email",
+            Self::ContactEmail => "contact_email",
         }
     }
+
+    /// Reads a stored value.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::AccountEmail, Self::ContactEmail]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// Who wrote a message on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// The requester, through the tracking token.
+    Requester,
+    /// Support, to the requester (emailed).
+    Support,
+    /// Support's internal note, never shown to the requester.
+    Note,
+}
+
+impl MessageKind {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requester => "requester",
+            Self::Support => "support",
+            Self::Note => "note",
+        }
+    }
+
+    /// Reads a stored value.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Requester, Self::Support, Self::Note]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A stored recovery request, as the repository reads it back: typed ids, statuses and UTC
+/// times. The token columns hold only hashes and sealed (encrypted) values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRequest {
+    /// Its id.
+    pub id: RequestId,
+    /// The username as submitted.
+    pub username: String,
+    /// The account it names, when one exists.
+    pub account_id: Option<AccountId>,
+    /// Where the requester reads mail.
+    pub contact_email: String,
+    /// The requester's account of what happened.
+    pub reason: String,
+    /// Where it stands.
+    pub status: RecoveryStatus,
+    /// SHA-256 of the tracking token.
+    pub tracking_token_hash: String,
+    /// The tracking token sealed with the data key (to mail the same link again).
+    pub tracking_token_sealed: String,
+    /// SHA-256 of the ownership link's token (sent to the account's verified email).
+    pub ownership_token_hash: Option<String>,
+    /// The ownership token sealed with the data key.
+    pub ownership_token_sealed: Option<String>,
+    /// The owner's answer.
+    pub ownership: Ownership,
+    /// When the owner answered.
+    pub ownership_answered_at: Option<DateTime<Utc>>,
+    /// The open request for the same account that was there first.
+    pub duplicate_of: Option<RequestId>,
+    /// When it was filed.
+    pub submitted_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it was approved or denied.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Who decided: `support:<id>` or `system`.
+    pub decided_by: Option<String>,
+    /// The approval comment or the denial reason.
+    pub decision_note: Option<String>,
+    /// Where the completion link goes, once approved.
+    pub deliver_to: Option<DeliverTo>,
+    /// Why support chose the contact email.
+    pub deliver_justification: Option<String>,
+    /// SHA-256 of the completion token.
+    pub completion_token_hash: Option<String>,
+    /// When the completion link is to be sent (after the waiting period, if any).
+    pub link_due_at: Option<DateTime<Utc>>,
+    /// When it was sent.
+    pub link_sent_at: Option<DateTime<Utc>>,
+    /// When it stops working.
+    pub link_expires_at: Option<DateTime<Utc>>,
+    /// When the owner completed the recovery.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Client IP at submission.
+    pub submitted_ip: Option<String>,
+    /// Client user agent at submission.
+    pub submitted_user_agent: Option<String>,
+}
+
+/// A message or internal note on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// The request.
+    pub request_id: RequestId,
+    /// Who wrote it.
+    pub kind: MessageKind,
+    /// The support user who wrote it.
+    pub author_id: Option<AccountId>,
+    /// The text.
+    pub body: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
 }
 
 #[cfg(test)]
@@ -296,7 +430,19 @@ mod tests {
             Ownership::Proven,
             Ownership::Disputed,
         ] {
-            assert_eq!(Ownership::parse(o.as_str()), o);
+            assert_eq!(Ownership::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(Ownership::parse("maybe"), None);
+        for d in [DeliverTo::AccountEmail, DeliverTo::ContactEmail] {
+            assert_eq!(DeliverTo::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(DeliverTo::parse("contact_email: because"), None);
+        for k in [
+            MessageKind::Requester,
+            MessageKind::Support,
+            MessageKind::Note,
+        ] {
+            assert_eq!(MessageKind::parse(k.as_str()), Some(k));
         }
     }
 }

@@ -1,14 +1,17 @@
 //! Writes security events and support actions to the audit log, inside the caller's
-//! transaction, and reads them back: whole for support, and trimmed for the account's owner
-//! ([`owner_view`]), who never sees support's internal text or where support worked from.
+//! transaction, and reads them back: whole for support (the audit-log query, [`events`]), and
+//! trimmed for the account's owner ([`owner_view`]), who never sees support's internal text or
+//! where support worked from.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 
+use crate::context::Ctx;
 use crate::db::DbConnection;
 use crate::db::repo::{self, audit::NewAuditEventRow};
 use crate::domain::EventType;
-use crate::services::ClientInfo;
+use crate::services::unit_of_work;
+use crate::services::{ClientInfo, Failure};
 
 /// Who acted.
 #[derive(Debug, Clone)]
@@ -115,6 +118,34 @@ pub fn list(
         })
         .collect();
     Ok((items, total))
+}
+
+/// Filters of the audit-log query, as typed; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this account's events (its id).
+    pub account_id: Option<String>,
+    /// Only this recovery request's events (its id).
+    pub request_id: Option<String>,
+    /// Only this event type, e.g. `recovery_request.approved`.
+    pub event_type: Option<String>,
+}
+
+/// A page of the audit log matching `filter`, newest first, and the total.
+pub async fn events(
+    ctx: &Ctx,
+    filter: AuditFilter,
+    page: repo::Page,
+) -> Result<(Vec<EventView>, i64), Failure> {
+    let filter = repo::audit::AuditFilter {
+        account_id: filter.account_id,
+        request_id: filter.request_id,
+        event_type: filter.event_type,
+    };
+    unit_of_work::read(ctx, move |conn| {
+        list(conn, &filter, page).map_err(Failure::from)
+    })
+    .await
 }
 
 impl<'a> Event<'a> {

@@ -1,39 +1,15 @@
 //! Account-recovery requests and the support review API: both seed stories, field errors,
-//! roles, invalid transitions, the waiting period, disputes and expiry.
+//! roles, invalid transitions, the waiting period, disputes, expiry, where the completion link
+//! goes, and a link replaced while it was being used.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Mail, PASSWORD, TestApp, json, problem, spawn_app};
+use crate::support::recovery::submission;
+use crate::support::{Mail, PASSWORD, TestApp, json, problem, spawn_app, spawn_app_with};
 
 const NEW_PASSWORD: &str = "velvet compass harbor 19";
-
-fn submission(username: &str, contact: &str) -> Value {
-    json!({
-        "username": username,
-        "contact_email": contact,
-        "reason": "I lost my phone with the authenticator app and never saved my recovery codes.",
-        "recovery_codes_lost": true,
-        "code_of_conduct_accepted": true,
-        "processing_time_acknowledged": true
-    })
-}
-
-/// Files a request; returns its id and tracking token.
-async fn submit(app: &TestApp, username: &str, contact: &str) -> (String, String) {
-    let body = json(
-        app.post("/api/v1/recovery-requests", submission(username, contact))
-            .await,
-        202,
-    )
-    .await;
-    assert_eq!(body["status"], "submitted");
-    (
-        body["id"].as_str().expect("id").to_string(),
-        body["tracking_token"].as_str().expect("token").to_string(),
-    )
-}
 
 async fn tracked(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
     app.http
@@ -72,7 +48,7 @@ async fn the_owner_who_still_reads_the_account_email_gets_back_in() {
     let owner = app.with_two_factor("jbber", "jb@example.com").await;
     let support = app.support_user("ana").await;
 
-    let (id, token) = submit(&app, "jbber", "jb.new@example.org").await;
+    let (id, token) = app.submit_recovery("jbber", "jb.new@example.org").await;
     let tracking = mail_with(
         &app,
         "jb.new@example.org",
@@ -132,48 +108,20 @@ async fn the_owner_who_still_reads_the_account_email_gets_back_in() {
     assert!(evidence["last_login_at"].is_string());
 
     // Approval: ownership proven, so the link goes out now, to the account's email.
-    let approved = json(
-        admin_post(
-            &app,
-            &support.access,
-            &format!("{id}/approve"),
-            json!({"comment": "proven"}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let approved = app
+        .approve(&support.access, &id, json!({"comment": "proven"}))
+        .await;
     assert_eq!(approved["request"]["status"], "approved");
-    let mail = mail_with(&app, "jb@example.com", "Recover your").await;
-    let complete = mail
-        .link_param("recovery/complete", "token")
-        .expect("completion token");
+    let complete = app.completion_token("jb@example.com", 1).await;
 
     // The password policy applies, and a refusal leaves the link usable.
-    let res = app
-        .post(
-            "/api/v1/account-recovery/complete",
-            json!({"token": complete, "new_password": "password1"}),
-        )
-        .await;
+    let res = app.complete_recovery(&complete, "password1").await;
     problem(res, 422, "validation_failed").await;
-    let done = json(
-        app.post(
-            "/api/v1/account-recovery/complete",
-            json!({"token": complete, "new_password": NEW_PASSWORD}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let done = json(app.complete_recovery(&complete, NEW_PASSWORD).await, 200).await;
     assert_eq!(done["status"], "completed");
     assert_eq!(done["username"], "jbber");
     problem(
-        app.post(
-            "/api/v1/account-recovery/complete",
-            json!({"token": complete, "new_password": NEW_PASSWORD}),
-        )
-        .await,
+        app.complete_recovery(&complete, NEW_PASSWORD).await,
         400,
         "invalid_token",
     )
@@ -231,7 +179,7 @@ async fn the_owner_who_does_not_read_it_is_asked_answers_and_is_denied() {
     let app = spawn_app().await;
     app.with_two_factor("jbber", "jb@example.com").await;
     let support = app.support_user("ana").await;
-    let (id, token) = submit(&app, "jbber", "someone@example.org").await;
+    let (id, token) = app.submit_recovery("jbber", "someone@example.org").await;
 
     // An internal note moves it to review and never reaches the requester.
     json(
@@ -441,7 +389,7 @@ async fn closed_requests_refuse_every_change_and_wrong_tokens_see_nothing() {
     let app = spawn_app().await;
     app.verified_user("jbber", "jb@example.com", PASSWORD).await;
     let support = app.support_user("ana").await;
-    let (id, token) = submit(&app, "jbber", "jb.new@example.org").await;
+    let (id, token) = app.submit_recovery("jbber", "jb.new@example.org").await;
     problem(tracked(&app, &id, "wrong").await, 404, "not_found").await;
     let res = app
         .http
@@ -502,7 +450,7 @@ async fn the_waiting_period_holds_the_link_and_a_dispute_stops_it() {
     let support = app.support_user("ana").await;
 
     // Ownership never answered: approval holds the link for 72 hours and tells the owner.
-    let (id, _) = submit(&app, "jbber", "attacker@example.org").await;
+    let (id, _) = app.submit_recovery("jbber", "attacker@example.org").await;
     json(
         admin_post(&app, &support.access, &format!("{id}/approve"), json!({})).await,
         200,
@@ -544,7 +492,7 @@ async fn the_waiting_period_holds_the_link_and_a_dispute_stops_it() {
     assert_eq!(detail["evidence"]["ownership"], "disputed");
 
     // Without a dispute, the held link goes out when the waiting period ends.
-    let (second, _) = submit(&app, "jbber", "jb.new@example.org").await;
+    let (second, _) = app.submit_recovery("jbber", "jb.new@example.org").await;
     json(
         admin_post(
             &app,
@@ -601,44 +549,13 @@ async fn a_dispute_after_the_link_was_sent_kills_it() {
     let app = spawn_app().await;
     app.with_two_factor("jbber", "jb@example.com").await;
     let support = app.support_user("ana").await;
-    let (id, _) = submit(&app, "jbber", "jb.new@example.org").await;
-    let ownership = mail_with(&app, "jb@example.com", "Did you ask").await;
-    let verify = ownership
-        .link_param("recovery/verify", "token")
-        .expect("token");
-    json(
-        app.post(
-            "/api/v1/recovery-requests/verify-email",
-            json!({"token": verify, "confirm": true}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    json(
-        admin_post(&app, &support.access, &format!("{id}/approve"), json!({})).await,
-        200,
-    )
-    .await;
-    let link = mail_with(&app, "jb@example.com", "Recover your").await;
-    let token = link
-        .link_param("recovery/complete", "token")
-        .expect("token");
-    json(
-        app.post(
-            "/api/v1/recovery-requests/verify-email",
-            json!({"token": verify, "confirm": false}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let (id, _) = app.submit_recovery("jbber", "jb.new@example.org").await;
+    let verify = app.prove_ownership("jb@example.com").await;
+    app.approve(&support.access, &id, json!({})).await;
+    let token = app.completion_token("jb@example.com", 1).await;
+    app.answer_ownership(&verify, false).await;
     problem(
-        app.post(
-            "/api/v1/account-recovery/complete",
-            json!({"token": token, "new_password": NEW_PASSWORD}),
-        )
-        .await,
+        app.complete_recovery(&token, NEW_PASSWORD).await,
         400,
         "invalid_token",
     )
@@ -650,8 +567,8 @@ async fn a_second_request_is_a_duplicate_and_lost_links_are_sent_again() {
     let app = spawn_app().await;
     app.verified_user("jbber", "jb@example.com", PASSWORD).await;
     let support = app.support_user("ana").await;
-    let (first, token) = submit(&app, "jbber", "jb.new@example.org").await;
-    let (second, _) = submit(&app, "jbber", "other@example.org").await;
+    let (first, token) = app.submit_recovery("jbber", "jb.new@example.org").await;
+    let (second, _) = app.submit_recovery("jbber", "other@example.org").await;
     let detail = json(
         app.get_auth(
             &format!("/api/v1/admin/recovery-requests/{second}"),
@@ -689,12 +606,12 @@ async fn a_second_request_is_a_duplicate_and_lost_links_are_sent_again() {
 
 #[tokio::test]
 async fn the_auto_approval_policy_approves_a_proven_request_in_the_owners_name() {
-    let app = crate::support::spawn_app_with(|env| {
+    let app = spawn_app_with(|env| {
         env.insert("RECOVERY_AUTO_APPROVE_AFTER".into(), "48h".into());
     })
     .await;
     app.with_two_factor("jbber", "jb@example.com").await;
-    let (id, token) = submit(&app, "jbber", "jb.new@example.org").await;
+    let (id, token) = app.submit_recovery("jbber", "jb.new@example.org").await;
     let ownership = mail_with(&app, "jb@example.com", "Did you ask").await;
     assert!(
         ownership
@@ -745,7 +662,7 @@ async fn without_a_verified_email_the_link_goes_to_the_contact_email_with_a_just
     let app = spawn_app().await;
     app.register("jbber", "jb@example.com", PASSWORD).await;
     let support = app.support_user("ana").await;
-    let (id, _) = submit(&app, "jbber", "jb.new@example.org").await;
+    let (id, _) = app.submit_recovery("jbber", "jb.new@example.org").await;
     problem(
         admin_post(&app, &support.access, &format!("{id}/approve"), json!({})).await,
         409,
@@ -764,27 +681,26 @@ async fn without_a_verified_email_the_link_goes_to_the_contact_email_with_a_just
         "validation_failed",
     )
     .await;
-    json(
-        admin_post(
-            &app,
+    let approved = app
+        .approve(
             &support.access,
-            &format!("{id}/approve"),
+            &id,
             json!({"deliver_to": "contact_email", "justification": "Matched the signing key of their last release."}),
         )
-        .await,
-        200,
-    )
-    .await;
+        .await;
+    assert_eq!(approved["request"]["deliver_to"], "contact_email");
     // Ownership could not be proven: the link waits out the period, then goes to the contact.
     app.clock.advance(chrono::Duration::hours(73));
-    let link = mail_with(&app, "jb.new@example.org", "Recover your").await;
-    assert!(link.link_param("recovery/complete", "token").is_some());
+    let token = app.completion_token("jb.new@example.org", 1).await;
     assert!(
         app.smtp
             .to("jb@example.com")
             .iter()
             .all(|m| !m.subject().contains("Recover your"))
     );
+    // The link mailed to the contact email completes the recovery.
+    let done = json(app.complete_recovery(&token, NEW_PASSWORD).await, 200).await;
+    assert_eq!(done["username"], "jbber");
 }
 
 #[tokio::test]
@@ -792,9 +708,168 @@ async fn repeated_requests_never_flood_the_owners_inbox() {
     let app = spawn_app().await;
     app.verified_user("jbber", "jb@example.com", PASSWORD).await;
     for i in 0..5 {
-        submit(&app, "jbber", &format!("c{i}@example.org")).await;
+        app.submit_recovery("jbber", &format!("c{i}@example.org"))
+            .await;
     }
     app.smtp.wait_for("c4@example.org", 1).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(count(&app, "jb@example.com", "Did you ask"), 3);
+}
+
+/// The approval event's details in a support view's timeline.
+fn approval_details(detail: &Value) -> Value {
+    detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|e| e["type"] == "recovery_request.approved")
+        .map(|e| e["details"].clone())
+        .expect("an approval in the timeline")
+}
+
+#[tokio::test]
+async fn the_support_view_reads_back_where_the_link_goes_for_both_choices() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    for (username, choice, body, link_to) in [
+        (
+            "jbber",
+            "account_email",
+            json!({"deliver_to": "account_email"}),
+            "jbber@example.com",
+        ),
+        (
+            "kim",
+            "contact_email",
+            json!({"deliver_to": "contact_email", "justification": "Matched: the signing key"}),
+            "kim.new@example.org",
+        ),
+    ] {
+        let owner = format!("{username}@example.com");
+        app.verified_user(username, &owner, PASSWORD).await;
+        let (id, _) = app
+            .submit_recovery(username, &format!("{username}.new@example.org"))
+            .await;
+        app.prove_ownership(&owner).await;
+        // Ownership proven: the link goes out now, to the chosen address, and works.
+        let done = app
+            .approve_and_complete(&support.access, &id, body, link_to, NEW_PASSWORD)
+            .await;
+        assert_eq!(done["username"], username);
+
+        let detail = app.recovery_detail(&support.access, &id).await;
+        assert_eq!(detail["request"]["status"], "completed");
+        assert_eq!(detail["request"]["deliver_to"], choice, "{detail}");
+        let details = approval_details(&detail);
+        assert_eq!(details["deliver_to"], choice);
+        if choice == "contact_email" {
+            // Split on nothing: the justification keeps its own ": ".
+            assert_eq!(details["justification"], "Matched: the signing key");
+        } else {
+            assert_eq!(details["justification"], Value::Null);
+        }
+        // The queue shows the same.
+        let queue = json(
+            app.get_auth(
+                &format!("/api/v1/admin/recovery-requests?username={username}"),
+                &support.access,
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(queue["items"][0]["deliver_to"], choice);
+    }
+    // Each link went only where it was meant to.
+    assert_eq!(count(&app, "jbber.new@example.org", "Recover your"), 0);
+    assert_eq!(count(&app, "kim@example.com", "Recover your"), 0);
+}
+
+#[tokio::test]
+async fn a_link_replaced_while_it_was_being_used_does_not_complete_the_request() {
+    // One hash at a time, each slow enough that queued logins hold the completion's hashing
+    // back while the request is disputed and approved again.
+    let app = spawn_app_with(|env| {
+        env.insert("ARGON2_MAX_CONCURRENT".into(), "1".into());
+        env.insert("ARGON2_MEMORY_KIB".into(), "32768".into());
+        env.insert("ARGON2_ITERATIONS".into(), "3".into());
+    })
+    .await;
+    app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let support = app.support_user("ana").await;
+    let (id, _) = app.submit_recovery("jbber", "jb.new@example.org").await;
+    let verify = app.prove_ownership("jb@example.com").await;
+    app.approve(&support.access, &id, json!({})).await;
+    let old = app.completion_token("jb@example.com", 1).await;
+
+    // The old link is presented; while its password is hashed (behind eight logins), the owner
+    // says "it was not me", then "it was me" after all, and support approves again, which
+    // mails a new link at once.
+    let logins = futures_util::future::join_all((0..8).map(|_| {
+        app.post(
+            "/api/v1/sessions",
+            json!({"login": "ana", "password": PASSWORD}),
+        )
+    }));
+    let completion = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let res = app.complete_recovery(&old, NEW_PASSWORD).await;
+        (res, tokio::time::Instant::now())
+    };
+    let replace = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.answer_ownership(&verify, false).await;
+        app.answer_ownership(&verify, true).await;
+        let again = app.approve(&support.access, &id, json!({})).await;
+        assert_eq!(again["request"]["status"], "approved");
+        tokio::time::Instant::now()
+    };
+    let (_, (res, completed_at), replaced_at) = tokio::join!(logins, completion, replace);
+    assert!(
+        replaced_at < completed_at,
+        "the dispute and new approval were to land while the old link was in use"
+    );
+    problem(res, 400, "invalid_token").await;
+
+    // The request is still approved, and the new link works.
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["request"]["status"], "approved");
+    let new = app.completion_token("jb@example.com", 2).await;
+    assert_ne!(new, old);
+    let done = json(app.complete_recovery(&new, NEW_PASSWORD).await, 200).await;
+    assert_eq!(done["status"], "completed");
+    problem(
+        app.complete_recovery(&old, NEW_PASSWORD).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stored_value_that_does_not_parse_is_an_internal_error_not_a_default() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    let (id, token) = app.submit_recovery("nobody-here", "c@example.org").await;
+    app.exec(&format!(
+        "UPDATE recovery_requests SET status = 'lost_in_space' WHERE id = '{id}'"
+    ));
+    problem(
+        app.get_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}"),
+            &support.access,
+        )
+        .await,
+        500,
+        "internal_error",
+    )
+    .await;
+    problem(tracked(&app, &id, &token).await, 500, "internal_error").await;
+    problem(
+        app.get_auth("/api/v1/admin/recovery-requests", &support.access)
+            .await,
+        500,
+        "internal_error",
+    )
+    .await;
 }

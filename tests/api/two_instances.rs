@@ -177,54 +177,10 @@ async fn one_completion_token_raced_through_two_instances_has_one_winner() {
     let second = app.spawn_second_instance().await;
     app.with_two_factor("jbber", "jb@example.com").await;
     let support = app.support_user("ana").await;
-    let submitted = json(
-        app.post(
-            "/api/v1/recovery-requests",
-            json!({
-                "username": "jbber", "contact_email": "jb.new@example.org",
-                "reason": "I lost my phone and never saved my recovery codes.",
-                "recovery_codes_lost": true, "code_of_conduct_accepted": true,
-                "processing_time_acknowledged": true
-            }),
-        )
-        .await,
-        202,
-    )
-    .await;
-    let id = submitted["id"].as_str().expect("id").to_string();
-    let ownership = app
-        .smtp
-        .wait_for_subject("jb@example.com", "Did you ask")
-        .await;
-    let verify = ownership
-        .link_param("recovery/verify", "token")
-        .expect("ownership token");
-    json(
-        app.post(
-            "/api/v1/recovery-requests/verify-email",
-            json!({"token": verify, "confirm": true}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    json(
-        app.post_auth(
-            &format!("/api/v1/admin/recovery-requests/{id}/approve"),
-            &support.access,
-            json!({}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    let link = app
-        .smtp
-        .wait_for_subject("jb@example.com", "Recover your")
-        .await;
-    let token = link
-        .link_param("recovery/complete", "token")
-        .expect("completion token");
+    let (id, _) = app.submit_recovery("jbber", "jb.new@example.org").await;
+    app.prove_ownership("jb@example.com").await;
+    app.approve(&support.access, &id, json!({})).await;
+    let token = app.completion_token("jb@example.com", 1).await;
     let bases = [app.address.clone(), second.address.clone()];
     let attempts = (0..6).map(|i| {
         post_at(

@@ -1,297 +1,482 @@
 //! The `recovery_requests` and `recovery_request_messages` tables. Status changes are
 //! conditional on the status they start from, so two concurrent actions cannot both win.
+//!
+//! Rows go in and come out as the domain's [`RecoveryRequest`] and [`RecoveryMessage`]: ids,
+//! statuses, ownership answers, delivery choices and message kinds are stored as their stable
+//! strings and parsed here, once, and times are converted between the stored naive UTC and
+//! `DateTime<Utc>` here. A stored value that does not parse is a query error (logged), never a
+//! panic and never a silent default.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::repo::Page;
+use crate::db::repo::{Page, naive, utc};
 use crate::db::schema::{recovery_request_messages, recovery_requests};
+use crate::domain::{
+    AccountId, DeliverTo, MessageId, MessageKind, Ownership, RecoveryMessage, RecoveryRequest,
+    RecoveryStatus, RequestId,
+};
 
-/// A stored request.
+/// A stored request, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = recovery_requests)]
-pub struct RequestRow {
-    /// Id (UUID).
-    pub id: String,
-    /// The username as submitted.
-    pub username: String,
-    /// The account it names, when one exists.
-    pub account_id: Option<String>,
-    /// Where the requester reads mail.
-    pub contact_email: String,
-    /// The requester's account of what happened.
-    pub reason: String,
-    /// The status (domain `RecoveryStatus`).
-    pub status: String,
-    /// SHA-256 of the tracking token.
-    pub tracking_token_hash: String,
-    /// The tracking token sealed with the data key (to mail the same link again).
-    pub tracking_token_sealed: String,
-    /// SHA-256 of the ownership link's token (sent to the account's verified email).
-    pub ownership_token_hash: Option<String>,
-    /// The ownership token sealed with the data key.
-    pub ownership_token_sealed: Option<String>,
-    /// `unanswered`, `proven` or `disputed`.
-    pub ownership: String,
-    /// When the owner answered.
-    pub ownership_answered_at: Option<NaiveDateTime>,
-    /// The open request for the same account that was there first.
-    pub duplicate_of: Option<String>,
-    /// When it was filed.
-    pub submitted_at: NaiveDateTime,
-    /// When it last changed.
-    pub updated_at: NaiveDateTime,
-    /// When it was approved or denied.
-    pub decided_at: Option<NaiveDateTime>,
-    /// Who decided: `support:<id>` or `system`.
-    pub decided_by: Option<String>,
-    /// The approval comment or the denial reason.
-    pub decision_note: Option<String>,
-    /// `account_email` or `contact_email`, with the justification when the latter.
-    pub deliver_to: Option<String>,
-    /// SHA-256 of the completion token.
-    pub completion_token_hash: Option<String>,
-    /// When the completion link is to be sent (after the waiting period, if any).
-    pub link_due_at: Option<NaiveDateTime>,
-    /// When it was sent.
-    pub link_sent_at: Option<NaiveDateTime>,
-    /// When it stops working.
-    pub link_expires_at: Option<NaiveDateTime>,
-    /// When the owner completed the recovery.
-    pub completed_at: Option<NaiveDateTime>,
-    /// Client IP at submission.
-    pub submitted_ip: Option<String>,
-    /// Client user agent at submission.
-    pub submitted_user_agent: Option<String>,
+struct RequestRow {
+    id: String,
+    username: String,
+    account_id: Option<String>,
+    contact_email: String,
+    reason: String,
+    status: String,
+    tracking_token_hash: String,
+    tracking_token_sealed: String,
+    ownership_token_hash: Option<String>,
+    ownership_token_sealed: Option<String>,
+    ownership: String,
+    ownership_answered_at: Option<NaiveDateTime>,
+    duplicate_of: Option<String>,
+    submitted_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    decided_at: Option<NaiveDateTime>,
+    decided_by: Option<String>,
+    decision_note: Option<String>,
+    deliver_to: Option<String>,
+    deliver_justification: Option<String>,
+    completion_token_hash: Option<String>,
+    link_due_at: Option<NaiveDateTime>,
+    link_sent_at: Option<NaiveDateTime>,
+    link_expires_at: Option<NaiveDateTime>,
+    completed_at: Option<NaiveDateTime>,
+    submitted_ip: Option<String>,
+    submitted_user_agent: Option<String>,
+}
+
+/// A stored value that is not one of its type's stable strings: a query error, logged with
+/// the column and the row (never the value, which may be free text).
+fn unreadable(column: &'static str, id: &str) -> diesel::result::Error {
+    tracing::error!(
+        column,
+        recovery_request.id = id,
+        "stored value in recovery_requests does not parse"
+    );
+    diesel::result::Error::DeserializationError(
+        format!("recovery_requests.{column} of {id} holds an unknown value").into(),
+    )
+}
+
+/// Reads `deliver_to` and its justification. Rows written before the justification had its
+/// own column (and by instances of that version during a rolling deploy) hold
+/// `contact_email: <justification>` in `deliver_to`.
+fn delivery(
+    id: &str,
+    stored: Option<String>,
+    justification: Option<String>,
+) -> QueryResult<(Option<DeliverTo>, Option<String>)> {
+    let Some(stored) = stored else {
+        return Ok((None, justification));
+    };
+    let (choice, legacy) = match stored.split_once(": ") {
+        Some((choice, rest)) if justification.is_none() => (choice, Some(rest.to_owned())),
+        _ => (stored.as_str(), justification),
+    };
+    let choice = DeliverTo::parse(choice).ok_or_else(|| unreadable("deliver_to", id))?;
+    Ok((Some(choice), legacy))
+}
+
+impl RequestRow {
+    fn into_domain(self) -> QueryResult<RecoveryRequest> {
+        let id = self.id;
+        let status =
+            RecoveryStatus::parse(&self.status).ok_or_else(|| unreadable("status", &id))?;
+        let ownership =
+            Ownership::parse(&self.ownership).ok_or_else(|| unreadable("ownership", &id))?;
+        let (deliver_to, deliver_justification) =
+            delivery(&id, self.deliver_to, self.deliver_justification)?;
+        Ok(RecoveryRequest {
+            username: self.username,
+            account_id: self.account_id.map(AccountId::from_stored),
+            contact_email: self.contact_email,
+            reason: self.reason,
+            status,
+            tracking_token_hash: self.tracking_token_hash,
+            tracking_token_sealed: self.tracking_token_sealed,
+            ownership_token_hash: self.ownership_token_hash,
+            ownership_token_sealed: self.ownership_token_sealed,
+            ownership,
+            ownership_answered_at: self.ownership_answered_at.map(utc),
+            duplicate_of: self.duplicate_of.map(RequestId::from_stored),
+            submitted_at: utc(self.submitted_at),
+            updated_at: utc(self.updated_at),
+            decided_at: self.decided_at.map(utc),
+            decided_by: self.decided_by,
+            decision_note: self.decision_note,
+            deliver_to,
+            deliver_justification,
+            completion_token_hash: self.completion_token_hash,
+            link_due_at: self.link_due_at.map(utc),
+            link_sent_at: self.link_sent_at.map(utc),
+            link_expires_at: self.link_expires_at.map(utc),
+            completed_at: self.completed_at.map(utc),
+            submitted_ip: self.submitted_ip,
+            submitted_user_agent: self.submitted_user_agent,
+            id: RequestId::from_stored(id),
+        })
+    }
+
+    fn from_domain(r: &RecoveryRequest) -> Self {
+        Self {
+            id: r.id.as_str().to_owned(),
+            username: r.username.clone(),
+            account_id: r.account_id.as_ref().map(|a| a.as_str().to_owned()),
+            contact_email: r.contact_email.clone(),
+            reason: r.reason.clone(),
+            status: r.status.as_str().to_owned(),
+            tracking_token_hash: r.tracking_token_hash.clone(),
+            tracking_token_sealed: r.tracking_token_sealed.clone(),
+            ownership_token_hash: r.ownership_token_hash.clone(),
+            ownership_token_sealed: r.ownership_token_sealed.clone(),
+            ownership: r.ownership.as_str().to_owned(),
+            ownership_answered_at: r.ownership_answered_at.map(naive),
+            duplicate_of: r.duplicate_of.as_ref().map(|d| d.as_str().to_owned()),
+            submitted_at: naive(r.submitted_at),
+            updated_at: naive(r.updated_at),
+            decided_at: r.decided_at.map(naive),
+            decided_by: r.decided_by.clone(),
+            decision_note: r.decision_note.clone(),
+            deliver_to: r.deliver_to.map(|d| d.as_str().to_owned()),
+            deliver_justification: r.deliver_justification.clone(),
+            completion_token_hash: r.completion_token_hash.clone(),
+            link_due_at: r.link_due_at.map(naive),
+            link_sent_at: r.link_sent_at.map(naive),
+            link_expires_at: r.link_expires_at.map(naive),
+            completed_at: r.completed_at.map(naive),
+            submitted_ip: r.submitted_ip.clone(),
+            submitted_user_agent: r.submitted_user_agent.clone(),
+        }
+    }
+}
+
+fn all(rows: Vec<RequestRow>) -> QueryResult<Vec<RecoveryRequest>> {
+    rows.into_iter().map(RequestRow::into_domain).collect()
+}
+
+fn one(row: Option<RequestRow>) -> QueryResult<Option<RecoveryRequest>> {
+    row.map(RequestRow::into_domain).transpose()
 }
 
 /// Fields to change; `None` leaves a field alone, `Some(None)` clears it.
-#[derive(Debug, Default, AsChangeset)]
-#[diesel(table_name = recovery_requests)]
+#[derive(Debug, Default)]
 pub struct RequestChanges {
     /// New status.
-    pub status: Option<String>,
-    /// Always set by [`update`].
-    pub updated_at: Option<NaiveDateTime>,
+    pub status: Option<RecoveryStatus>,
     /// New ownership token hash.
     pub ownership_token_hash: Option<Option<String>>,
     /// New sealed ownership token.
     pub ownership_token_sealed: Option<Option<String>>,
     /// New ownership answer.
-    pub ownership: Option<String>,
+    pub ownership: Option<Ownership>,
     /// When it was answered.
-    pub ownership_answered_at: Option<Option<NaiveDateTime>>,
+    pub ownership_answered_at: Option<Option<DateTime<Utc>>>,
     /// Decision time.
-    pub decided_at: Option<Option<NaiveDateTime>>,
-    /// Decider.
+    pub decided_at: Option<Option<DateTime<Utc>>>,
+    /// Decider: `support:<id>` or `system`.
     pub decided_by: Option<Option<String>>,
     /// Decision note.
     pub decision_note: Option<Option<String>>,
     /// Delivery choice.
-    pub deliver_to: Option<Option<String>>,
+    pub deliver_to: Option<Option<DeliverTo>>,
+    /// Why the contact email.
+    pub deliver_justification: Option<Option<String>>,
     /// Completion token hash.
     pub completion_token_hash: Option<Option<String>>,
     /// When the link is due.
-    pub link_due_at: Option<Option<NaiveDateTime>>,
+    pub link_due_at: Option<Option<DateTime<Utc>>>,
     /// When the link was sent.
-    pub link_sent_at: Option<Option<NaiveDateTime>>,
+    pub link_sent_at: Option<Option<DateTime<Utc>>>,
     /// When the link expires.
-    pub link_expires_at: Option<Option<NaiveDateTime>>,
+    pub link_expires_at: Option<Option<DateTime<Utc>>>,
     /// When it was completed.
-    pub completed_at: Option<Option<NaiveDateTime>>,
+    pub completed_at: Option<Option<DateTime<Utc>>>,
 }
 
-/// A message or internal note.
+#[derive(AsChangeset)]
+#[diesel(table_name = recovery_requests)]
+struct ChangesRow {
+    status: Option<String>,
+    updated_at: NaiveDateTime,
+    ownership_token_hash: Option<Option<String>>,
+    ownership_token_sealed: Option<Option<String>>,
+    ownership: Option<String>,
+    ownership_answered_at: Option<Option<NaiveDateTime>>,
+    decided_at: Option<Option<NaiveDateTime>>,
+    decided_by: Option<Option<String>>,
+    decision_note: Option<Option<String>>,
+    deliver_to: Option<Option<String>>,
+    deliver_justification: Option<Option<String>>,
+    completion_token_hash: Option<Option<String>>,
+    link_due_at: Option<Option<NaiveDateTime>>,
+    link_sent_at: Option<Option<NaiveDateTime>>,
+    link_expires_at: Option<Option<NaiveDateTime>>,
+    completed_at: Option<Option<NaiveDateTime>>,
+}
+
+impl RequestChanges {
+    fn into_row(self, now: DateTime<Utc>) -> ChangesRow {
+        let time = |t: Option<Option<DateTime<Utc>>>| t.map(|t| t.map(naive));
+        ChangesRow {
+            status: self.status.map(|s| s.as_str().to_owned()),
+            updated_at: naive(now),
+            ownership_token_hash: self.ownership_token_hash,
+            ownership_token_sealed: self.ownership_token_sealed,
+            ownership: self.ownership.map(|o| o.as_str().to_owned()),
+            ownership_answered_at: time(self.ownership_answered_at),
+            decided_at: time(self.decided_at),
+            decided_by: self.decided_by,
+            decision_note: self.decision_note,
+            deliver_to: self.deliver_to.map(|d| d.map(|d| d.as_str().to_owned())),
+            deliver_justification: self.deliver_justification,
+            completion_token_hash: self.completion_token_hash,
+            link_due_at: time(self.link_due_at),
+            link_sent_at: time(self.link_sent_at),
+            link_expires_at: time(self.link_expires_at),
+            completed_at: time(self.completed_at),
+        }
+    }
+}
+
+/// A message or internal note, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = recovery_request_messages)]
-pub struct MessageRow {
-    /// Id.
-    pub id: String,
-    /// The request.
-    pub request_id: String,
-    /// `requester`, `support` or `note` (internal, never shown to the requester).
-    pub kind: String,
-    /// The support user who wrote it.
-    pub author_id: Option<String>,
-    /// The text.
-    pub body: String,
-    /// When.
-    pub created_at: NaiveDateTime,
+struct MessageRow {
+    id: String,
+    request_id: String,
+    kind: String,
+    author_id: Option<String>,
+    body: String,
+    created_at: NaiveDateTime,
+}
+
+impl MessageRow {
+    fn into_domain(self) -> QueryResult<RecoveryMessage> {
+        let kind = MessageKind::parse(&self.kind).ok_or_else(|| {
+            tracing::error!(
+                recovery_request.id = self.request_id.as_str(),
+                "stored message kind does not parse"
+            );
+            diesel::result::Error::DeserializationError(
+                format!("message {} has an unknown kind", self.id).into(),
+            )
+        })?;
+        Ok(RecoveryMessage {
+            id: MessageId::from_stored(self.id),
+            request_id: RequestId::from_stored(self.request_id),
+            kind,
+            author_id: self.author_id.map(AccountId::from_stored),
+            body: self.body,
+            created_at: utc(self.created_at),
+        })
+    }
 }
 
 /// Stores a new request.
-pub fn insert(conn: &mut DbConnection, row: &RequestRow) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, request: &RecoveryRequest) -> QueryResult<()> {
     diesel::insert_into(recovery_requests::table)
-        .values(row)
+        .values(&RequestRow::from_domain(request))
         .execute(conn)
         .map(|_| ())
 }
 
 /// A request by id.
-pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<RequestRow>> {
-    recovery_requests::table
-        .find(id)
+pub fn find(conn: &mut DbConnection, id: &RequestId) -> QueryResult<Option<RecoveryRequest>> {
+    one(recovery_requests::table
+        .find(id.as_str())
         .select(RequestRow::as_select())
         .get_result(conn)
-        .optional()
+        .optional()?)
 }
 
 /// A request by id and tracking token hash.
 pub fn find_tracked(
     conn: &mut DbConnection,
-    id: &str,
+    id: &RequestId,
     tracking_hash: &str,
-) -> QueryResult<Option<RequestRow>> {
-    recovery_requests::table
-        .find(id)
+) -> QueryResult<Option<RecoveryRequest>> {
+    one(recovery_requests::table
+        .find(id.as_str())
         .filter(recovery_requests::tracking_token_hash.eq(tracking_hash))
         .select(RequestRow::as_select())
         .get_result(conn)
-        .optional()
+        .optional()?)
 }
 
 /// A request by its ownership token hash.
 pub fn find_by_ownership_token(
     conn: &mut DbConnection,
     hash: &str,
-) -> QueryResult<Option<RequestRow>> {
-    recovery_requests::table
+) -> QueryResult<Option<RecoveryRequest>> {
+    one(recovery_requests::table
         .filter(recovery_requests::ownership_token_hash.eq(hash))
         .select(RequestRow::as_select())
         .get_result(conn)
-        .optional()
+        .optional()?)
 }
 
 /// A request by its completion token hash.
 pub fn find_by_completion_token(
     conn: &mut DbConnection,
     hash: &str,
-) -> QueryResult<Option<RequestRow>> {
-    recovery_requests::table
+) -> QueryResult<Option<RecoveryRequest>> {
+    one(recovery_requests::table
         .filter(recovery_requests::completion_token_hash.eq(hash))
         .select(RequestRow::as_select())
         .get_result(conn)
-        .optional()
+        .optional()?)
 }
 
-const OPEN: [&str; 5] = [
-    "submitted",
-    "in_review",
-    "needs_info",
-    "approved",
-    "expired",
-];
+/// The stored strings of the statuses that are still open.
+fn open_statuses() -> Vec<&'static str> {
+    RecoveryStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_open())
+        .map(RecoveryStatus::as_str)
+        .collect()
+}
 
 /// The oldest other open request for the account.
 pub fn first_open_for_account(
     conn: &mut DbConnection,
-    account_id: &str,
-) -> QueryResult<Option<String>> {
+    account_id: &AccountId,
+) -> QueryResult<Option<RequestId>> {
     recovery_requests::table
-        .filter(recovery_requests::account_id.eq(account_id))
-        .filter(recovery_requests::status.eq_any(OPEN))
+        .filter(recovery_requests::account_id.eq(account_id.as_str()))
+        .filter(recovery_requests::status.eq_any(open_statuses()))
         .order(recovery_requests::submitted_at.asc())
         .select(recovery_requests::id)
-        .first(conn)
+        .first::<String>(conn)
         .optional()
+        .map(|id| id.map(RequestId::from_stored))
 }
 
 /// Open requests filed with this contact address.
-pub fn open_for_contact(conn: &mut DbConnection, email: &str) -> QueryResult<Vec<RequestRow>> {
-    recovery_requests::table
+pub fn open_for_contact(conn: &mut DbConnection, email: &str) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
         .filter(recovery_requests::contact_email.eq(email))
-        .filter(recovery_requests::status.eq_any(OPEN))
+        .filter(recovery_requests::status.eq_any(open_statuses()))
         .order(recovery_requests::submitted_at.asc())
         .select(RequestRow::as_select())
-        .load(conn)
+        .load(conn)?)
 }
 
-/// The account's other requests, oldest first.
-pub fn for_account(conn: &mut DbConnection, account_id: &str) -> QueryResult<Vec<RequestRow>> {
-    recovery_requests::table
-        .filter(recovery_requests::account_id.eq(account_id))
+/// The account's requests, oldest first.
+pub fn for_account(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::account_id.eq(account_id.as_str()))
         .order(recovery_requests::submitted_at.asc())
         .select(RequestRow::as_select())
-        .load(conn)
+        .load(conn)?)
 }
 
 /// Applies `changes` if the request is still in `expected_status`; the row count decides.
 pub fn update(
     conn: &mut DbConnection,
-    id: &str,
-    expected_status: &str,
-    now: NaiveDateTime,
-    mut changes: RequestChanges,
+    id: &RequestId,
+    expected_status: RecoveryStatus,
+    now: DateTime<Utc>,
+    changes: RequestChanges,
 ) -> QueryResult<bool> {
-    changes.updated_at = Some(now);
     diesel::update(
         recovery_requests::table
-            .find(id)
-            .filter(recovery_requests::status.eq(expected_status)),
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(expected_status.as_str())),
     )
-    .set(&changes)
+    .set(&changes.into_row(now))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Applies `changes` only if the request is approved and its completion link, the one whose
+/// token hashes to `token_hash`, was sent and is still live at `now`. The row count decides:
+/// a link that was replaced, stopped or expired since it was looked up changes nothing.
+pub fn update_with_live_link(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    changes: RequestChanges,
+) -> QueryResult<bool> {
+    diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
+            .filter(recovery_requests::completion_token_hash.eq(token_hash))
+            .filter(recovery_requests::link_sent_at.is_not_null())
+            .filter(recovery_requests::link_expires_at.gt(naive(now)))
+            .filter(recovery_requests::ownership.ne(Ownership::Disputed.as_str())),
+    )
+    .set(&changes.into_row(now))
     .execute(conn)
     .map(|n| n == 1)
 }
 
 /// Approved requests whose held completion link is due now.
-pub fn links_due(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<RequestRow>> {
-    recovery_requests::table
-        .filter(recovery_requests::status.eq("approved"))
+pub fn links_due(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
         .filter(recovery_requests::link_sent_at.is_null())
-        .filter(recovery_requests::link_due_at.le(now))
+        .filter(recovery_requests::link_due_at.le(naive(now)))
         .select(RequestRow::as_select())
-        .load(conn)
+        .load(conn)?)
 }
 
 /// Approved requests whose completion link ran out.
-pub fn links_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<RequestRow>> {
-    recovery_requests::table
-        .filter(recovery_requests::status.eq("approved"))
-        .filter(recovery_requests::link_expires_at.le(now))
+pub fn links_expired(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
+        .filter(recovery_requests::link_expires_at.le(naive(now)))
         .select(RequestRow::as_select())
-        .load(conn)
+        .load(conn)?)
 }
 
 /// Requests the auto-approval policy may approve: ownership proven, no duplicate, waiting
 /// since before `submitted_before`.
 pub fn auto_approvable(
     conn: &mut DbConnection,
-    submitted_before: NaiveDateTime,
-) -> QueryResult<Vec<RequestRow>> {
-    recovery_requests::table
-        .filter(recovery_requests::status.eq_any(["submitted", "in_review"]))
-        .filter(recovery_requests::ownership.eq("proven"))
+    submitted_before: DateTime<Utc>,
+) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::status.eq_any([
+            RecoveryStatus::Submitted.as_str(),
+            RecoveryStatus::InReview.as_str(),
+        ]))
+        .filter(recovery_requests::ownership.eq(Ownership::Proven.as_str()))
         .filter(recovery_requests::duplicate_of.is_null())
         .filter(recovery_requests::account_id.is_not_null())
-        .filter(recovery_requests::submitted_at.le(submitted_before))
+        .filter(recovery_requests::submitted_at.le(naive(submitted_before)))
         .select(RequestRow::as_select())
-        .load(conn)
+        .load(conn)?)
 }
 
-/// Filters of the support queue.
-#[derive(Debug, Clone, Default)]
-pub struct QueueFilter {
-    /// Only this status.
-    pub status: Option<String>,
-    /// Only this username (ignoring case).
-    pub username: Option<String>,
-}
-
-/// One page of the queue, oldest first, and the total.
+/// One page of the queue (only `status`, only `username` when given), oldest first, and the
+/// total.
 pub fn list(
     conn: &mut DbConnection,
-    filter: &QueueFilter,
+    status: Option<RecoveryStatus>,
+    username: Option<&str>,
     page: Page,
-) -> QueryResult<(Vec<RequestRow>, i64)> {
+) -> QueryResult<(Vec<RecoveryRequest>, i64)> {
     let build = || {
         let mut q = recovery_requests::table.into_boxed();
-        if let Some(s) = &filter.status {
-            q = q.filter(recovery_requests::status.eq(s.clone()));
+        if let Some(s) = status {
+            q = q.filter(recovery_requests::status.eq(s.as_str()));
         }
-        if let Some(u) = &filter.username {
-            q = q.filter(recovery_requests::username.eq(u.clone()));
+        if let Some(u) = username {
+            q = q.filter(recovery_requests::username.eq(u.to_owned()));
         }
         q
     };
@@ -305,13 +490,21 @@ pub fn list(
         .offset(page.offset())
         .select(RequestRow::as_select())
         .load(conn)?;
-    Ok((rows, total))
+    Ok((all(rows)?, total))
 }
 
 /// Stores a message or note.
-pub fn insert_message(conn: &mut DbConnection, row: &MessageRow) -> QueryResult<()> {
+pub fn insert_message(conn: &mut DbConnection, message: &RecoveryMessage) -> QueryResult<()> {
+    let row = MessageRow {
+        id: message.id.as_str().to_owned(),
+        request_id: message.request_id.as_str().to_owned(),
+        kind: message.kind.as_str().to_owned(),
+        author_id: message.author_id.as_ref().map(|a| a.as_str().to_owned()),
+        body: message.body.clone(),
+        created_at: naive(message.created_at),
+    };
     diesel::insert_into(recovery_request_messages::table)
-        .values(row)
+        .values(&row)
         .execute(conn)
         .map(|_| ())
 }
@@ -319,44 +512,76 @@ pub fn insert_message(conn: &mut DbConnection, row: &MessageRow) -> QueryResult<
 /// The request's messages, oldest first; notes only when `with_notes`.
 pub fn messages(
     conn: &mut DbConnection,
-    request_id: &str,
+    request_id: &RequestId,
     with_notes: bool,
-) -> QueryResult<Vec<MessageRow>> {
+) -> QueryResult<Vec<RecoveryMessage>> {
     let mut q = recovery_request_messages::table
-        .filter(recovery_request_messages::request_id.eq(request_id))
+        .filter(recovery_request_messages::request_id.eq(request_id.as_str()))
         .into_boxed();
     if !with_notes {
-        q = q.filter(recovery_request_messages::kind.ne("note"));
+        q = q.filter(recovery_request_messages::kind.ne(MessageKind::Note.as_str()));
     }
     q.order((
         recovery_request_messages::created_at.asc(),
         recovery_request_messages::id.asc(),
     ))
     .select(MessageRow::as_select())
-    .load(conn)
+    .load(conn)?
+    .into_iter()
+    .map(MessageRow::into_domain)
+    .collect()
 }
 
 /// Claims the sending of an approved request's completion link: stores the token hash and the
 /// times if no link was sent yet; the row count decides between instances.
 pub fn claim_link(
     conn: &mut DbConnection,
-    id: &str,
+    id: &RequestId,
     token_hash: &str,
-    now: NaiveDateTime,
-    expires_at: NaiveDateTime,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 ) -> QueryResult<bool> {
     diesel::update(
         recovery_requests::table
-            .find(id)
-            .filter(recovery_requests::status.eq("approved"))
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
             .filter(recovery_requests::link_sent_at.is_null()),
     )
     .set((
         recovery_requests::completion_token_hash.eq(token_hash),
-        recovery_requests::link_sent_at.eq(now),
-        recovery_requests::link_expires_at.eq(expires_at),
-        recovery_requests::updated_at.eq(now),
+        recovery_requests::link_sent_at.eq(naive(now)),
+        recovery_requests::link_expires_at.eq(naive(expires_at)),
+        recovery_requests::updated_at.eq(naive(now)),
     ))
     .execute(conn)
     .map(|n| n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_reads_both_columns_and_the_old_combined_form() {
+        assert_eq!(delivery("r", None, None).ok(), Some((None, None)));
+        assert_eq!(
+            delivery("r", Some("account_email".into()), None).ok(),
+            Some((Some(DeliverTo::AccountEmail), None))
+        );
+        assert_eq!(
+            delivery("r", Some("contact_email".into()), Some("why: this".into())).ok(),
+            Some((Some(DeliverTo::ContactEmail), Some("why: this".into())))
+        );
+        // Written before the justification had its own column: split on the first ": ".
+        assert_eq!(
+            delivery("r", Some("contact_email: why: this".into()), None).ok(),
+            Some((Some(DeliverTo::ContactEmail), Some("why: this".into())))
+        );
+    }
+
+    #[test]
+    fn an_unknown_delivery_is_an_error_not_a_default() {
+        assert!(delivery("r", Some("pigeon".into()), None).is_err());
+        assert!(delivery("r", Some("pigeon: fast".into()), None).is_err());
+    }
 }

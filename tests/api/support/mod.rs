@@ -3,6 +3,7 @@
 //! on loopback, an HTTP client and a clock the test moves.
 
 pub mod process;
+pub mod recovery;
 pub mod relay;
 pub mod smtp;
 pub mod two_factor;

@@ -1,0 +1,90 @@
+//! Background work on recovery requests, run by every instance's maintenance loop: the
+//! optional auto-approval policy, held completion links that came due, and links that expired
+//! unused.
+//!
+//! Several instances may run it at once: every change is a conditional UPDATE (on the status,
+//! or on "no link sent yet"), so each step happens once whoever gets there first.
+
+use super::completion::send_completion_link;
+use super::support::{Approval, approve_in};
+use super::{SupportError, open_ttl, request_event};
+use crate::context::Ctx;
+use crate::db::repo::{self, recovery_requests::RequestChanges};
+use crate::domain::{DeliverTo, EventType, RecoveryAction};
+use crate::services::audit::Actor;
+use crate::services::unit_of_work::{self, Work};
+use crate::services::{ClientInfo, Failure};
+
+/// Sends held completion links that came due, expires unused ones, and applies the optional
+/// auto-approval policy. Safe to run on several instances at once. Answers how many requests
+/// it changed.
+pub async fn run_due_work(ctx: &Ctx) -> Result<usize, Failure> {
+    unit_of_work::write(ctx, |w| -> Result<usize, Failure> {
+        Ok(auto_approve(w)? + send_due_links(w)? + expire_links(w)?)
+    })
+    .await
+}
+
+/// With `RECOVERY_AUTO_APPROVE_AFTER` set, approves requests whose ownership the account's
+/// email proved and that waited that long, in the owner's name (actor `system`).
+fn auto_approve(w: &mut Work<'_>) -> Result<usize, Failure> {
+    let Some(after) = w.ctx.config.recovery_auto_approve_after else {
+        return Ok(0);
+    };
+    let before = w.now - open_ttl(after);
+    let approval = Approval {
+        comment: Some("approved by policy: ownership proven by the account's email".into()),
+        deliver_to: DeliverTo::AccountEmail,
+        justification: None,
+    };
+    let client = ClientInfo::default();
+    let mut done = 0;
+    for request in repo::recovery_requests::auto_approvable(w.conn, before)? {
+        match approve_in(w, &request, &approval, Actor::System, &client) {
+            Ok(()) => done += 1,
+            Err(SupportError::Failure(f)) => return Err(f),
+            // Not approvable (any more): left for support.
+            Err(_) => {}
+        }
+    }
+    Ok(done)
+}
+
+/// Mails the completion links whose waiting period ended.
+fn send_due_links(w: &mut Work<'_>) -> Result<usize, Failure> {
+    let mut done = 0;
+    for request in repo::recovery_requests::links_due(w.conn, w.now)? {
+        if send_completion_link(w, &request.id)? {
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// Moves approved requests whose link ran out to `expired` (support may approve them again).
+fn expire_links(w: &mut Work<'_>) -> Result<usize, Failure> {
+    let mut done = 0;
+    let client = ClientInfo::default();
+    for request in repo::recovery_requests::links_expired(w.conn, w.now)? {
+        let Ok(to) = request.status.apply(RecoveryAction::Expire) else {
+            continue;
+        };
+        let changes = RequestChanges {
+            status: Some(to),
+            completion_token_hash: Some(None),
+            ..Default::default()
+        };
+        // Another instance may have expired it first: then there is nothing to record.
+        if !repo::recovery_requests::update(w.conn, &request.id, request.status, w.now, changes)? {
+            continue;
+        }
+        w.audit(request_event(
+            &request,
+            EventType::RecoveryRequestExpired,
+            Actor::System,
+            &client,
+        ))?;
+        done += 1;
+    }
+    Ok(done)
+}

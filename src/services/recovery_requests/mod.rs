@@ -1,0 +1,219 @@
+//! Account-recovery requests: the way back in for an owner who lost every factor (password
+//! aside, no TOTP and no recovery code). The requester files a request and follows it with a
+//! tracking token; support reviews it, asks questions, and approves or denies; an approval
+//! sends a single-use completion link (held for a waiting period unless the account's own
+//! email proved ownership) that sets a new password and removes two-factor authentication.
+//!
+//! The statuses and the only moves between them live in the domain
+//! ([`crate::domain::RecoveryStatus::apply`]); every status change here goes through that table
+//! and is written with a conditional UPDATE on the status it starts from, in one unit of work
+//! ([`unit_of_work::write`]) with its audit event and its mails.
+//!
+//! The use case is split by who acts:
+//! - [`requester`]: submit, resend tracking links, status, reply, withdraw, answer ownership;
+//! - [`support`]: the queue, one request with its evidence, notes, messages, approve, deny;
+//! - [`completion`]: issuing and mailing the completion link, and completing with it;
+//! - [`due_work`]: background work (held links coming due, expiry, auto-approval), which
+//!   several instances may run at once.
+//!
+//! This module holds what they share: the error enums, field checks, token sealing, links and
+//! the status-change and message helpers.
+
+pub mod completion;
+pub mod due_work;
+pub mod requester;
+pub mod support;
+
+pub use completion::{Completed, complete};
+pub use due_work::run_due_work;
+pub use requester::{
+    MessageView, RequesterView, Submission, Submitted, answer_ownership, reply,
+    resend_tracking_links, status, submit, withdraw,
+};
+pub use support::{
+    Approval, Detail, Evidence, QueueFilter, QueueItem, add_note, approve, deny, detail, queue,
+    send_message,
+};
+
+use chrono::{DateTime, Utc};
+
+use crate::context::Ctx;
+use crate::db::repo::{self, recovery_requests::RequestChanges};
+use crate::domain::{
+    AccountId, EventType, InvalidTransition, MessageId, MessageKind, RecoveryMessage,
+    RecoveryRequest, RecoveryStatus,
+};
+use crate::failure_conversions;
+use crate::services::audit::{Actor, Event};
+use crate::services::unit_of_work::Work;
+use crate::services::{ClientInfo, Failure, FieldIssue};
+
+#[cfg(doc)]
+use crate::services::unit_of_work;
+
+/// Why a requester-side call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequesterError {
+    /// Field errors.
+    #[error("invalid fields")]
+    Invalid(Vec<FieldIssue>),
+    /// Too many submissions from this address.
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Wrong id or token (a 404: it tells nothing).
+    #[error("not found")]
+    NotFound,
+    /// The request's status does not allow this.
+    #[error(transparent)]
+    InvalidTransition(#[from] InvalidTransition),
+    /// An email-link token that is unknown, used or expired.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(RequesterError);
+
+/// Why a support action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SupportError {
+    /// Field errors.
+    #[error("invalid fields")]
+    Invalid(Vec<FieldIssue>),
+    /// No such request.
+    #[error("not found")]
+    NotFound,
+    /// The request's status does not allow this.
+    #[error(transparent)]
+    InvalidTransition(#[from] InvalidTransition),
+    /// No account has the requested username: nothing to approve.
+    #[error("no account has this username")]
+    NoAccount,
+    /// The link was to go to the account's email, which is not verified.
+    #[error("the account has no verified email address")]
+    NoVerifiedEmail,
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(SupportError);
+
+/// A required text of `min` to `max` characters (trimmed), or the issue it has.
+fn text_field(
+    issues: &mut Vec<FieldIssue>,
+    field: &'static str,
+    value: Option<&str>,
+    min: usize,
+    max: usize,
+) -> Option<String> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        issues.push(FieldIssue::new(field, "required", "is required"));
+        return None;
+    };
+    let n = v.chars().count();
+    if n < min {
+        issues.push(FieldIssue::new(
+            field,
+            "too_short",
+            format!("must be at least {min} characters"),
+        ));
+        return None;
+    }
+    if n > max {
+        issues.push(FieldIssue::new(
+            field,
+            "too_long",
+            format!("must be at most {max} characters"),
+        ));
+        return None;
+    }
+    Some(v.to_owned())
+}
+
+/// A message body: 1 to 5000 characters.
+pub fn message_body(body: Option<&str>) -> Result<String, Vec<FieldIssue>> {
+    let mut issues = Vec::new();
+    text_field(&mut issues, "body", body, 1, 5000).ok_or(issues)
+}
+
+/// Encrypts a token with the data key, to mail the same link again later.
+fn seal(ctx: &Ctx, value: &str) -> Result<String, Failure> {
+    ctx.cipher
+        .seal(value)
+        .map_err(|e| Failure::Internal(anyhow::Error::new(e)))
+}
+
+/// Decrypts a token sealed by [`seal`].
+fn unseal(ctx: &Ctx, sealed: &str) -> Result<String, Failure> {
+    ctx.cipher
+        .open(sealed)
+        .map_err(|e| Failure::Internal(anyhow::Error::new(e)))
+}
+
+/// The "it was me / it was not me" link of the ownership and pending mails.
+fn ownership_link(ctx: &Ctx, token: &str) -> String {
+    ctx.mailer.link("recovery/verify", &[("token", token)])
+}
+
+/// A configured period as a chrono duration (a day if it does not fit).
+fn open_ttl(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(24))
+}
+
+/// An audit event about `request` (its account and itself).
+fn request_event<'a>(
+    request: &'a RecoveryRequest,
+    event_type: EventType,
+    actor: Actor<'a>,
+    client: &'a ClientInfo,
+) -> Event<'a> {
+    Event::new(event_type, actor, client)
+        .account(request.account_id.as_ref().map(AccountId::as_str))
+        .request(request.id.as_str())
+}
+
+/// Writes a status change conditionally on the status it starts from; a request that moved
+/// meanwhile is a failure (the transaction rolls back).
+fn move_status(
+    w: &mut Work<'_>,
+    request: &RecoveryRequest,
+    to: RecoveryStatus,
+    mut changes: RequestChanges,
+) -> Result<(), Failure> {
+    changes.status = Some(to);
+    if !repo::recovery_requests::update(w.conn, &request.id, request.status, w.now, changes)? {
+        return Err(Failure::Internal(anyhow::anyhow!(
+            "recovery request changed concurrently"
+        )));
+    }
+    Ok(())
+}
+
+/// Stores a message or note on `request`.
+fn add_message(
+    w: &mut Work<'_>,
+    request: &RecoveryRequest,
+    kind: MessageKind,
+    author: Option<AccountId>,
+    body: String,
+) -> Result<MessageView, Failure> {
+    let message = RecoveryMessage {
+        id: MessageId::generate(),
+        request_id: request.id.clone(),
+        kind,
+        author_id: author,
+        body,
+        created_at: w.now,
+    };
+    repo::recovery_requests::insert_message(w.conn, &message)?;
+    Ok(message.into())
+}
+
+/// `now` plus a configured period.
+fn after(now: DateTime<Utc>, period: std::time::Duration) -> DateTime<Utc> {
+    now + open_ttl(period)
+}

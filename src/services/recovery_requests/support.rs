@@ -1,0 +1,427 @@
+//! Support's side: the queue, one request with the account's evidence, internal notes,
+//! messages to the requester, approval and denial.
+//!
+//! Approval is shared with the auto-approval policy of [`super::due_work`]: with ownership
+//! proven the completion link goes out at once ([`super::completion`]); otherwise it is held
+//! for the waiting period and the account's verified email is told, with the link to stop it.
+
+use chrono::{DateTime, Utc};
+
+use super::completion::send_completion_link;
+use super::{
+    SupportError, add_message, after, message_body, move_status, ownership_link, request_event,
+    seal, text_field, unseal,
+};
+use crate::context::Ctx;
+use crate::db::DbConnection;
+use crate::db::repo::{self, Page, recovery_requests::RequestChanges};
+use crate::domain::{
+    AccountId, DeliverTo, EventType, MessageKind, Ownership, RecoveryAction, RecoveryRequest,
+    RecoveryStatus, RequestId,
+};
+use crate::mail::{OutgoingMail, human_duration, human_time};
+use crate::security::tokens::{self, NewToken};
+use crate::services::audit::{self, Actor, EventView};
+use crate::services::sessions::Principal;
+use crate::services::two_factor;
+use crate::services::unit_of_work::{self, Work};
+use crate::services::{ClientInfo, Failure, FieldIssue};
+
+use super::MessageView;
+
+/// Filters of the support queue, as typed (`None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Only this status (one of the stored names; anything else is a field error).
+    pub status: Option<String>,
+    /// Only this username (as submitted).
+    pub username: Option<String>,
+}
+
+/// A queue entry.
+#[derive(Debug, Clone)]
+pub struct QueueItem {
+    /// The request.
+    pub request: RecoveryRequest,
+    /// Whether an account has the username.
+    pub account_exists: bool,
+}
+
+/// The support queue: filtered, oldest first.
+pub async fn queue(
+    ctx: &Ctx,
+    filter: QueueFilter,
+    page: Page,
+) -> Result<(Vec<QueueItem>, i64), SupportError> {
+    let status = match filter.status.as_deref() {
+        None => None,
+        Some(s) => Some(RecoveryStatus::parse(s).ok_or_else(|| {
+            SupportError::Invalid(vec![FieldIssue::new(
+                "status",
+                "invalid",
+                "is not a request status",
+            )])
+        })?),
+    };
+    unit_of_work::read(ctx, move |conn| {
+        let (requests, total) =
+            repo::recovery_requests::list(conn, status, filter.username.as_deref(), page)?;
+        let items = requests
+            .into_iter()
+            .map(|request| QueueItem {
+                account_exists: request.account_id.is_some(),
+                request,
+            })
+            .collect();
+        Ok((items, total))
+    })
+    .await
+}
+
+/// What support knows about the account behind a request.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// Whether an account has the username.
+    pub account_exists: bool,
+    /// Its id.
+    pub account_id: Option<AccountId>,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Whether its email is verified.
+    pub email_verified: bool,
+    /// Its last successful login.
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Its two-factor state.
+    pub two_factor: two_factor::TwoFactorStatus,
+    /// The owner's answer through the account's email.
+    pub ownership: Ownership,
+    /// The account's other requests, oldest first.
+    pub earlier_requests: Vec<RecoveryRequest>,
+}
+
+/// One request with everything support needs to decide.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    /// The request.
+    pub request: RecoveryRequest,
+    /// The account's evidence.
+    pub evidence: Evidence,
+    /// Messages and internal notes, oldest first.
+    pub messages: Vec<MessageView>,
+    /// The request's audit events, newest first.
+    pub timeline: Vec<EventView>,
+}
+
+fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, SupportError> {
+    let request = repo::recovery_requests::find(conn, id)?.ok_or(SupportError::NotFound)?;
+    let mut evidence = Evidence {
+        account_exists: false,
+        account_id: None,
+        created_at: None,
+        email_verified: false,
+        last_login_at: None,
+        two_factor: Default::default(),
+        ownership: request.ownership,
+        earlier_requests: Vec::new(),
+    };
+    if let Some(account_id) = &request.account_id
+        && let Some(account) = repo::accounts::find(conn, account_id.as_str())?
+    {
+        evidence.account_exists = true;
+        evidence.account_id = Some(account_id.clone());
+        evidence.created_at = Some(repo::utc(account.created_at));
+        evidence.email_verified = account.email_verified_at.is_some();
+        evidence.last_login_at = account.last_login_at.map(repo::utc);
+        evidence.two_factor = two_factor::status(conn, &account.id)?;
+        evidence.earlier_requests = repo::recovery_requests::for_account(conn, account_id)?
+            .into_iter()
+            .filter(|r| r.id != request.id)
+            .collect();
+    }
+    let messages = repo::recovery_requests::messages(conn, &request.id, true)?
+        .into_iter()
+        .map(MessageView::from)
+        .collect();
+    let (timeline, _) = audit::list(
+        conn,
+        &repo::audit::AuditFilter {
+            request_id: Some(request.id.as_str().to_owned()),
+            ..Default::default()
+        },
+        Page {
+            page: 1,
+            per_page: 200,
+        },
+    )?;
+    Ok(Detail {
+        request,
+        evidence,
+        messages,
+        timeline,
+    })
+}
+
+/// A request with its evidence, messages, notes and timeline.
+pub async fn detail(ctx: &Ctx, id: &RequestId) -> Result<Detail, SupportError> {
+    let id = id.clone();
+    unit_of_work::read(ctx, move |conn| load_detail(conn, &id)).await
+}
+
+/// Adds an internal note (never shown to the requester); a submitted request moves to review.
+pub async fn add_note(
+    ctx: &Ctx,
+    who: &Principal,
+    id: &RequestId,
+    body: Option<&str>,
+    client: ClientInfo,
+) -> Result<MessageView, SupportError> {
+    support_message(ctx, who, id, body, client, RecoveryAction::AddNote).await
+}
+
+/// Sends a message to the requester (emailed); the request waits for their answer.
+pub async fn send_message(
+    ctx: &Ctx,
+    who: &Principal,
+    id: &RequestId,
+    body: Option<&str>,
+    client: ClientInfo,
+) -> Result<MessageView, SupportError> {
+    support_message(ctx, who, id, body, client, RecoveryAction::SendMessage).await
+}
+
+async fn support_message(
+    ctx: &Ctx,
+    who: &Principal,
+    id: &RequestId,
+    body: Option<&str>,
+    client: ClientInfo,
+    action: RecoveryAction,
+) -> Result<MessageView, SupportError> {
+    let body = message_body(body).map_err(SupportError::Invalid)?;
+    let (id, support) = (id.clone(), who.account_id.clone());
+    unit_of_work::write(ctx, move |w| -> Result<MessageView, SupportError> {
+        let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
+        let to = request.status.apply(action)?;
+        move_status(w, &request, to, RequestChanges::default())?;
+        let to_requester = action == RecoveryAction::SendMessage;
+        let (kind, event) = if to_requester {
+            (MessageKind::Support, EventType::RecoveryRequestMessageSent)
+        } else {
+            (MessageKind::Note, EventType::RecoveryRequestNoteAdded)
+        };
+        let author = AccountId::from_stored(support.clone());
+        let message = add_message(w, &request, kind, Some(author), body.clone())?;
+        w.audit(
+            request_event(&request, event, Actor::Support(&support), &client)
+                .details(serde_json::json!({"from": request.status.as_str(), "to": to.as_str()})),
+        )?;
+        if to_requester {
+            let resend_link = w.ctx.mailer.link("recovery/lost-link", &[]);
+            w.mail(OutgoingMail {
+                to: request.contact_email.clone(),
+                template: "recovery_message",
+                context: serde_json::json!({
+                    "username": request.username,
+                    "message": body,
+                    "resend_link": resend_link,
+                }),
+                carries_token: false,
+            })?;
+        }
+        Ok(message)
+    })
+    .await
+}
+
+/// An approval.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    /// A comment for the log.
+    pub comment: Option<String>,
+    /// Where the completion link goes.
+    pub deliver_to: DeliverTo,
+    /// Why the contact email (required with it).
+    pub justification: Option<String>,
+}
+
+/// Approves a request. With ownership proven the completion link goes out now; otherwise it is
+/// held for the waiting period and the account's verified email is told, with the link to stop
+/// it.
+pub async fn approve(
+    ctx: &Ctx,
+    who: &Principal,
+    id: &RequestId,
+    mut approval: Approval,
+    client: ClientInfo,
+) -> Result<Detail, SupportError> {
+    approval.justification = approval
+        .justification
+        .as_deref()
+        .map(str::trim)
+        .filter(|j| !j.is_empty())
+        .map(str::to_owned);
+    if approval.deliver_to == DeliverTo::ContactEmail && approval.justification.is_none() {
+        return Err(SupportError::Invalid(vec![FieldIssue::new(
+            "justification",
+            "required",
+            "is required when deliver_to is contact_email",
+        )]));
+    }
+    let (id, support) = (id.clone(), who.account_id.clone());
+    unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
+        let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
+        approve_in(w, &request, &approval, Actor::Support(&support), &client)?;
+        load_detail(w.conn, &request.id)
+    })
+    .await
+}
+
+/// Approves `request` inside the caller's unit of work, by support or by the system.
+pub(super) fn approve_in(
+    w: &mut Work<'_>,
+    request: &RecoveryRequest,
+    approval: &Approval,
+    actor: Actor<'_>,
+    client: &ClientInfo,
+) -> Result<(), SupportError> {
+    let to = request.status.apply(RecoveryAction::Approve)?;
+    let account_id = request.account_id.as_ref().ok_or(SupportError::NoAccount)?;
+    let account =
+        repo::accounts::find(w.conn, account_id.as_str())?.ok_or(SupportError::NoAccount)?;
+    if approval.deliver_to == DeliverTo::AccountEmail && account.email_verified_at.is_none() {
+        return Err(SupportError::NoVerifiedEmail);
+    }
+    let proven = request.ownership == Ownership::Proven;
+    let due = if proven {
+        w.now
+    } else {
+        after(w.now, w.ctx.config.recovery_waiting_period)
+    };
+    let decided_by = match &actor {
+        Actor::Support(id) => format!("support:{id}"),
+        _ => "system".to_owned(),
+    };
+    move_status(
+        w,
+        request,
+        to,
+        RequestChanges {
+            decided_at: Some(Some(w.now)),
+            decided_by: Some(Some(decided_by)),
+            decision_note: Some(approval.comment.clone()),
+            deliver_to: Some(Some(approval.deliver_to)),
+            deliver_justification: Some(approval.justification.clone()),
+            completion_token_hash: Some(None),
+            link_due_at: Some(Some(due)),
+            link_sent_at: Some(None),
+            link_expires_at: Some(None),
+            ..Default::default()
+        },
+    )?;
+    w.audit(
+        request_event(request, EventType::RecoveryRequestApproved, actor, client).details(
+            serde_json::json!({
+                "from": request.status.as_str(),
+                "deliver_to": approval.deliver_to.as_str(),
+                "justification": approval.justification,
+                "comment": approval.comment,
+                "ownership": request.ownership.as_str(),
+                "link_due_at": due,
+            }),
+        ),
+    )?;
+    if proven {
+        send_completion_link(w, &request.id)?;
+    } else if account.email_verified_at.is_some() {
+        // Tell the owner a recovery is under way, with the link to stop it.
+        let token = match &request.ownership_token_sealed {
+            Some(sealed) => unseal(w.ctx, sealed)?,
+            None => {
+                let fresh = tokens::new_token();
+                set_ownership_token(w, &request.id, to, &fresh)?;
+                fresh.value
+            }
+        };
+        let context = serde_json::json!({
+            "username": account.username,
+            "link": ownership_link(w.ctx, &token),
+            "waiting": human_duration(w.ctx.config.recovery_waiting_period),
+            "due": human_time(due),
+        });
+        w.mail(OutgoingMail {
+            to: account.email.clone(),
+            template: "recovery_pending",
+            context,
+            carries_token: true,
+        })?;
+    }
+    Ok(())
+}
+
+/// Gives a request an ownership link (one filed while the account's email was unverified).
+fn set_ownership_token(
+    w: &mut Work<'_>,
+    id: &RequestId,
+    status: RecoveryStatus,
+    token: &NewToken,
+) -> Result<(), Failure> {
+    let sealed = seal(w.ctx, &token.value)?;
+    repo::recovery_requests::update(
+        w.conn,
+        id,
+        status,
+        w.now,
+        RequestChanges {
+            ownership_token_hash: Some(Some(token.hash.clone())),
+            ownership_token_sealed: Some(Some(sealed)),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// Denies a request; the requester is emailed the reason.
+pub async fn deny(
+    ctx: &Ctx,
+    who: &Principal,
+    id: &RequestId,
+    reason: Option<&str>,
+    client: ClientInfo,
+) -> Result<Detail, SupportError> {
+    let mut issues = Vec::new();
+    let reason = text_field(&mut issues, "reason", reason, 1, 5000);
+    let reason = reason.ok_or(SupportError::Invalid(issues))?;
+    let (id, support) = (id.clone(), who.account_id.clone());
+    unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
+        let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
+        let to = request.status.apply(RecoveryAction::Deny)?;
+        move_status(
+            w,
+            &request,
+            to,
+            RequestChanges {
+                decided_at: Some(Some(w.now)),
+                decided_by: Some(Some(format!("support:{support}"))),
+                decision_note: Some(Some(reason.clone())),
+                ..Default::default()
+            },
+        )?;
+        w.audit(
+            request_event(
+                &request,
+                EventType::RecoveryRequestDenied,
+                Actor::Support(&support),
+                &client,
+            )
+            .details(serde_json::json!({"from": request.status.as_str(), "reason": reason})),
+        )?;
+        w.mail(OutgoingMail {
+            to: request.contact_email.clone(),
+            template: "recovery_denied",
+            context: serde_json::json!({"username": request.username, "reason": reason}),
+            carries_token: false,
+        })?;
+        load_detail(w.conn, &request.id)
+    })
+    .await
+}
