@@ -5,9 +5,13 @@ pub mod audit;
 pub mod password;
 pub mod recovery_code;
 pub mod recovery_request;
+pub mod text;
 
-pub use account::{EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError};
+pub use account::{
+    EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError, username_key,
+};
 pub use audit::EventType;
 pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
 pub use recovery_request::{InvalidTransition, Ownership, RecoveryAction, RecoveryStatus};
+pub use text::TextKind;
