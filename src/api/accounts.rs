@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
@@ -29,6 +30,8 @@ pub struct RegisterBody {
     pub password: String,
 }
 
+impl TextFields for RegisterBody {}
+
 /// A token from an email link.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
@@ -36,6 +39,8 @@ pub struct TokenBody {
     /// The `token` parameter of the link.
     pub token: String,
 }
+
+impl TextFields for TokenBody {}
 
 /// A password change.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -46,6 +51,8 @@ pub struct ChangePasswordBody {
     /// The new password (policy applies).
     pub new_password: String,
 }
+
+impl TextFields for ChangePasswordBody {}
 
 /// An account's role.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -367,7 +374,7 @@ impl From<RevokeError> for ApiError {
 pub async fn register_account(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<RegisterBody>,
+    body: Body<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = accounts::register(
@@ -402,7 +409,7 @@ pub async fn register_account(
 pub async fn verify_account_email(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<TokenBody>,
+    body: Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let account = accounts::verify_email(&ctx, &body.token, client).await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
@@ -469,7 +476,7 @@ pub async fn change_password(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    body: web::Json<ChangePasswordBody>,
+    body: Body<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     accounts::change_password(&ctx, &who, body.current_password, body.new_password, client).await?;
@@ -524,7 +531,7 @@ pub async fn revoke_session(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     sessions::revoke(&ctx, &who, &id, client).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -546,7 +553,7 @@ pub async fn revoke_session(
 pub async fn list_account_events(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = accounts::page(query.page, query.per_page)?;
     let (rows, total) = accounts::events(&ctx, &who, page).await?;

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod edge;
 pub mod extract;
 pub mod health;
 pub mod middleware;

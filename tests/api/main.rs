@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod health;
 mod http_headers;
+mod input_hygiene;
 mod login_limits;
 mod mail;
 mod metrics;

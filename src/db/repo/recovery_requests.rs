@@ -8,6 +8,11 @@ use crate::db::DbConnection;
 use crate::db::repo::Page;
 use crate::db::schema::{recovery_request_messages, recovery_requests};
 
+diesel::define_sql_function! {
+    /// SQL `lower()`: ASCII on SQLite; PostgreSQL also folds other letters its locale knows.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 /// A stored request.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = recovery_requests)]
@@ -291,7 +296,8 @@ pub fn list(
             q = q.filter(recovery_requests::status.eq(s.clone()));
         }
         if let Some(u) = &filter.username {
-            q = q.filter(recovery_requests::username.eq(u.clone()));
+            // Both sides through the backend's own lower(): an exact match always matches.
+            q = q.filter(lower(recovery_requests::username).eq(lower(u.clone())));
         }
         q
     };
