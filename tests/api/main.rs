@@ -18,5 +18,6 @@ mod password_resets;
 mod recovery_requests;
 mod secrets;
 mod sessions;
+mod token_claims;
 mod two_factor;
 mod two_instances;
