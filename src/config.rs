@@ -406,6 +406,33 @@ impl Config {
                 ));
             }
         };
+        // Production refuses what is only safe on a developer's machine (issue 14): mail
+        // printed to stdout (live reset links in the logs), and plain http without saying so.
+        if app_env == AppEnv::Production {
+            if mail_transport == MailTransport::Log {
+                return Err(ConfigError::new(
+                    "MAIL_TRANSPORT",
+                    "must be smtp when APP_ENV=production (log prints live links to the console)",
+                ));
+            }
+            let insecure_ok = match env.get("ALLOW_INSECURE_HTTP").as_deref().map(str::trim) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "ALLOW_INSECURE_HTTP",
+                        format!("`{other}` is neither true nor false"),
+                    ));
+                }
+            };
+            if public_url.scheme() != "https" && !insecure_ok {
+                return Err(ConfigError::new(
+                    "PUBLIC_URL",
+                    "must be an https URL when APP_ENV=production \
+                     (set ALLOW_INSECURE_HTTP=true to run on http on purpose)",
+                ));
+            }
+        }
         let mail_from = env
             .get("MAIL_FROM")
             .unwrap_or_else(|| "account-recovery <no-reply@localhost>".into())
@@ -510,7 +537,7 @@ impl Config {
             refresh_token_idle_ttl: env.duration("REFRESH_TOKEN_IDLE_TTL", "7d")?,
             mfa_token_ttl: env.duration("MFA_TOKEN_TTL", "5m")?,
             email_verification_ttl: env.duration("EMAIL_VERIFICATION_TTL", "48h")?,
-            reset_token_ttl: env.duration("RESET_TOKEN_TTL", "1h")?,
+            reset_token_ttl: env.duration("RESET_TOKEN_TTL", "30m")?,
             recovery_codes_per_set: env.parse_in("RECOVERY_CODES_PER_SET", 8, 4..=32)?,
             recovery_waiting_period: env.duration("RECOVERY_WAITING_PERIOD", "72h")?,
             recovery_completion_ttl: env.duration("RECOVERY_COMPLETION_TTL", "24h")?,
@@ -725,9 +752,58 @@ mod tests {
             ("APP_ENV", "production"),
             ("JWT_SECRET", &"j".repeat(32)),
             ("DATA_ENCRYPTION_KEY", &"k".repeat(32)),
+            ("MAIL_TRANSPORT", "smtp"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("PUBLIC_URL", "https://api.example.com"),
         ])
         .expect("valid");
         assert!(ok.dev_secrets_file.is_none());
+    }
+
+    #[test]
+    fn production_refuses_printed_mail_and_plain_http() {
+        let base = [
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj"),
+            ("DATA_ENCRYPTION_KEY", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"),
+            ("MAIL_TRANSPORT", "smtp"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("PUBLIC_URL", "https://api.example.com"),
+        ];
+        let but = |changes: &[(&'static str, &'static str)]| {
+            let mut pairs: Vec<(&str, &str)> = base
+                .iter()
+                .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+                .copied()
+                .collect();
+            pairs.extend(changes.iter().filter(|(_, v)| !v.is_empty()));
+            with(&pairs)
+        };
+        for transport in ["log", ""] {
+            let err = but(&[("MAIL_TRANSPORT", transport)]).expect_err("log mail");
+            assert_eq!(err.variable, "MAIL_TRANSPORT");
+        }
+        for public in ["http://api.example.com", ""] {
+            let err = but(&[("PUBLIC_URL", public)]).expect_err("plain http");
+            assert_eq!(err.variable, "PUBLIC_URL");
+        }
+        assert!(
+            but(&[
+                ("PUBLIC_URL", "http://api.example.com"),
+                ("ALLOW_INSECURE_HTTP", "true")
+            ])
+            .is_ok()
+        );
+        let err = but(&[("ALLOW_INSECURE_HTTP", "maybe")]).expect_err("not a boolean");
+        assert_eq!(err.variable, "ALLOW_INSECURE_HTTP");
+        // Development keeps its conveniences.
+        assert!(with(&[("PUBLIC_URL", "http://127.0.0.1:8080")]).is_ok());
+    }
+
+    #[test]
+    fn reset_links_live_30_minutes_by_default() {
+        let config = with(&[]).expect("defaults are valid");
+        assert_eq!(config.reset_token_ttl, Duration::from_secs(30 * 60));
     }
 
     #[test]

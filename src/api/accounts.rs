@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::common::{Accepted, PageQuery, invalid_token};
+use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
@@ -32,6 +33,8 @@ pub struct RegisterBody {
     pub password: String,
 }
 
+impl TextFields for RegisterBody {}
+
 /// A token from an email link.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
@@ -39,6 +42,8 @@ pub struct TokenBody {
     /// The `token` parameter of the link.
     pub token: String,
 }
+
+impl TextFields for TokenBody {}
 
 /// A password change.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -49,6 +54,8 @@ pub struct ChangePasswordBody {
     /// The new password (policy applies).
     pub new_password: String,
 }
+
+impl TextFields for ChangePasswordBody {}
 
 /// An account's role.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -324,7 +331,7 @@ impl From<RevokeError> for ApiError {
 pub async fn register_account(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<RegisterBody>,
+    body: Body<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = accounts::register(
@@ -359,7 +366,7 @@ pub async fn register_account(
 pub async fn verify_account_email(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<TokenBody>,
+    body: Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let account = accounts::verify_email(&ctx, &body.token, client).await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
@@ -427,7 +434,7 @@ pub async fn change_password(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    body: web::Json<ChangePasswordBody>,
+    body: Body<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     accounts::change_password(&ctx, &who, body.current_password, body.new_password, client).await?;
@@ -482,7 +489,7 @@ pub async fn revoke_session(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     sessions::revoke(&ctx, &who, &id, client).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -504,7 +511,7 @@ pub async fn revoke_session(
 pub async fn list_account_events(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
-    query: web::Query<PageQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = accounts::page(query.page, query.per_page)?;
     let (rows, total) = accounts::events(&ctx, &who, page).await?;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::common::page_number;
+use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Client, SupportUser};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::recovery_requests::{
@@ -29,7 +30,7 @@ pub struct QueueQuery {
     /// `withdrawn`, `completed`, `expired`).
     #[param(value_type = Option<RecoveryStatusDto>)]
     pub status: Option<String>,
-    /// Only this username (as submitted).
+    /// Only this username, as submitted, ignoring case.
     pub username: Option<String>,
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
@@ -407,6 +408,10 @@ pub struct ApproveBody {
     pub justification: Option<String>,
 }
 
+impl TextFields for ApproveBody {
+    const FREE_TEXT: &'static [&'static str] = &["comment", "justification"];
+}
+
 /// A denial.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"reason": "We could not verify that you own this account."}))]
@@ -424,6 +429,10 @@ fn not_found() -> ApiError {
 /// The request id of a path: anything that is not an id matches no request (a 404).
 fn request_id(raw: &str) -> Result<RequestId, ApiError> {
     RequestId::parse(raw).ok_or_else(not_found)
+}
+
+impl TextFields for DenyBody {
+    const FREE_TEXT: &'static [&'static str] = &["reason"];
 }
 
 impl From<SupportError> for ApiError {
@@ -463,7 +472,7 @@ impl From<SupportError> for ApiError {
 pub async fn list_recovery_requests(
     ctx: web::Data<Ctx>,
     _support: SupportUser,
-    query: web::Query<QueueQuery>,
+    query: Query<QueueQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = accounts::page(query.page, query.per_page)?;
     let filter = QueueFilter {
@@ -499,7 +508,7 @@ pub async fn list_recovery_requests(
 pub async fn get_recovery_request_detail(
     ctx: web::Data<Ctx>,
     _support: SupportUser,
-    id: web::Path<String>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     let d = recovery_requests::detail(&ctx, &request_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
@@ -524,8 +533,8 @@ pub async fn add_recovery_request_note(
     ctx: web::Data<Ctx>,
     SupportUser(who): SupportUser,
     Client(client): Client,
-    id: web::Path<String>,
-    body: web::Json<MessageBody>,
+    id: PathId,
+    body: Body<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
     let m = recovery_requests::add_note(&ctx, &who, &id, body.body.as_deref(), client).await?;
@@ -552,8 +561,8 @@ pub async fn message_recovery_requester(
     ctx: web::Data<Ctx>,
     SupportUser(who): SupportUser,
     Client(client): Client,
-    id: web::Path<String>,
-    body: web::Json<MessageBody>,
+    id: PathId,
+    body: Body<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
     let m = recovery_requests::send_message(&ctx, &who, &id, body.body.as_deref(), client).await?;
@@ -581,8 +590,8 @@ pub async fn approve_recovery_request(
     ctx: web::Data<Ctx>,
     SupportUser(who): SupportUser,
     Client(client): Client,
-    id: web::Path<String>,
-    body: web::Json<ApproveBody>,
+    id: PathId,
+    body: Body<ApproveBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let approval = Approval {
@@ -617,8 +626,8 @@ pub async fn deny_recovery_request(
     ctx: web::Data<Ctx>,
     SupportUser(who): SupportUser,
     Client(client): Client,
-    id: web::Path<String>,
-    body: web::Json<DenyBody>,
+    id: PathId,
+    body: Body<DenyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
     let d = recovery_requests::deny(&ctx, &who, &id, body.reason.as_deref(), client).await?;
@@ -641,7 +650,7 @@ pub async fn deny_recovery_request(
 pub async fn list_audit_events(
     ctx: web::Data<Ctx>,
     _support: SupportUser,
-    query: web::Query<AuditQuery>,
+    query: Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = accounts::page(query.page, query.per_page)?;
     let filter = AuditFilter {

@@ -11,7 +11,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use crate::api::problem::ApiError;
 use crate::context::Ctx;
-use crate::domain::Role;
+use crate::domain::{Role, text};
 use crate::services::sessions::{self, AuthError, Principal};
 use crate::services::{ClientInfo, short_user_agent};
 
@@ -82,12 +82,14 @@ impl FromRequest for Client {
             .map(|c| c.config.trusted_proxies.as_slice())
             .unwrap_or(&[]);
         let ip = client_ip_of(req, trusted).map(|ip| ip.to_string());
+        // Recorded, never refused: control characters (a tab) become spaces (API.md).
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
+            .map(text::strip_controls)
             .filter(|s| !s.is_empty())
-            .map(short_user_agent);
+            .map(|s| short_user_agent(&s));
         std::future::ready(Ok(Self(ClientInfo { ip, user_agent })))
     }
 }

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod common;
+pub mod edge;
 pub mod extract;
 pub mod health;
 pub mod metrics;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::common::{Accepted, invalid_token};
+use crate::api::edge::{Body, TextFields};
 use crate::api::extract::Client;
 use crate::api::problem::{ApiError, Problem};
 use crate::context::Ctx;
@@ -20,6 +21,8 @@ pub struct StartPasswordResetBody {
     pub login: String,
 }
 
+impl TextFields for StartPasswordResetBody {}
+
 /// A new password, with the token of the reset link.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "new_password": "velvet compass harbor 19"}))]
@@ -30,6 +33,8 @@ pub struct ConfirmPasswordResetBody {
     /// contains the username, the email or the service's name, or is common or guessable).
     pub new_password: String,
 }
+
+impl TextFields for ConfirmPasswordResetBody {}
 
 impl From<StartResetError> for ApiError {
     fn from(e: StartResetError) -> Self {
@@ -58,7 +63,7 @@ impl From<ConfirmResetError> for ApiError {
 ///
 /// Always answers 202 with the same body, in about the same time, whether or not an account
 /// matches. When one does and its email address is verified, a `reset-password` link (single
-/// use, 1 hour by default) goes there; an unverified address instead gets an explanation and a
+/// use, 30 minutes by default) goes there; an unverified address instead gets an explanation and a
 /// pointer to account recovery, never a link. At most 3 such emails per account per hour; further
 /// requests still answer 202. Requests are limited per client IP.
 #[utoipa::path(
@@ -84,7 +89,7 @@ impl From<ConfirmResetError> for ApiError {
 pub async fn start_password_reset(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<StartPasswordResetBody>,
+    body: Body<StartPasswordResetBody>,
 ) -> Result<HttpResponse, ApiError> {
     password_reset::start(&ctx, &body.login, client).await?;
     Ok(HttpResponse::Accepted().json(Accepted::new()))
@@ -119,7 +124,7 @@ pub async fn start_password_reset(
 pub async fn confirm_password_reset(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<ConfirmPasswordResetBody>,
+    body: Body<ConfirmPasswordResetBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     password_reset::confirm(&ctx, &body.token, body.new_password, client).await?;

@@ -78,7 +78,8 @@ pub struct FieldError {
     pub field: String,
     /// A stable code: `required`, `too_short`, `too_long`, `invalid`, `must_be_true`; for
     /// passwords `contains_personal_info`, `contains_service_name`, `breached`, `blocklisted`,
-    /// `weak`; …
+    /// `weak`; `control_character` (a control character where none may be), `confusable` (looks
+    /// like another account's username or email, or mixes scripts); …
     pub code: String,
     /// A sentence for people.
     pub message: String,
@@ -357,14 +358,7 @@ pub fn json_error(err: actix_error::JsonPayloadError, _req: &HttpRequest) -> act
             ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
         }
         E::ContentType => ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        E::Deserialize(de) => match missing_field(de) {
-            Some(field) => ApiError::field(&field, "required", "is required"),
-            None => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                Code::MalformedRequest,
-                format!("The JSON body could not be read: {}", describe_serde(de)),
-            ),
-        },
+        E::Deserialize(de) => deserialize_error(de),
         E::Payload(actix_error::PayloadError::Overflow) => {
             ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
         }
@@ -375,6 +369,19 @@ pub fn json_error(err: actix_error::JsonPayloadError, _req: &HttpRequest) -> act
         ),
     };
     actix_web::Error::from(api)
+}
+
+/// A body that is JSON but not of the expected shape: a missing field is a 422 `required`,
+/// anything else a 400 `malformed_request`.
+pub fn deserialize_error(de: &serde_json::Error) -> ApiError {
+    match missing_field(de) {
+        Some(field) => ApiError::field(&field, "required", "is required"),
+        None => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::MalformedRequest,
+            format!("The JSON body could not be read: {}", describe_serde(de)),
+        ),
+    }
 }
 
 /// serde reports a missing field as "missing field `name`"; that is a 422, not a 400.

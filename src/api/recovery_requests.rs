@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::common::{Accepted, invalid_token};
+use crate::api::edge::{Body, PathId, TextFields, header_line};
 use crate::api::extract::Client;
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
@@ -20,8 +21,8 @@ use crate::services::recovery_requests::{
     self, MessageView, RequesterError, RequesterView, Submission,
 };
 
-/// The `X-Tracking-Token` header: the request's tracking token (a missing one is a 404, like a
-/// wrong one).
+/// The `X-Tracking-Token` header: the request's tracking token (a missing one, or one with a
+/// control character, is a 404, like a wrong one).
 #[derive(Debug, Clone)]
 pub struct TrackingToken(pub String);
 
@@ -30,12 +31,7 @@ impl FromRequest for TrackingToken {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req
-            .headers()
-            .get("x-tracking-token")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty());
+        let token = header_line(req, "x-tracking-token").map(str::to_owned);
         Box::pin(async move { token.map(Self).ok_or_else(not_found) })
     }
 }
@@ -81,6 +77,10 @@ pub struct SubmitBody {
     #[schema(required = true)]
     #[serde(default)]
     pub processing_time_acknowledged: Option<bool>,
+}
+
+impl TextFields for SubmitBody {
+    const FREE_TEXT: &'static [&'static str] = &["reason"];
 }
 
 /// A request's status, as stored and shown.
@@ -221,6 +221,10 @@ pub struct MessageBody {
     pub body: Option<String>,
 }
 
+impl TextFields for MessageBody {
+    const FREE_TEXT: &'static [&'static str] = &["body"];
+}
+
 /// Asking for lost tracking links.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"contact_email": "jb.new@example.org"}))]
@@ -231,6 +235,8 @@ pub struct TrackingLinksBody {
     pub contact_email: Option<String>,
 }
 
+impl TextFields for TrackingLinksBody {}
+
 /// The owner's answer to the ownership mail.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "confirm": false}))]
@@ -240,6 +246,8 @@ pub struct OwnershipBody {
     /// `true`: it was me; `false`: it was not me.
     pub confirm: bool,
 }
+
+impl TextFields for OwnershipBody {}
 
 /// The owner's answer as recorded.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -282,6 +290,8 @@ pub struct CompleteBody {
     #[serde(default)]
     pub new_password: Option<String>,
 }
+
+impl TextFields for CompleteBody {}
 
 /// A completed recovery.
 #[derive(Debug, Serialize, ToSchema)]
@@ -343,7 +353,7 @@ pub fn invalid_transition(t: crate::domain::InvalidTransition) -> ApiError {
 pub async fn submit_recovery_request(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<SubmitBody>,
+    body: Body<SubmitBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let done = recovery_requests::submit(
@@ -383,7 +393,7 @@ pub async fn submit_recovery_request(
 pub async fn resend_tracking_links(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<TrackingLinksBody>,
+    body: Body<TrackingLinksBody>,
 ) -> Result<HttpResponse, ApiError> {
     recovery_requests::resend_tracking_links(&ctx, body.contact_email.as_deref(), client).await?;
     Ok(HttpResponse::Accepted().json(Accepted::new()))
@@ -405,7 +415,7 @@ pub async fn resend_tracking_links(
 #[get("/recovery-requests/{id}")]
 pub async fn get_recovery_request(
     ctx: web::Data<Ctx>,
-    id: web::Path<String>,
+    id: PathId,
     TrackingToken(token): TrackingToken,
 ) -> Result<HttpResponse, ApiError> {
     let view = recovery_requests::status(&ctx, &request_id(&id)?, &token).await?;
@@ -431,10 +441,10 @@ pub async fn get_recovery_request(
 #[post("/recovery-requests/{id}/messages")]
 pub async fn reply_to_recovery_request(
     ctx: web::Data<Ctx>,
-    id: web::Path<String>,
+    id: PathId,
     TrackingToken(token): TrackingToken,
     Client(client): Client,
-    body: web::Json<MessageBody>,
+    body: Body<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
     let m = recovery_requests::reply(&ctx, &id, &token, body.body.as_deref(), client).await?;
@@ -458,7 +468,7 @@ pub async fn reply_to_recovery_request(
 #[delete("/recovery-requests/{id}")]
 pub async fn withdraw_recovery_request(
     ctx: web::Data<Ctx>,
-    id: web::Path<String>,
+    id: PathId,
     TrackingToken(token): TrackingToken,
     Client(client): Client,
 ) -> Result<HttpResponse, ApiError> {
@@ -482,7 +492,7 @@ pub async fn withdraw_recovery_request(
 pub async fn answer_recovery_ownership(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<OwnershipBody>,
+    body: Body<OwnershipBody>,
 ) -> Result<HttpResponse, ApiError> {
     let o = recovery_requests::answer_ownership(&ctx, &body.token, body.confirm, client).await?;
     Ok(HttpResponse::Ok().json(OwnershipResponse {
@@ -509,7 +519,7 @@ pub async fn answer_recovery_ownership(
 pub async fn complete_account_recovery(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<CompleteBody>,
+    body: Body<CompleteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let done = recovery_requests::complete(&ctx, &body.token, body.new_password.as_deref(), client)
         .await?;

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, delete, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
@@ -21,6 +22,8 @@ pub struct LoginBody {
     pub password: String,
 }
 
+impl TextFields for LoginBody {}
+
 /// A new refresh.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"}))]
@@ -28,6 +31,8 @@ pub struct RefreshBody {
     /// The refresh token of the last login or refresh.
     pub refresh_token: String,
 }
+
+impl TextFields for RefreshBody {}
 
 /// `authenticated`: the session is open.
 #[derive(Debug, Serialize, ToSchema)]
@@ -189,7 +194,7 @@ impl From<RefreshError> for ApiError {
 pub async fn create_session(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<LoginBody>,
+    body: Body<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let outcome = login::login(&ctx, &body.login, body.password, client).await?;
@@ -232,7 +237,7 @@ pub async fn create_session(
 pub async fn refresh_session(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<RefreshBody>,
+    body: Body<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = sessions::refresh(&ctx, &body.refresh_token, client).await?;
     Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens)))

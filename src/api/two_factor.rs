@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, FieldError, Problem};
 use crate::api::sessions::AuthenticatedResponse;
@@ -24,6 +25,8 @@ pub struct PasswordBody {
     pub password: String,
 }
 
+impl TextFields for PasswordBody {}
+
 /// A code from the authenticator app.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"code": "492039"}))]
@@ -31,6 +34,8 @@ pub struct CodeBody {
     /// Six digits.
     pub code: String,
 }
+
+impl TextFields for CodeBody {}
 
 /// Turning 2FA off.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +47,8 @@ pub struct DisableBody {
     pub code: String,
 }
 
+impl TextFields for DisableBody {}
+
 /// The second step of a login.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"mfa_token": "eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJtZmEifQ.c2lnbmF0dXJl", "code": "k3vq-9x2m-hh4t-a7pe-w0cd"}))]
@@ -52,6 +59,8 @@ pub struct SecondStepBody {
     /// case, dashes and spaces do not matter).
     pub code: String,
 }
+
+impl TextFields for SecondStepBody {}
 
 /// A pending enrollment: add it to the authenticator app, then confirm a first code.
 #[derive(Debug, Serialize, ToSchema)]
@@ -241,7 +250,7 @@ pub async fn start_totp_enrollment(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    body: web::Json<PasswordBody>,
+    body: Body<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let e = two_factor::enroll(&ctx, &who, body.into_inner().password, client).await?;
     Ok(HttpResponse::Created()
@@ -271,7 +280,7 @@ pub async fn confirm_totp_enrollment(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    body: web::Json<CodeBody>,
+    body: Body<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let codes = two_factor::confirm(&ctx, &who, &body.code, client).await?;
     Ok(HttpResponse::Ok()
@@ -303,7 +312,7 @@ pub async fn disable_two_factor(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    body: web::Json<DisableBody>,
+    body: Body<DisableBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     two_factor::disable(&ctx, &who, body.password, &body.code, client).await?;
@@ -363,7 +372,7 @@ pub async fn regenerate_recovery_codes(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
     Client(client): Client,
-    body: web::Json<PasswordBody>,
+    body: Body<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let codes = two_factor::regenerate(&ctx, &who, body.into_inner().password, client).await?;
     Ok(HttpResponse::Created()
@@ -391,7 +400,7 @@ pub async fn regenerate_recovery_codes(
 pub async fn create_session_with_totp(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<SecondStepBody>,
+    body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
     let step = login::login_with_totp(&ctx, &body.mfa_token, &body.code, client).await?;
     Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(step.tokens)))
@@ -426,7 +435,7 @@ pub async fn create_session_with_totp(
 pub async fn create_session_with_recovery_code(
     ctx: web::Data<Ctx>,
     Client(client): Client,
-    body: web::Json<SecondStepBody>,
+    body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
     let step = login::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client).await?;
     Ok(

@@ -241,8 +241,9 @@ impl Db {
         result
     }
 
-    /// Applies the pending migrations of the configured backend; a second run changes nothing.
-    /// Returns the names of the migrations applied.
+    /// Applies the pending migrations of the configured backend, then fills what SQL could not
+    /// (the look-alike keys of older accounts); a second run changes nothing. Returns the names
+    /// of the migrations applied.
     pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
         let mut slot = self.get()?;
         let conn = &mut slot.conn;
@@ -260,6 +261,15 @@ impl Db {
                 .map(|v| v.to_string())
                 .collect(),
         };
+        // Data the migrations could not compute in SQL (look-alike keys of older accounts).
+        let filled = repo::accounts::fill_missing_skeletons(conn)
+            .map_err(|e| anyhow::anyhow!("filling look-alike keys failed: {e}"))?;
+        if filled > 0 {
+            tracing::info!(
+                keys = filled,
+                "filled the look-alike keys of older accounts"
+            );
+        }
         Ok(applied)
     }
 

@@ -12,6 +12,8 @@ diesel::table! {
         role -> Text,
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        username_skeleton -> Nullable<Text>,
+        email_skeleton -> Nullable<Text>,
     }
 }
 

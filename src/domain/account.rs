@@ -1,8 +1,45 @@
 //! Who an account is: its username, email address, role, and how a login names it.
+//!
+//! Identities are compared in one folded form (NFKC, lower case, NFKC again: [`fold`]), and
+//! guarded against look-alikes by their UTS #39 confusable skeleton ([`confusable_key`]) and
+//! the single-script rule (unicode-security), so that `аlice` (Cyrillic а) or `aIice` cannot sit
+//! beside `alice`.
 
 use std::fmt;
 
-/// A username: 3–50 characters of ASCII letters, digits, `-`, `_` and `.`; unique ignoring case.
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_security::{GeneralSecurityProfile as _, MixedScript as _};
+
+/// The form in which usernames, emails and login texts are compared: NFKC, lower-cased, NFKC
+/// again (lower-casing can undo a normalisation, as `İ` does).
+pub fn fold(s: &str) -> String {
+    s.nfkc().collect::<String>().to_lowercase().nfkc().collect()
+}
+
+/// The key two look-alike identities share: the UTS #39 skeleton of the text as shown, folded
+/// to lower case, and skeletonised again, so that `aIice` (capital i), `al1ce`'s kin and
+/// `аlice` (Cyrillic а) all meet `alice`. Stored beside each account and indexed.
+pub fn confusable_key(s: &str) -> String {
+    let shown: String = unicode_security::skeleton(&s.nfkc().collect::<String>()).collect();
+    unicode_security::skeleton(&shown.to_lowercase()).collect()
+}
+
+/// The case-insensitive key of a username as typed (what [`Username::key`] gives for a valid
+/// one): for looking an account up by a name that was not validated as a new username.
+pub fn username_key(raw: &str) -> String {
+    fold(raw.trim())
+}
+
+/// A letter, digit or combining mark that UTS #39 allows in identifiers (not the punctuation
+/// and joiners it also allows: apostrophes, colons and zero-width joiners have no place in a
+/// username).
+fn identifier_letter(c: char) -> bool {
+    (c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c))
+        && c.identifier_allowed()
+}
+
+/// A username: 3–50 letters or digits of one script (NFKC-normalised, as allowed in
+/// identifiers by UTS #39), `-`, `_` and `.`; unique ignoring case and look-alikes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -18,6 +55,9 @@ pub enum UsernameError {
     /// A character outside letters, digits, `-`, `_` and `.`.
     #[error("may contain only letters, digits, '-', '_' and '.'")]
     InvalidCharacter,
+    /// Letters of more than one script, as in a Cyrillic `а` among Latin letters.
+    #[error("mixes letters of different scripts, which makes it look like another name")]
+    MixedScripts,
 }
 
 impl UsernameError {
@@ -27,14 +67,16 @@ impl UsernameError {
             Self::TooShort => "too_short",
             Self::TooLong => "too_long",
             Self::InvalidCharacter => "invalid",
+            Self::MixedScripts => "confusable",
         }
     }
 }
 
 impl Username {
-    /// Validates a username as typed (surrounding spaces are trimmed; case is kept).
+    /// Validates a username as typed: NFKC-normalised, surrounding spaces trimmed, case kept.
     pub fn parse(raw: &str) -> Result<Self, UsernameError> {
-        let s = raw.trim();
+        let normalised: String = raw.trim().nfkc().collect();
+        let s = normalised.trim();
         let len = s.chars().count();
         if len < 3 {
             return Err(UsernameError::TooShort);
@@ -44,9 +86,12 @@ impl Username {
         }
         if !s
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .all(|c| matches!(c, '-' | '_' | '.') || identifier_letter(c))
         {
             return Err(UsernameError::InvalidCharacter);
+        }
+        if !s.is_single_script() {
+            return Err(UsernameError::MixedScripts);
         }
         Ok(Self(s.to_owned()))
     }
@@ -58,7 +103,12 @@ impl Username {
 
     /// The case-insensitive key that makes usernames unique.
     pub fn key(&self) -> String {
-        self.0.to_ascii_lowercase()
+        fold(&self.0)
+    }
+
+    /// The look-alike key ([`confusable_key`]): no two accounts share one.
+    pub fn skeleton(&self) -> String {
+        confusable_key(&self.0)
     }
 }
 
@@ -78,6 +128,9 @@ pub enum EmailError {
     /// Not of the form local@domain.tld.
     #[error("is not a valid email address")]
     Malformed,
+    /// The local part, or a label of the domain, mixes letters of different scripts.
+    #[error("mixes letters of different scripts, which makes it look like another address")]
+    MixedScripts,
 }
 
 impl EmailError {
@@ -87,14 +140,16 @@ impl EmailError {
             Self::Empty => "required",
             Self::TooLong => "too_long",
             Self::Malformed => "invalid",
+            Self::MixedScripts => "confusable",
         }
     }
 }
 
 impl EmailAddress {
-    /// Normalises (trim, lower-case) and validates an address.
+    /// Normalises ([`fold`]: NFKC, lower case) and validates an address; the local part and
+    /// each label of the domain must each be of one script.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
-        let s = raw.trim().to_lowercase();
+        let s = fold(raw.trim()).trim().to_owned();
         if s.is_empty() {
             return Err(EmailError::Empty);
         }
@@ -122,12 +177,20 @@ impl EmailAddress {
         if !local_ok || !domain_ok {
             return Err(EmailError::Malformed);
         }
+        if !local.is_single_script() || !labels.iter().all(|l| l.is_single_script()) {
+            return Err(EmailError::MixedScripts);
+        }
         Ok(Self(s))
     }
 
     /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The look-alike key ([`confusable_key`]): no two accounts share one.
+    pub fn skeleton(&self) -> String {
+        confusable_key(&self.0)
     }
 }
 
@@ -143,9 +206,9 @@ impl fmt::Display for EmailAddress {
 pub struct Login(String);
 
 impl Login {
-    /// Trims and lower-cases; `None` when empty or absurdly long.
+    /// Trims and folds ([`fold`]: NFKC, lower case); `None` when empty or absurdly long.
     pub fn parse(raw: &str) -> Option<Self> {
-        let s = raw.trim().to_lowercase();
+        let s = fold(raw.trim()).trim().to_owned();
         (!s.is_empty() && s.len() <= 254).then_some(Self(s))
     }
 
@@ -228,13 +291,65 @@ mod tests {
             Username::parse("jb ber"),
             Err(UsernameError::InvalidCharacter)
         );
-        assert_eq!(
-            Username::parse("jbbér"),
-            Err(UsernameError::InvalidCharacter)
-        );
+        for bad in ["jb'ber", "jb:ber", "jb\u{200d}ber", "jb🙂ber", "jb\u{0}ber"] {
+            assert_eq!(
+                Username::parse(bad),
+                Err(UsernameError::InvalidCharacter),
+                "{bad:?}"
+            );
+        }
         let u = Username::parse(" JBber.dev_1-x ").expect("valid");
         assert_eq!(u.as_str(), "JBber.dev_1-x");
         assert_eq!(u.key(), "jbber.dev_1-x");
+    }
+
+    #[test]
+    fn usernames_are_nfkc_normalised_and_compared_ignoring_case() {
+        let wide = Username::parse("ＪＢｂｅｒ２").expect("valid");
+        assert_eq!(wide.as_str(), "JBber2");
+        assert_eq!(wide.key(), "jbber2");
+        let e = Username::parse("Élise").expect("one script");
+        assert_eq!(e.key(), "élise");
+        assert_eq!(e.key(), username_key(" ÉLISE "));
+        assert!(Username::parse("日本語の名前").is_ok());
+        assert!(Username::parse("Владимир").is_ok());
+    }
+
+    #[test]
+    fn mixed_scripts_are_confusable() {
+        // Cyrillic а (U+0430) among Latin letters.
+        assert_eq!(
+            Username::parse("\u{430}lice"),
+            Err(UsernameError::MixedScripts)
+        );
+        assert_eq!(UsernameError::MixedScripts.code(), "confusable");
+        assert_eq!(
+            EmailAddress::parse("\u{430}lice@example.com"),
+            Err(EmailError::MixedScripts)
+        );
+        assert_eq!(
+            EmailAddress::parse("alice@ex\u{430}mple.com"),
+            Err(EmailError::MixedScripts)
+        );
+        // One script per part is fine.
+        assert!(EmailAddress::parse("владимир@пример.рф").is_ok());
+        assert!(EmailAddress::parse("ana@пример.рф").is_ok());
+    }
+
+    #[test]
+    fn look_alikes_share_a_skeleton() {
+        let key = |s: &str| Username::parse(s).expect(s).skeleton();
+        let alice = key("alice");
+        assert_eq!(key("aIice"), alice, "capital i");
+        assert_eq!(key("Alice"), alice);
+        assert_eq!(confusable_key("\u{430}lice"), alice, "Cyrillic а");
+        // Wholly Cyrillic, and still like a Latin name.
+        assert_eq!(key("\u{441}\u{43e}\u{440}\u{435}"), key("cope"));
+        assert_eq!(key("b0b"), key("bob"));
+        assert_ne!(key("alice"), key("alicia"));
+        let mail = |s: &str| EmailAddress::parse(s).expect(s).skeleton();
+        assert_eq!(mail("rn@example.com"), mail("m@example.com"));
+        assert_ne!(mail("ana@example.com"), mail("ann@example.com"));
     }
 
     #[test]
@@ -268,6 +383,10 @@ mod tests {
             Some("jbber".into())
         );
         assert_eq!(Login::parse("   "), None);
+        assert_eq!(
+            Login::parse("ＪＢｂｅｒ").map(|l| l.as_str().to_owned()),
+            Some("jbber".into())
+        );
     }
 
     #[test]

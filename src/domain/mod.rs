@@ -7,8 +7,11 @@ pub mod password;
 pub mod password_lists;
 pub mod recovery_code;
 pub mod recovery_request;
+pub mod text;
 
-pub use account::{EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError};
+pub use account::{
+    EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError, username_key,
+};
 pub use audit::EventType;
 pub use ids::{AccountId, MessageId, RequestId, SessionId};
 pub use password::{NewPassword, PasswordError};
@@ -17,3 +20,4 @@ pub use recovery_request::{
     DeliverTo, InvalidTransition, MessageKind, Ownership, RecoveryAction, RecoveryMessage,
     RecoveryRequest, RecoveryStatus,
 };
+pub use text::TextKind;

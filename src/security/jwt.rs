@@ -1,5 +1,6 @@
-//! JWTs (jsonwebtoken): HS256 pinned; `iss`, `aud`, `iat` and `exp` checked against the app's
-//! clock; every token carries a type, so an mfa token is never accepted as an access token.
+//! JWTs (jsonwebtoken): HS256 pinned; `iss`, `aud`, `iat`, `exp` and (when present) `nbf`
+//! checked against the app's clock; every token carries a type, so an mfa token is never
+//! accepted as an access token.
 //! Access tokens carry the session id, which services check against the sessions table.
 
 use chrono::{DateTime, Utc};
@@ -33,6 +34,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
+    /// Not valid before (seconds since the epoch); this service issues none, but one that a
+    /// token carries is honoured (RFC 7519 §4.1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 /// Why a token was refused. Callers answer all of them the same way.
@@ -41,7 +46,7 @@ pub enum JwtError {
     /// Bad signature, algorithm, issuer, audience or shape.
     #[error("token is invalid")]
     Invalid,
-    /// `exp` has passed (or `iat` lies in the future).
+    /// `exp` has passed (or `iat` or `nbf` lies in the future).
     #[error("token is expired")]
     Expired,
     /// A token of another type.
@@ -55,6 +60,8 @@ pub enum JwtError {
 const AUDIENCE: &str = "account-recovery";
 /// Clock skew tolerated between instances for `iat`.
 const IAT_SKEW_SECS: i64 = 60;
+/// Clock skew tolerated for `nbf` (issue 14: at most 60 s).
+const NBF_LEEWAY_SECS: i64 = 60;
 
 /// The signing keys and the checks every token passes.
 #[derive(Clone)]
@@ -81,8 +88,10 @@ impl JwtKeys {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        // `exp` is checked against the app's clock below, not the system's.
+        // `exp` and `nbf` are checked against the app's clock below, not the system's, which
+        // jsonwebtoken's `validate_exp` / `validate_nbf` would read.
         validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -110,6 +119,7 @@ impl JwtKeys {
             typ,
             iat,
             exp: iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| JwtError::Signing)
@@ -126,7 +136,10 @@ impl JwtKeys {
             .map_err(|_| JwtError::Invalid)?;
         let claims = data.claims;
         let now = now.timestamp();
-        if claims.exp <= now || claims.iat > now + IAT_SKEW_SECS {
+        if claims.exp <= now
+            || claims.iat > now + IAT_SKEW_SECS
+            || claims.nbf.is_some_and(|nbf| nbf > now + NBF_LEEWAY_SECS)
+        {
             return Err(JwtError::Expired);
         }
         if claims.typ != expected {
@@ -192,6 +205,37 @@ mod tests {
             .issue(TokenType::Access, "acc", "s", now, Duration::from_secs(900))
             .expect("signs");
         assert_eq!(k.verify(&t, TokenType::Access, now), Err(JwtError::Invalid));
+    }
+
+    #[test]
+    fn a_future_nbf_is_refused_beyond_60_seconds() {
+        let k = keys();
+        let now = Utc::now();
+        let sign = |nbf: i64| {
+            let claims = Claims {
+                iss: "http://issuer.test".into(),
+                aud: AUDIENCE.into(),
+                sub: "acc".into(),
+                sid: "s".into(),
+                typ: TokenType::Access,
+                iat: now.timestamp(),
+                exp: now.timestamp() + 900,
+                nbf: Some(nbf),
+            };
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.encoding)
+                .expect("signs")
+        };
+        let t = now.timestamp();
+        assert!(k.verify(&sign(t - 5), TokenType::Access, now).is_ok());
+        assert!(k.verify(&sign(t + 60), TokenType::Access, now).is_ok());
+        assert_eq!(
+            k.verify(&sign(t + 61), TokenType::Access, now),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            k.verify(&sign(t + 3600), TokenType::Access, now),
+            Err(JwtError::Expired)
+        );
     }
 
     #[test]

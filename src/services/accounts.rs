@@ -6,7 +6,7 @@ use crate::context::Ctx;
 use crate::db::repo::email_tokens::EmailTokenRow;
 use crate::db::repo::{self, Page, accounts::AccountRow, accounts::NewAccountRow};
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::{EmailAddress, EventType, NewPassword, Role, Username};
+use crate::domain::{EmailAddress, EventType, NewPassword, Role, TextKind, Username, text};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
@@ -120,12 +120,51 @@ fn validate_registration(
     let email = EmailAddress::parse(&input.email)
         .map_err(|e| issues.push(FieldIssue::new("email", e.code(), e.to_string())))
         .ok();
-    let password = NewPassword::parse(&input.password, &[&input.username, &input.email])
-        .map_err(|e| issues.push(FieldIssue::new("password", e.code(), e.to_string())))
-        .ok();
+    // The API refuses control characters at the edge; the command line comes through here.
+    let password = if text::is_clean(&input.password, TextKind::Line) {
+        NewPassword::parse(&input.password, &[&input.username, &input.email])
+            .map_err(|e| issues.push(FieldIssue::new("password", e.code(), e.to_string())))
+            .ok()
+    } else {
+        issues.push(control_character("password"));
+        None
+    };
     match (username, email, password) {
         (Some(u), Some(e), Some(p)) if issues.is_empty() => Ok((u, e, p)),
         _ => Err(issues),
+    }
+}
+
+/// The field issue of a value with a control character (API.md, Conventions).
+pub fn control_character(field: &'static str) -> FieldIssue {
+    FieldIssue::new(
+        field,
+        "control_character",
+        "must not contain control characters",
+    )
+}
+
+/// The 422s of a username or email that looks like another account's (UTS #39 skeletons).
+fn confusable_issues((username, email): (bool, bool)) -> Result<(), Vec<FieldIssue>> {
+    let mut issues = Vec::new();
+    if username {
+        issues.push(FieldIssue::new(
+            "username",
+            "confusable",
+            "looks too much like the username of another account; choose another",
+        ));
+    }
+    if email {
+        issues.push(FieldIssue::new(
+            "email",
+            "confusable",
+            "looks too much like the address of another account",
+        ));
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(issues)
     }
 }
 
@@ -140,6 +179,7 @@ pub async fn register(
     // Refuse a busy address or a taken name before paying for a hash; the insert below
     // re-checks the name under the lock.
     let (key, mail) = (username.key(), email.as_str().to_owned());
+    let (name_skeleton, mail_skeleton) = (username.skeleton(), email.skeleton());
     let ip_bucket = client.ip.as_ref().map(|ip| format!("registration-ip:{ip}"));
     let (limit, metrics, bucket) = (
         ctx.config.rate_limits.registration_per_ip,
@@ -147,8 +187,7 @@ pub async fn register(
         ip_bucket.clone(),
     );
     let now = ctx.clock.now();
-    let taken = ctx
-        .db
+    ctx.db
         .run(move |conn| -> Result<_, RegisterError> {
             // Every attempt counts, taken or not, so the 409s cannot be used to probe which
             // names and addresses exist past the limit.
@@ -158,10 +197,15 @@ pub async fn register(
             {
                 return Err(RegisterError::RateLimited { retry_after_secs });
             }
-            Ok(repo::accounts::taken(conn, &key, &mail)?)
+            check_taken(repo::accounts::taken(conn, &key, &mail)?)?;
+            confusable_issues(repo::accounts::confusable(
+                conn,
+                &name_skeleton,
+                &mail_skeleton,
+            )?)
+            .map_err(RegisterError::Invalid)
         })
         .await?;
-    check_taken(taken)?;
     let hash = ctx.passwords.hash(password.into_inner()).await?;
     let now = ctx.clock.now();
     let ctx2 = ctx.clone();
@@ -174,6 +218,13 @@ pub async fn register(
                     &username.key(),
                     email.as_str(),
                 )?)?;
+                let (name_skeleton, mail_skeleton) = (username.skeleton(), email.skeleton());
+                confusable_issues(repo::accounts::confusable(
+                    conn,
+                    &name_skeleton,
+                    &mail_skeleton,
+                )?)
+                .map_err(RegisterError::Invalid)?;
                 let id = uuid::Uuid::new_v4().to_string();
                 repo::accounts::insert(
                     conn,
@@ -187,6 +238,8 @@ pub async fn register(
                         password_changed_at: repo::naive(now),
                         role: Role::User.as_str(),
                         created_at: repo::naive(now),
+                        username_skeleton: &name_skeleton,
+                        email_skeleton: &mail_skeleton,
                     },
                 )
                 .map_err(taken_by_race)?;
@@ -214,7 +267,8 @@ pub async fn register(
     Ok(account)
 }
 
-/// Two registrations raced past the check: the unique index decided which field is taken.
+/// Two registrations raced past the check: the unique index decided which field is taken, or
+/// (the skeleton indexes) which one looks like the other's.
 fn taken_by_race(e: diesel::result::Error) -> RegisterError {
     use diesel::result::{DatabaseErrorKind, Error};
     match &e {
@@ -224,7 +278,10 @@ fn taken_by_race(e: diesel::result::Error) -> RegisterError {
                 info.message(),
                 info.constraint_name().unwrap_or("")
             );
-            if what.contains("email") {
+            if what.contains("skeleton") {
+                let email = what.contains("email_skeleton");
+                RegisterError::Invalid(confusable_issues((!email, email)).err().unwrap_or_default())
+            } else if what.contains("email") {
                 RegisterError::EmailTaken
             } else {
                 RegisterError::UsernameTaken
@@ -615,6 +672,13 @@ pub fn create_support_user(
                     (_, true) => return Err(CreateSupportUserError::EmailTaken),
                     _ => {}
                 }
+                let (name_skeleton, mail_skeleton) = (username.skeleton(), email.skeleton());
+                confusable_issues(repo::accounts::confusable(
+                    conn,
+                    &name_skeleton,
+                    &mail_skeleton,
+                )?)
+                .map_err(CreateSupportUserError::Invalid)?;
                 let id = uuid::Uuid::new_v4().to_string();
                 repo::accounts::insert(
                     conn,
@@ -628,6 +692,8 @@ pub fn create_support_user(
                         password_changed_at: repo::naive(now),
                         role: Role::Support.as_str(),
                         created_at: repo::naive(now),
+                        username_skeleton: &name_skeleton,
+                        email_skeleton: &mail_skeleton,
                     },
                 )?;
                 audit::record(

@@ -38,6 +38,87 @@ fn production_without_secrets_refuses_to_start() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET"));
 }
 
+/// A production configuration that passes, but for what a test changes.
+fn production(db: &TestDb) -> Command {
+    let mut cmd = binary();
+    cmd.arg("migrate")
+        .env("APP_ENV", "production")
+        .env("DATABASE_URL", db.url())
+        .env("JWT_SECRET", "x".repeat(32))
+        .env("DATA_ENCRYPTION_KEY", "y".repeat(32))
+        .env("MAIL_TRANSPORT", "smtp")
+        .env("SMTP_URL", "smtp://127.0.0.1:2525")
+        .env("PUBLIC_URL", "https://api.example.com");
+    cmd
+}
+
+/// Asserts exit status 2 with one line naming `variable`.
+fn refused(out: &std::process::Output, variable: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains(&format!("error: {variable}:")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn production_refuses_mail_printed_to_the_console() {
+    let db = TestDb::create();
+    let out = production(&db)
+        .env("MAIL_TRANSPORT", "log")
+        .output()
+        .expect("run binary");
+    refused(&out, "MAIL_TRANSPORT");
+    // Unset, the transport is `log` too.
+    let out = production(&db)
+        .env_remove("MAIL_TRANSPORT")
+        .output()
+        .expect("run binary");
+    refused(&out, "MAIL_TRANSPORT");
+}
+
+#[test]
+fn production_refuses_plain_http_unless_told_so_on_purpose() {
+    let db = TestDb::create();
+    let out = production(&db)
+        .env("PUBLIC_URL", "http://api.example.com")
+        .output()
+        .expect("run binary");
+    refused(&out, "PUBLIC_URL");
+    // Unset, PUBLIC_URL is http://BIND_ADDR.
+    let out = production(&db)
+        .env_remove("PUBLIC_URL")
+        .output()
+        .expect("run binary");
+    refused(&out, "PUBLIC_URL");
+    let out = production(&db)
+        .env("PUBLIC_URL", "http://api.example.com")
+        .env("ALLOW_INSECURE_HTTP", "maybe")
+        .output()
+        .expect("run binary");
+    refused(&out, "ALLOW_INSECURE_HTTP");
+    let out = production(&db)
+        .env("PUBLIC_URL", "http://api.example.com")
+        .env("ALLOW_INSECURE_HTTP", "true")
+        .output()
+        .expect("run binary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And the https configuration itself starts.
+    let out = production(&db).output().expect("run binary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn migrate_applies_once_then_is_a_no_op() {
     let db = TestDb::create();

@@ -109,7 +109,7 @@ async fn known_and_unknown_logins_get_byte_identical_answers_and_only_the_known_
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     );
-    assert!(mails[0].text().contains("expires in 1 hour"));
+    assert!(mails[0].text().contains("expires in 30 minutes"));
     // Only the hash is stored; the pending mail was sealed.
     let hashes = app
         .db_texts("SELECT token_hash AS value FROM email_tokens WHERE purpose = 'reset_password'");
@@ -265,11 +265,11 @@ async fn a_password_change_voids_pending_links() {
 }
 
 #[tokio::test]
-async fn a_link_expires_after_an_hour() {
+async fn a_link_expires_after_30_minutes_by_default() {
     let app = spawn_app().await;
     app.verified_user("jbber", "jb@example.com", PASSWORD).await;
     let expired = reset_token(&app, "jbber", "jb@example.com").await;
-    app.clock.advance(chrono::Duration::minutes(61));
+    app.clock.advance(chrono::Duration::minutes(31));
     problem(
         confirm(&app, &expired, NEW_PASSWORD).await,
         400,
@@ -277,9 +277,9 @@ async fn a_link_expires_after_an_hour() {
     )
     .await;
 
-    // Just inside the hour it still works.
+    // Just inside the 30 minutes it still works.
     let fresh = reset_token(&app, "jbber", "jb@example.com").await;
-    app.clock.advance(chrono::Duration::minutes(59));
+    app.clock.advance(chrono::Duration::minutes(29));
     assert_eq!(confirm(&app, &fresh, NEW_PASSWORD).await.status(), 204);
 }
 

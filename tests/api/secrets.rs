@@ -203,6 +203,7 @@ async fn the_binarys_json_logs_carry_request_ids_and_no_secret() {
     let data_key = "data-key-for-the-log-test-9876543210";
     let env: HashMap<String, String> = [
         ("APP_ENV", "production".to_string()),
+        ("ALLOW_INSECURE_HTTP", "true".into()),
         ("RUST_LOG", "debug".into()),
         ("DATABASE_URL", db.url()),
         ("DATABASE_POOL_SIZE", "4".into()),

@@ -54,6 +54,10 @@ pub struct NewAccountRow<'a> {
     pub role: &'a str,
     /// Now.
     pub created_at: NaiveDateTime,
+    /// The username's look-alike key (unique).
+    pub username_skeleton: &'a str,
+    /// The email's look-alike key (unique).
+    pub email_skeleton: &'a str,
 }
 
 /// Inserts an account.
@@ -79,6 +83,105 @@ pub fn taken(
         .count()
         .get_result(conn)?;
     Ok((by_name > 0, by_email > 0))
+}
+
+/// Whether another account's username or email has the same look-alike key:
+/// `(username_confusable, email_confusable)`. One indexed lookup each.
+pub fn confusable(
+    conn: &mut DbConnection,
+    username_skeleton: &str,
+    email_skeleton: &str,
+) -> QueryResult<(bool, bool)> {
+    let by_name: i64 = accounts::table
+        .filter(accounts::username_skeleton.eq(username_skeleton))
+        .count()
+        .get_result(conn)?;
+    let by_email: i64 = accounts::table
+        .filter(accounts::email_skeleton.eq(email_skeleton))
+        .count()
+        .get_result(conn)?;
+    Ok((by_name > 0, by_email > 0))
+}
+
+/// An account's id, username, email and look-alike keys, as the fill reads them.
+type KeyRow = (String, String, String, Option<String>, Option<String>);
+
+/// Fills the look-alike keys of accounts made before they existed (SQL cannot compute a
+/// skeleton, so the migration leaves them empty and this runs after migrating). Walks the rows
+/// once in id order, `BATCH` at a time; an account that looks like an older one keeps an empty
+/// key (and a warning names it), since the unique index cannot hold both. Returns the
+/// number of keys set.
+pub fn fill_missing_skeletons(conn: &mut DbConnection) -> QueryResult<usize> {
+    const BATCH: i64 = 500;
+    let mut after = String::new();
+    let mut filled = 0;
+    loop {
+        let rows: Vec<KeyRow> = accounts::table
+            .filter(accounts::id.gt(&after))
+            .filter(
+                accounts::username_skeleton
+                    .is_null()
+                    .or(accounts::email_skeleton.is_null()),
+            )
+            .order(accounts::id.asc())
+            .limit(BATCH)
+            .select((
+                accounts::id,
+                accounts::username,
+                accounts::email,
+                accounts::username_skeleton,
+                accounts::email_skeleton,
+            ))
+            .load(conn)?;
+        let Some(last) = rows.last().map(|r| r.0.clone()) else {
+            return Ok(filled);
+        };
+        for (id, username, email, username_skeleton, email_skeleton) in &rows {
+            if username_skeleton.is_none() {
+                let key = crate::domain::account::confusable_key(username);
+                filled += fill_one(conn, id, Key::Username, &key)?;
+            }
+            if email_skeleton.is_none() {
+                let key = crate::domain::account::confusable_key(email);
+                filled += fill_one(conn, id, Key::Email, &key)?;
+            }
+        }
+        if rows.len() < BATCH as usize {
+            return Ok(filled);
+        }
+        after = last;
+    }
+}
+
+/// Which look-alike key of an account.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    Username,
+    Email,
+}
+
+fn fill_one(conn: &mut DbConnection, id: &str, which: Key, key: &str) -> QueryResult<usize> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let row = accounts::table.find(id);
+    let result = match which {
+        Key::Username => diesel::update(row)
+            .set(accounts::username_skeleton.eq(key))
+            .execute(conn),
+        Key::Email => diesel::update(row)
+            .set(accounts::email_skeleton.eq(key))
+            .execute(conn),
+    };
+    match result {
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            tracing::warn!(
+                account.id = id,
+                key = ?which,
+                "an account looks like an older one; its look-alike key stays empty"
+            );
+            Ok(0)
+        }
+        other => other,
+    }
 }
 
 /// Finds an account by id.

@@ -18,6 +18,11 @@ use crate::domain::{
     RecoveryStatus, RequestId,
 };
 
+diesel::define_sql_function! {
+    /// SQL `lower()`: ASCII on SQLite; PostgreSQL also folds other letters its locale knows.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 /// A stored request, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = recovery_requests)]
@@ -476,7 +481,8 @@ pub fn list(
             q = q.filter(recovery_requests::status.eq(s.as_str()));
         }
         if let Some(u) = username {
-            q = q.filter(recovery_requests::username.eq(u.to_owned()));
+            // Both sides through the backend's own lower(): an exact match always matches.
+            q = q.filter(lower(recovery_requests::username).eq(lower(u.to_owned())));
         }
         q
     };

@@ -166,7 +166,7 @@ pub async fn submit(
     let tracking_token = tracking.value.clone();
     unit_of_work::write(ctx, move |w| -> Result<Submitted, RequesterError> {
         limit_ip(w, "recovery-request", &client)?;
-        let key = valid.username.to_ascii_lowercase();
+        let key = crate::domain::username_key(&valid.username);
         let account = repo::accounts::find_by_username_key(w.conn, &key)?;
         let account_id = account
             .as_ref()
