@@ -279,6 +279,8 @@ pub struct Config {
     pub recovery_completion_ttl: Duration,
     /// `RECOVERY_AUTO_APPROVE_AFTER` (off when unset).
     pub recovery_auto_approve_after: Option<Duration>,
+    /// `NEW_DEVICE_CONFIRMATION`: which logins from an unknown device wait for an emailed link.
+    pub new_device_confirmation: crate::domain::device::NewDeviceConfirmation,
     /// `MAIL_TRANSPORT` and `SMTP_URL`.
     pub mail_transport: MailTransport,
     /// `MAIL_FROM`.
@@ -544,6 +546,17 @@ impl Config {
             recovery_auto_approve_after: match env.get("RECOVERY_AUTO_APPROVE_AFTER").as_deref() {
                 None | Some("off") => None,
                 Some(_) => Some(env.duration("RECOVERY_AUTO_APPROVE_AFTER", "0s")?),
+            },
+            new_device_confirmation: {
+                let raw = env
+                    .get("NEW_DEVICE_CONFIRMATION")
+                    .unwrap_or_else(|| "recovery_code".into());
+                crate::domain::device::NewDeviceConfirmation::parse(&raw).ok_or_else(|| {
+                    ConfigError::new(
+                        "NEW_DEVICE_CONFIRMATION",
+                        "expected off, recovery_code or all".to_string(),
+                    )
+                })?
             },
             mail_transport,
             mail_from,

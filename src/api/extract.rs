@@ -67,6 +67,23 @@ impl FromRequest for SupportUser {
     }
 }
 
+/// The client's device token (`X-Device-Token`), when it sent a clean one: a header with
+/// control characters, or none, is no device token.
+#[derive(Debug, Clone)]
+pub struct DeviceToken(pub Option<String>);
+
+impl FromRequest for DeviceToken {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = crate::api::edge::header_line(req, "x-device-token")
+            .filter(|t| t.len() <= 256)
+            .map(str::to_owned);
+        std::future::ready(Ok(Self(token)))
+    }
+}
+
 /// Where the request came from: the socket's peer, or the first address before the trusted
 /// proxies in `X-Forwarded-For` when the peer is one of `TRUSTED_PROXIES`.
 #[derive(Debug, Clone)]

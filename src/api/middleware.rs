@@ -23,6 +23,9 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The request header that carries a recovery request's tracking token.
 pub const X_TRACKING_TOKEN: HeaderName = HeaderName::from_static("x-tracking-token");
 
+/// The request header that carries the client's device token.
+pub const X_DEVICE_TOKEN: HeaderName = HeaderName::from_static("x-device-token");
+
 /// How long browsers may cache a preflight answer, in seconds.
 pub const CORS_MAX_AGE_SECS: usize = 3600;
 
@@ -184,6 +187,7 @@ pub fn cors(config: &Config) -> Cors {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             X_TRACKING_TOKEN,
+            X_DEVICE_TOKEN,
         ])
         .expose_headers([header::RETRY_AFTER, X_REQUEST_ID])
         .max_age(CORS_MAX_AGE_SECS);

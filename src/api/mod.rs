@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod common;
+pub mod devices;
 pub mod edge;
 pub mod extract;
 pub mod health;
@@ -39,10 +40,13 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(accounts::change_password)
         .service(accounts::list_sessions)
         .service(accounts::revoke_session)
+        .service(devices::list_devices)
+        .service(devices::forget_device)
         .service(accounts::list_account_events)
         .service(sessions::create_session)
         .service(sessions::refresh_session)
         .service(sessions::delete_current_session)
+        .service(sessions::confirm_session)
         .service(two_factor::create_session_with_totp)
         .service(two_factor::create_session_with_recovery_code)
         .service(two_factor::start_totp_enrollment)

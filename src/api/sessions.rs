@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::edge::{Body, TextFields};
-use crate::api::extract::{Authenticated, Client};
+use crate::api::extract::{Authenticated, Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
-use crate::services::login::{self, LoginError, LoginOutcome};
+use crate::services::login::{
+    self, ConfirmLoginError, Finished, LoginError, LoginOutcome, SecondStep,
+};
 use crate::services::sessions::{self, RefreshError, SessionTokens};
 
 /// Password step of a login.
@@ -87,6 +89,72 @@ pub struct AuthenticatedResponse {
     /// recovery code is account recovery; `GET /api/v1/account` says so until a new set exists).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes_should_regenerate: Option<bool>,
+    /// Present when the request did not send a valid `X-Device-Token` for this account: this
+    /// browser's or app's new device token. Keep it (like a long-lived cookie) and send it as
+    /// `X-Device-Token` on every later call: a known device keeps its own failed-login budget
+    /// and skips new-device confirmation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+}
+
+/// `email_confirmation_required`: the login waits for the link mailed to the account.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailConfirmationStatus {
+    /// Open the `confirm-login` link mailed to the account's address.
+    EmailConfirmationRequired,
+}
+
+/// The second factor was right, but the device is new to the account: the login waits for the
+/// single-use `confirm-login` link mailed to the verified address (`NEW_DEVICE_CONFIRMATION`),
+/// which the frontend posts to `POST /api/v1/sessions/confirm`. A recovery code used here is
+/// spent.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "email_confirmation_required", "expires_in": 900,
+    "recovery_codes_remaining": 7, "recovery_codes_should_regenerate": true}))]
+pub struct EmailConfirmationResponse {
+    /// Always `email_confirmation_required`.
+    pub status: EmailConfirmationStatus,
+    /// Seconds until the mailed link expires.
+    pub expires_in: u64,
+    /// After a recovery code: unused codes left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_remaining: Option<u32>,
+    /// After a recovery code: make a new set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_should_regenerate: Option<bool>,
+}
+
+/// The answer of a second step.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SecondStepResponse {
+    /// The session is open.
+    Authenticated(AuthenticatedResponse),
+    /// The login waits for the emailed confirmation.
+    EmailConfirmationRequired(EmailConfirmationResponse),
+}
+
+impl From<SecondStep> for SecondStepResponse {
+    fn from(step: SecondStep) -> Self {
+        let (remaining, regenerate) = (
+            step.recovery_codes_remaining,
+            step.recovery_codes_should_regenerate,
+        );
+        match step.finished {
+            Finished::Authenticated(tokens) => Self::Authenticated(
+                AuthenticatedResponse::new(tokens).with_recovery_codes(remaining, regenerate),
+            ),
+            Finished::EmailConfirmationRequired { expires_in } => {
+                Self::EmailConfirmationRequired(EmailConfirmationResponse {
+                    status: EmailConfirmationStatus::EmailConfirmationRequired,
+                    expires_in,
+                    recovery_codes_remaining: remaining,
+                    recovery_codes_should_regenerate: regenerate,
+                })
+            }
+        }
+    }
 }
 
 impl AuthenticatedResponse {
@@ -100,6 +168,7 @@ impl AuthenticatedResponse {
             refresh_token: t.refresh_token,
             recovery_codes_remaining: None,
             recovery_codes_should_regenerate: None,
+            device_token: t.device_token,
         }
     }
 
@@ -179,6 +248,7 @@ impl From<RefreshError> for ApiError {
     tag = "sessions",
     operation_id = "create_session",
     request_body = LoginBody,
+    params(("X-Device-Token" = Option<String>, Header, description = "The device token a previous login answered, if any: failed logins from a known device count against that device only.")),
     responses(
         (status = 200, description = "Authenticated, or a second factor is required.", body = LoginResponse),
         (status = 401, description = "Unknown login or wrong password (`invalid_credentials`).", body = Problem,
@@ -194,10 +264,11 @@ impl From<RefreshError> for ApiError {
 pub async fn create_session(
     ctx: web::Data<Ctx>,
     Client(client): Client,
+    DeviceToken(device): DeviceToken,
     body: Body<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let outcome = login::login(&ctx, &body.login, body.password, client).await?;
+    let outcome = login::login(&ctx, &body.login, body.password, client, device).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         LoginOutcome::Authenticated(t) => {
             LoginResponse::Authenticated(AuthenticatedResponse::new(t))
@@ -261,4 +332,50 @@ pub async fn delete_current_session(
 ) -> Result<HttpResponse, ApiError> {
     sessions::logout(&ctx, &who, client).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The token of a `confirm-login` link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
+pub struct ConfirmSessionBody {
+    /// The `token` parameter of the `{FRONTEND_URL}/confirm-login?token=…` link.
+    pub token: String,
+}
+
+impl TextFields for ConfirmSessionBody {}
+
+impl From<ConfirmLoginError> for ApiError {
+    fn from(e: ConfirmLoginError) -> Self {
+        match e {
+            ConfirmLoginError::InvalidToken => crate::api::common::invalid_token(),
+            ConfirmLoginError::Failure(f) => f.into(),
+        }
+    }
+}
+
+/// Finishes a login that waited for its emailed confirmation (a recovery-code login from a
+/// device the account did not know, under `NEW_DEVICE_CONFIRMATION`).
+///
+/// The link works once, for 15 minutes; the session opens for the client that posts it, which
+/// gets a `device_token` unless it sent a valid `X-Device-Token` for the account.
+#[utoipa::path(
+    tag = "sessions",
+    operation_id = "confirm_session",
+    request_body = ConfirmSessionBody,
+    params(("X-Device-Token" = Option<String>, Header, description = "The device token a previous login answered, if any.")),
+    responses(
+        (status = 200, description = "Authenticated.", body = AuthenticatedResponse),
+        (status = 400, description = "The link's token is unknown, used or expired (`invalid_token`), or unreadable JSON (`malformed_request`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The token is missing (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/sessions/confirm")]
+pub async fn confirm_session(
+    ctx: web::Data<Ctx>,
+    Client(client): Client,
+    DeviceToken(device): DeviceToken,
+    body: Body<ConfirmSessionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = login::confirm(&ctx, &body.into_inner().token, client, device).await?;
+    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens)))
 }

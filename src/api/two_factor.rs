@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::edge::{Body, TextFields};
-use crate::api::extract::{Authenticated, Client};
+use crate::api::extract::{Authenticated, Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, FieldError, Problem};
-use crate::api::sessions::AuthenticatedResponse;
+use crate::api::sessions::SecondStepResponse;
 use crate::context::Ctx;
 use crate::services::login;
 use crate::services::second_factor::{CodeRefusal, SecondFactorError};
@@ -385,8 +385,9 @@ pub async fn regenerate_recovery_codes(
     tag = "sessions",
     operation_id = "create_session_with_totp",
     request_body = SecondStepBody,
+    params(("X-Device-Token" = Option<String>, Header, description = "The device token a previous login answered, if any.")),
     responses(
-        (status = 200, description = "Authenticated.", body = AuthenticatedResponse),
+        (status = 200, description = "Authenticated (with a `device_token` for a new device), or, under `NEW_DEVICE_CONFIRMATION=all` from a device the account does not know, `email_confirmation_required`.", body = SecondStepResponse),
         (status = 401, description = "`invalid_totp_code`, or `mfa_token_invalid` (unknown, used or expired).", body = Problem,
             content_type = "application/problem+json",
             example = json!({"type": "urn:account-recovery:problem:invalid_totp_code", "title": "Invalid authenticator code",
@@ -400,10 +401,11 @@ pub async fn regenerate_recovery_codes(
 pub async fn create_session_with_totp(
     ctx: web::Data<Ctx>,
     Client(client): Client,
+    DeviceToken(device): DeviceToken,
     body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let step = login::login_with_totp(&ctx, &body.mfa_token, &body.code, client).await?;
-    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(step.tokens)))
+    let step = login::login_with_totp(&ctx, &body.mfa_token, &body.code, client, device).await?;
+    Ok(HttpResponse::Ok().json(SecondStepResponse::from(step)))
 }
 
 /// Finishes a login with a recovery code; the answer says how many codes remain.
@@ -416,8 +418,9 @@ pub async fn create_session_with_totp(
     tag = "sessions",
     operation_id = "create_session_with_recovery_code",
     request_body = SecondStepBody,
+    params(("X-Device-Token" = Option<String>, Header, description = "The device token a previous login answered, if any.")),
     responses(
-        (status = 200, description = "Authenticated, with `recovery_codes_remaining` and `recovery_codes_should_regenerate: true` (make a new set).", body = AuthenticatedResponse,
+        (status = 200, description = "Authenticated, with `recovery_codes_remaining` and `recovery_codes_should_regenerate: true` (make a new set); or, from a device the account does not know (no valid `X-Device-Token`) on an account with a verified email, `email_confirmation_required`: the code is spent and the login waits for the `confirm-login` link mailed to the account (`NEW_DEVICE_CONFIRMATION`).", body = SecondStepResponse,
             example = json!({"status": "authenticated", "access_token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
                 "token_type": "Bearer", "expires_in": 900,
                 "refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c", "recovery_codes_remaining": 7,
@@ -435,15 +438,12 @@ pub async fn create_session_with_totp(
 pub async fn create_session_with_recovery_code(
     ctx: web::Data<Ctx>,
     Client(client): Client,
+    DeviceToken(device): DeviceToken,
     body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let step = login::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client).await?;
-    Ok(
-        HttpResponse::Ok().json(AuthenticatedResponse::new(step.tokens).with_recovery_codes(
-            step.recovery_codes_remaining,
-            step.recovery_codes_should_regenerate,
-        )),
-    )
+    let step =
+        login::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client, device).await?;
+    Ok(HttpResponse::Ok().json(SecondStepResponse::from(step)))
 }
 
 #[cfg(test)]

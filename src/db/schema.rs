@@ -29,6 +29,18 @@ diesel::table! {
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         second_factor -> Text,
+        device_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        account_id -> Text,
+        token_hash -> Text,
+        label -> Text,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
     }
 }
 
@@ -181,6 +193,7 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> accounts (account_id));
+diesel::joinable!(devices -> accounts (account_id));
 diesel::joinable!(recovery_request_messages -> recovery_requests (request_id));
 diesel::joinable!(recovery_codes -> recovery_code_sets (set_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
@@ -189,6 +202,7 @@ diesel::joinable!(email_tokens -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     sessions,
+    devices,
     refresh_tokens,
     email_tokens,
     outbox,

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod device;
 pub mod ids;
 pub mod password;
 pub mod password_lists;

@@ -48,6 +48,7 @@ templates![
     "recovery_link",
     "recovery_pending",
     "recovery_completed",
+    "confirm_login",
 ];
 
 /// The compiled templates.

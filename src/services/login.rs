@@ -6,11 +6,15 @@
 
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::{self, two_factor::ChallengeRow};
-use crate::domain::{EventType, Login, SecondFactor};
+use crate::db::repo::{
+    self, accounts::AccountRow, email_tokens::EmailTokenRow, two_factor::ChallengeRow,
+};
+use crate::domain::{EventType, Login, SecondFactor, device};
 use crate::failure_conversions;
+use crate::mail::{OutgoingMail, human_time};
 use crate::security::tokens;
 use crate::services::audit::{Actor, Event};
+use crate::services::devices;
 use crate::services::rate_limit::{self, Decision};
 use crate::services::second_factor::{self, CodeRefusal, Proof, SecondFactorError};
 use crate::services::sessions::{self, SessionTokens};
@@ -66,54 +70,61 @@ pub async fn login(
     login: &str,
     password: String,
     client: ClientInfo,
+    device_token: Option<String>,
 ) -> Result<LoginOutcome, LoginError> {
     let login = Login::parse(login).ok_or(LoginError::MissingLogin)?;
     let buckets = LoginBuckets::new(ctx, &login, &client);
     let limits = ctx.config.rate_limits;
     let lookup = login.as_str().to_owned();
-    let taking = buckets.clone();
-    let account = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, LoginError> {
-        // The same check for existing and unknown accounts, before the account is looked up:
-        // the answer never tells which logins exist.
-        let metrics = w.ctx.metrics.clone();
-        if let Decision::Limited { retry_after_secs } = rate_limit::take(
-            w.conn,
-            &metrics,
-            &taking.login,
-            limits.login_per_account,
-            w.now,
-        )? {
-            return Err(LoginError::RateLimited { retry_after_secs });
-        }
-        if let Some(ip) = &taking.ip
-            && let Decision::Limited { retry_after_secs } =
-                rate_limit::take(w.conn, &metrics, ip, limits.login_per_ip, w.now)?
-        {
-            // Not this attempt's turn after all: give the login text's unit back.
-            rate_limit::refund(w.conn, &taking.login, limits.login_per_account)?;
-            return Ok(Err(retry_after_secs));
-        }
-        Ok(Ok(repo::accounts::find_by_login(w.conn, &lookup)?))
-    })
-    .await
-    .and_then(|r| r.map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs }))
-    .inspect_err(|e| {
-        if matches!(e, LoginError::RateLimited { .. }) {
+    let presented = device_token.clone();
+    let (account, bucket) =
+        unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, LoginError> {
+            let account = repo::accounts::find_by_login(w.conn, &lookup)?;
+            // Failures from a device the account knows count against that device only; all
+            // others against the login text, whether or not an account has it (the answer never
+            // tells which logins exist). An attacker's failures from unknown devices so never
+            // lock the owner's known device out.
+            let bucket = match &account {
+                Some(a) => match devices::known(w.conn, &a.id, presented.as_deref())? {
+                    Some(device) => format!("login-device:{}", device.id),
+                    None => buckets.login.clone(),
+                },
+                None => buckets.login.clone(),
+            };
+            let metrics = w.ctx.metrics.clone();
+            if let Decision::Limited { retry_after_secs } =
+                rate_limit::take(w.conn, &metrics, &bucket, limits.login_per_account, w.now)?
+            {
+                return Ok(Err(retry_after_secs));
+            }
+            if let Some(ip) = &buckets.ip
+                && let Decision::Limited { retry_after_secs } =
+                    rate_limit::take(w.conn, &metrics, ip, limits.login_per_ip, w.now)?
+            {
+                // Not this attempt's turn after all: give the login's unit back.
+                rate_limit::refund(w.conn, &bucket, limits.login_per_account)?;
+                return Ok(Err(retry_after_secs));
+            }
+            Ok(Ok((account, (bucket, buckets.ip))))
+        })
+        .await?
+        .map_err(|retry_after_secs| {
             tracing::info!("login refused: too many failed attempts");
-        }
-    })?;
+            LoginError::RateLimited { retry_after_secs }
+        })?;
     let ok = ctx
         .passwords
         .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
         .await?;
+    let (login_bucket, ip_bucket) = bucket;
     match account {
         Some(account) if ok => {
             let outcome = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, Failure> {
-                // The right password ends the count of this login text's failures and gives
-                // the IP its unit back; the IP's earlier failures stay, or one known account
-                // would reset the budget of an IP that guesses at others.
-                rate_limit::reset(w.conn, &buckets.login)?;
-                if let Some(ip) = &buckets.ip {
+                // The right password ends the count of this device's (or login text's)
+                // failures and gives the IP its unit back; the IP's earlier failures stay, or
+                // one known account would reset the budget of an IP that guesses at others.
+                rate_limit::reset(w.conn, &login_bucket)?;
+                if let Some(ip) = &ip_bucket {
                     rate_limit::refund(w.conn, ip, limits.login_per_ip)?;
                 }
                 if two_factor::is_enabled(w.conn, &account.id)? {
@@ -123,8 +134,14 @@ pub async fn login(
                         expires_in,
                     });
                 }
-                sessions::open_session(w, &account, SecondFactor::None, &client)
-                    .map(LoginOutcome::Authenticated)
+                sessions::open_session(
+                    w,
+                    &account,
+                    SecondFactor::None,
+                    &client,
+                    device_token.as_deref(),
+                )
+                .map(LoginOutcome::Authenticated)
             })
             .await?;
             Ok(outcome)
@@ -188,11 +205,24 @@ pub fn clear_failures(
     Ok(())
 }
 
+/// How a second step ended.
+#[derive(Debug, Clone)]
+pub enum Finished {
+    /// A session was opened.
+    Authenticated(SessionTokens),
+    /// The device is new to the account: the login waits for the link mailed to the verified
+    /// address (`NEW_DEVICE_CONFIRMATION`), which expires in this many seconds.
+    EmailConfirmationRequired {
+        /// Seconds until the link expires.
+        expires_in: u64,
+    },
+}
+
 /// What a finished second step answers.
 #[derive(Debug, Clone)]
 pub struct SecondStep {
-    /// The session's tokens.
-    pub tokens: SessionTokens,
+    /// A session, or a wait for the emailed confirmation.
+    pub finished: Finished,
     /// After a recovery code: how many are left.
     pub recovery_codes_remaining: Option<u32>,
     /// After a recovery code: the owner should make a new set (always, until they do).
@@ -205,13 +235,14 @@ pub async fn login_with_totp(
     mfa_token: &str,
     code: &str,
     client: ClientInfo,
+    device_token: Option<String>,
 ) -> Result<SecondStep, SecondFactorError> {
     if code.trim().is_empty() {
         return Err(SecondFactorError::MissingCode);
     }
     let challenge = second_factor::challenge_of(ctx, mfa_token).await?;
     let proof = second_factor::check_totp(ctx, &challenge.account_id, code, &client).await?;
-    finish_login(ctx, challenge, proof, client).await
+    finish_login(ctx, challenge, proof, client, device_token).await
 }
 
 /// Finishes a login with a recovery code.
@@ -220,6 +251,7 @@ pub async fn login_with_recovery_code(
     mfa_token: &str,
     code: &str,
     client: ClientInfo,
+    device_token: Option<String>,
 ) -> Result<SecondStep, SecondFactorError> {
     if code.trim().is_empty() {
         return Err(SecondFactorError::MissingCode);
@@ -227,16 +259,29 @@ pub async fn login_with_recovery_code(
     let challenge = second_factor::challenge_of(ctx, mfa_token).await?;
     let proof =
         second_factor::check_recovery_code(ctx, &challenge.account_id, code, &client).await?;
-    finish_login(ctx, challenge, proof, client).await
+    finish_login(ctx, challenge, proof, client, device_token).await
 }
 
-/// Spends the proof, consumes the challenge and opens the session, all in one transaction; a
-/// recovery code is consumed only if the login completes.
+/// How long a `confirm-login` link lives.
+const CONFIRMATION_TTL_MINUTES: i64 = 15;
+
+/// The email-token purpose of a login waiting for confirmation, by the factor it used.
+fn confirmation_purpose(factor: SecondFactor) -> &'static str {
+    match factor {
+        SecondFactor::Totp => "confirm_login:totp",
+        _ => "confirm_login:recovery_code",
+    }
+}
+
+/// Spends the proof, consumes the challenge and opens the session (or, from a device the
+/// account does not know, mails a confirmation link instead), all in one transaction; a
+/// recovery code is consumed only if the step completes.
 async fn finish_login(
     ctx: &Ctx,
     challenge: ChallengeRow,
     proof: Proof,
     client: ClientInfo,
+    device_token: Option<String>,
 ) -> Result<SecondStep, SecondFactorError> {
     let account_id = challenge.account_id.clone();
     let outcome = unit_of_work::write(
@@ -252,35 +297,51 @@ async fn finish_login(
             }
             let account = repo::accounts::find(w.conn, &challenge.account_id)?
                 .ok_or(SecondFactorError::MfaTokenInvalid)?;
-            let tokens = sessions::open_session(w, &account, proof.factor(), &client)?;
-            let codes = match proof {
-                Proof::Totp(_) => None,
-                Proof::RecoveryCode(_) => {
-                    let s = two_factor::status(w.conn, &account.id)?;
-                    w.audit(
-                        Event::new(
-                            EventType::RecoveryCodeUsed,
-                            Actor::Account(&account.id),
-                            &client,
-                        )
-                        .account(Some(&account.id))
-                        .details(serde_json::json!({"remaining": s.remaining})),
-                    )?;
-                    two_factor::notify(
-                        w,
-                        &account,
-                        "recovery_code_used",
-                        &client,
-                        serde_json::json!({
-                            "remaining": s.remaining,
-                            "low": s.remaining <= LOW_CODES,
-                        }),
-                    )?;
-                    Some((s.remaining, s.should_regenerate()))
+            let factor = proof.factor();
+            let with_code = matches!(proof, Proof::RecoveryCode(_));
+            let confirm = w.ctx.config.new_device_confirmation.applies(with_code)
+                && account.email_verified_at.is_some()
+                && devices::known(w.conn, &account.id, device_token.as_deref())?.is_none();
+            let finished = if confirm {
+                Finished::EmailConfirmationRequired {
+                    expires_in: mail_confirmation(w, &account, factor, &client)?,
                 }
+            } else {
+                Finished::Authenticated(sessions::open_session(
+                    w,
+                    &account,
+                    factor,
+                    &client,
+                    device_token.as_deref(),
+                )?)
+            };
+            let codes = if with_code {
+                let s = two_factor::status(w.conn, &account.id)?;
+                w.audit(
+                    Event::new(
+                        EventType::RecoveryCodeUsed,
+                        Actor::Account(&account.id),
+                        &client,
+                    )
+                    .account(Some(&account.id))
+                    .details(serde_json::json!({"remaining": s.remaining})),
+                )?;
+                two_factor::notify(
+                    w,
+                    &account,
+                    "recovery_code_used",
+                    &client,
+                    serde_json::json!({
+                        "remaining": s.remaining,
+                        "low": s.remaining <= LOW_CODES,
+                    }),
+                )?;
+                Some((s.remaining, s.should_regenerate()))
+            } else {
+                None
             };
             Ok(Ok(SecondStep {
-                tokens,
+                finished,
                 recovery_codes_remaining: codes.map(|(remaining, _)| remaining),
                 recovery_codes_should_regenerate: codes.map(|(_, regenerate)| regenerate),
             }))
@@ -295,4 +356,97 @@ async fn finish_login(
             Err(SecondFactorError::Refused(refusal))
         }
     }
+}
+
+/// Mails the single-use `confirm-login` link of a login from a new device to the account's
+/// verified address, naming the device and where it signed in from; answers its lifetime in
+/// seconds.
+fn mail_confirmation(
+    w: &mut Work<'_>,
+    account: &AccountRow,
+    factor: SecondFactor,
+    client: &ClientInfo,
+) -> Result<u64, Failure> {
+    let token = tokens::new_token();
+    let ttl = chrono::Duration::minutes(CONFIRMATION_TTL_MINUTES);
+    repo::email_tokens::insert(
+        w.conn,
+        &EmailTokenRow {
+            token_hash: token.hash,
+            purpose: confirmation_purpose(factor).to_owned(),
+            account_id: account.id.clone(),
+            email: account.email.clone(),
+            created_at: repo::naive(w.now),
+            expires_at: repo::naive(w.now + ttl),
+            used_at: None,
+            revoked_at: None,
+        },
+    )?;
+    let context = serde_json::json!({
+        "username": account.username,
+        "at": human_time(w.now),
+        "factor": match factor {
+            SecondFactor::Totp => "your authenticator app",
+            _ => "a recovery code",
+        },
+        "device": device::label(client.user_agent.as_deref()),
+        "ip": client.ip,
+        "ttl": "15 minutes",
+        "link": w.ctx.mailer.link("confirm-login", &[("token", &token.value)]),
+    });
+    w.mail(OutgoingMail {
+        to: account.email.clone(),
+        template: "confirm_login",
+        context,
+        carries_token: true,
+    })?;
+    Ok(u64::try_from(ttl.num_seconds()).unwrap_or(900))
+}
+
+/// Why a confirmation link did not finish a login.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmLoginError {
+    /// Unknown, used or expired.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Infrastructure.
+    #[error(transparent)]
+    Failure(Failure),
+}
+failure_conversions!(ConfirmLoginError);
+
+/// Finishes a login that waited for its emailed confirmation: the link's token is consumed
+/// (once, whoever races) and the session opens for the client that presents it.
+pub async fn confirm(
+    ctx: &Ctx,
+    token: &str,
+    client: ClientInfo,
+    device_token: Option<String>,
+) -> Result<SessionTokens, ConfirmLoginError> {
+    let hash = tokens::hash_token(token);
+    unit_of_work::write(
+        ctx,
+        move |w: &mut Work<'_>| -> Result<_, ConfirmLoginError> {
+            let now = repo::naive(w.now);
+            let mut found = None;
+            for factor in [SecondFactor::RecoveryCode, SecondFactor::Totp] {
+                let purpose = confirmation_purpose(factor);
+                if let Some(row) = repo::email_tokens::consume(w.conn, &hash, purpose, now)? {
+                    found = Some((row, factor));
+                    break;
+                }
+            }
+            let (row, factor) = found.ok_or(ConfirmLoginError::InvalidToken)?;
+            let account = repo::accounts::find(w.conn, &row.account_id)?
+                .ok_or(ConfirmLoginError::InvalidToken)?;
+            Ok(sessions::open_session(
+                w,
+                &account,
+                factor,
+                &client,
+                device_token.as_deref(),
+            )?)
+        },
+    )
+    .await
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod devices;
 pub mod health;
 pub mod login;
 pub mod metrics;

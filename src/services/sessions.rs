@@ -17,6 +17,7 @@ use crate::failure_conversions;
 use crate::security::jwt::TokenType;
 use crate::security::tokens;
 use crate::services::audit::{Actor, Event};
+use crate::services::devices;
 use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure};
 
@@ -29,6 +30,9 @@ pub struct SessionTokens {
     pub expires_in: u64,
     /// The opaque refresh token.
     pub refresh_token: String,
+    /// A new device's token, when the login did not present a valid one for the account:
+    /// the client keeps it and sends it back as `X-Device-Token`.
+    pub device_token: Option<String>,
 }
 
 /// Why a refresh failed.
@@ -76,6 +80,8 @@ pub struct Principal {
     pub session_id: String,
     /// The account's role.
     pub role: Role,
+    /// The device the session was opened from.
+    pub device_id: Option<String>,
 }
 
 /// A live session, as listed to its owner.
@@ -104,7 +110,9 @@ pub fn open_session(
     account: &AccountRow,
     factor: SecondFactor,
     client: &ClientInfo,
+    device_token: Option<&str>,
 ) -> Result<SessionTokens, Failure> {
+    let (device_id, device_token) = devices::sign_in(w, &account.id, device_token, client)?;
     let (now, config) = (w.now, w.ctx.config.clone());
     let session_id = uuid::Uuid::new_v4().to_string();
     let refresh = tokens::new_token();
@@ -124,6 +132,7 @@ pub fn open_session(
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
             second_factor: factor.as_str().to_owned(),
+            device_id: Some(device_id.clone()),
         },
         &RefreshTokenRow {
             token_hash: refresh.hash.clone(),
@@ -140,7 +149,12 @@ pub fn open_session(
             client,
         )
         .account(Some(&account.id))
-        .details(serde_json::json!({"session": session_id, "second_factor": factor.as_str()})),
+        .details(serde_json::json!({
+            "session": session_id,
+            "second_factor": factor.as_str(),
+            "device": device_id,
+            "new_device": device_token.is_some(),
+        })),
     )?;
     let access_token = w.ctx.jwt.issue(
         TokenType::Access,
@@ -153,6 +167,7 @@ pub fn open_session(
         access_token,
         expires_in: config.access_token_ttl.as_secs(),
         refresh_token: refresh.value,
+        device_token,
     })
 }
 
@@ -220,6 +235,7 @@ pub async fn refresh(
                 access_token,
                 expires_in: ttl.as_secs(),
                 refresh_token: next.value,
+                device_token: None,
             }))
         },
     )
@@ -266,6 +282,7 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, AuthErro
             account_id: account.id,
             session_id: session.id,
             role: Role::from_stored(&account.role),
+            device_id: session.device_id,
         })
     })
     .await

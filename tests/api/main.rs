@@ -7,6 +7,7 @@ mod account_events;
 mod accounts;
 mod bursts;
 mod cli;
+mod devices;
 mod errors;
 mod faults;
 mod health;

@@ -173,6 +173,10 @@ async fn story(app: &TestApp, unix_now: impl Fn() -> i64) -> Secrets {
         "refresh token (recovery-code login)",
         str_field(&recovered, "refresh_token"),
     );
+    s.add(
+        "device token (recovery-code login)",
+        str_field(&recovered, "device_token"),
+    );
 
     let res = app
         .put_auth(
@@ -221,6 +225,7 @@ async fn the_binarys_json_logs_carry_request_ids_and_no_secret() {
         ),
         ("ARGON2_MEMORY_KIB", "64".into()),
         ("ARGON2_ITERATIONS", "1".into()),
+        ("NEW_DEVICE_CONFIRMATION", "off".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod devices;
 pub mod email_tokens;
 pub mod outbox;
 pub mod rate_limits;

@@ -30,6 +30,8 @@ pub struct SessionRow {
     pub user_agent: Option<String>,
     /// `none`, `totp` or `recovery_code`.
     pub second_factor: String,
+    /// The device it was opened from.
+    pub device_id: Option<String>,
 }
 
 /// A stored refresh token (its hash).

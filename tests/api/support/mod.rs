@@ -128,6 +128,8 @@ impl Drop for TestDb {
 }
 
 /// The settings every test app starts from: cheap argon2, SMTP to the sink, a fixed frontend.
+/// New-device confirmation is off, so that tests about other things act as one client that
+/// need not carry its device token; `tests/api/devices.rs` runs with the default.
 pub fn base_env(db: &TestDb, smtp_port: u16) -> HashMap<String, String> {
     [
         ("APP_ENV", "development".to_string()),
@@ -154,6 +156,7 @@ pub fn base_env(db: &TestDb, smtp_port: u16) -> HashMap<String, String> {
         ("ARGON2_MEMORY_KIB", "64".into()),
         ("ARGON2_ITERATIONS", "1".into()),
         ("ARGON2_PARALLELISM", "1".into()),
+        ("NEW_DEVICE_CONFIRMATION", "off".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
