@@ -178,6 +178,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    heartbeats (id) {
+        id -> Integer,
+        beat_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(recovery_request_messages -> recovery_requests (request_id));
 diesel::joinable!(recovery_codes -> recovery_code_sets (set_id));
@@ -198,4 +205,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_challenges,
     recovery_requests,
     recovery_request_messages,
+    heartbeats,
 );
