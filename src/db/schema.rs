@@ -185,6 +185,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_reset_jobs (id) {
+        id -> Text,
+        step -> Text,
+        account_id -> Nullable<Text>,
+        email_key -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        requested_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(recovery_request_messages -> recovery_requests (request_id));
 diesel::joinable!(recovery_codes -> recovery_code_sets (set_id));
@@ -206,4 +218,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_requests,
     recovery_request_messages,
     heartbeats,
+    password_reset_jobs,
 );
