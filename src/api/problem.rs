@@ -195,10 +195,13 @@ impl ApiError {
         }
     }
 
-    /// A 503: the database (or another dependency) does not answer.
+    /// A 503: the database (or another dependency) does not answer or cannot take writes (a
+    /// full disk, a read-only database). `Retry-After` says when to try again: such outages
+    /// pass by themselves.
     pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
         Self {
             cause: Some(cause.into()),
+            retry_after_secs: Some(5),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Code::ServiceUnavailable,

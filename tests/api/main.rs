@@ -7,6 +7,7 @@ mod accounts;
 mod cli;
 mod errors;
 mod faults;
+mod full_disk;
 mod health;
 mod http_headers;
 mod login_limits;

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod email_tokens;
+pub mod heartbeat;
 pub mod outbox;
 pub mod rate_limits;
 pub mod recovery_requests;
