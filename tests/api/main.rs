@@ -12,6 +12,7 @@ mod health;
 mod http_headers;
 mod login_limits;
 mod mail;
+mod mail_claims;
 mod metrics;
 mod openapi;
 mod password_resets;
