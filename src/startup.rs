@@ -162,6 +162,10 @@ fn run(
     let workers = ctx.config.workers;
     let cors_config = ctx.config.clone();
     let metrics = ctx.metrics.http_middleware();
+    let limit = api::slow_clients::ConnectionLimit::new(
+        ctx.config.max_connections_per_ip,
+        ctx.config.trusted_proxies.clone(),
+    );
     let data = web::Data::new(ctx);
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
@@ -185,6 +189,7 @@ fn run(
             // turns its refusals into problem documents; the request id and the security
             // headers sit outside both, so every answer carries them.
             .wrap(CatchPanic::default())
+            .wrap(from_fn(api::slow_clients::body_read_deadline))
             .wrap(api::middleware::cors(&cors_config))
             .wrap(from_fn(problem::render_other_errors))
             .wrap(from_fn(api::middleware::request_id_and_log))
@@ -193,6 +198,7 @@ fn run(
             // Outermost, so that it times everything and sees the final status.
             .wrap(metrics.clone())
     })
+    .on_connect(move |io, data| limit.on_connect(io, data))
     .listen(listener)?
     .shutdown_timeout(30);
     if let Some(n) = workers {

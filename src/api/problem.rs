@@ -54,6 +54,7 @@ codes! {
     RateLimited => "rate_limited", "Too many requests";
     InternalError => "internal_error", "Internal error";
     ServiceUnavailable => "service_unavailable", "Service unavailable";
+    RequestTimeout => "request_timeout", "Request timeout";
     InvalidCredentials => "invalid_credentials", "Invalid credentials";
     InvalidTotpCode => "invalid_totp_code", "Invalid authenticator code";
     InvalidRecoveryCode => "invalid_recovery_code", "Invalid recovery code";

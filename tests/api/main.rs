@@ -19,5 +19,6 @@ mod password_resets;
 mod recovery_requests;
 mod secrets;
 mod sessions;
+mod slow_clients;
 mod two_factor;
 mod two_instances;
