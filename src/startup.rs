@@ -114,10 +114,15 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let dispatcher = tokio::spawn(self.dispatcher.run(stop_rx.clone()));
+        let resets = tokio::spawn(crate::services::password_reset::run_worker(
+            self.ctx.clone(),
+            stop_rx.clone(),
+        ));
         let maintenance = tokio::spawn(run_maintenance(self.ctx.clone(), stop_rx));
         let result = self.server.await;
         let _ = stop_tx.send(true);
         let _ = dispatcher.await;
+        let _ = resets.await;
         let _ = maintenance.await;
         result
     }

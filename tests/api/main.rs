@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 mod password_resets;
 mod recovery_requests;
+mod reset_crash;
 mod secrets;
 mod sessions;
 mod slow_clients;

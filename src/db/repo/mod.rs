@@ -12,6 +12,7 @@ pub mod audit;
 pub mod email_tokens;
 pub mod heartbeat;
 pub mod outbox;
+pub mod password_reset_jobs;
 pub mod rate_limits;
 pub mod recovery_requests;
 pub mod sessions;
