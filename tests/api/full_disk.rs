@@ -148,10 +148,16 @@ async fn a_full_disk_is_a_503_and_unready_until_space_returns_with_the_database_
                     break;
                 }
             }
-            other => panic!("write {i} answered {other}: {}", res.text().await.unwrap_or_default()),
+            other => panic!(
+                "write {i} answered {other}: {}",
+                res.text().await.unwrap_or_default()
+            ),
         }
     }
-    assert!(first_refused.is_some(), "no write was refused on a full disk");
+    assert!(
+        first_refused.is_some(),
+        "no write was refused on a full disk"
+    );
     // A login writes a session: it too is a 503 unless its few bytes still fit.
     let res = app
         .post(
