@@ -241,8 +241,8 @@ fn decide(
     Ok(())
 }
 
-/// Jobs one call of [`run_due_jobs`] carries out at most (it is called again at once when
-/// it did that many).
+/// Jobs one call of [`run_due_jobs`] tries at most (it is called again at once when it
+/// took that many).
 const JOBS_PER_ROUND: usize = 100;
 
 /// Carries out waiting reset jobs, each in its own transaction (taken, done and deleted
@@ -250,7 +250,7 @@ const JOBS_PER_ROUND: usize = 100;
 /// leaves it for the next round); wakes the dispatcher after each. Returns how many it took.
 pub async fn run_due_jobs(ctx: &Ctx) -> Result<usize, Failure> {
     let mut taken = 0;
-    while taken < JOBS_PER_ROUND {
+    for _ in 0..JOBS_PER_ROUND {
         let ctx2 = ctx.clone();
         let now = ctx.clock.now();
         let outcome = ctx

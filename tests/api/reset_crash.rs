@@ -165,3 +165,59 @@ async fn a_sigkill_in_a_burst_of_resets_loses_no_acknowledged_reset_mail() {
         "a mail went to an unknown login"
     );
 }
+
+#[tokio::test]
+async fn reset_jobs_taken_by_two_instances_at_once_mail_each_account_once() {
+    const USERS: usize = 16;
+    let app = crate::support::spawn_app_with(|env| {
+        for limit in [
+            "RATE_LIMIT_REGISTRATION_PER_IP",
+            "RATE_LIMIT_PASSWORD_RESET_PER_IP",
+        ] {
+            env.insert(limit.into(), "100000/1h".into());
+        }
+    })
+    .await;
+    let second = app.spawn_second_instance().await;
+    for i in 0..USERS {
+        app.register(
+            &format!("user{i}"),
+            &format!("user{i}@example.com"),
+            PASSWORD,
+        )
+        .await;
+    }
+    app.exec("UPDATE accounts SET email_verified_at = created_at");
+    let bases = [app.address.clone(), second.address.clone()];
+    let requests = (0..USERS).map(|i| {
+        app.http
+            .post(format!("{}/api/v1/password-resets", bases[i % 2]))
+            .json(&json!({"login": format!("user{i}")}))
+            .send()
+    });
+    for res in futures_util::future::join_all(requests).await {
+        assert_eq!(res.expect("answer").status(), 202);
+    }
+    for i in 0..USERS {
+        app.smtp
+            .wait_for_subject(&format!("user{i}@example.com"), "Reset your")
+            .await;
+    }
+    assert!(
+        app.db_texts("SELECT id AS value FROM password_reset_jobs")
+            .is_empty()
+    );
+    // Give a second mail a moment to show up before counting (a bounded pause, not business
+    // time).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for i in 0..USERS {
+        let resets = app
+            .smtp
+            .to(&format!("user{i}@example.com"))
+            .into_iter()
+            .filter(|m| m.subject().contains("Reset your"))
+            .count();
+        assert_eq!(resets, 1, "user{i} got {resets} reset mails");
+    }
+    second.handle.stop(true).await;
+}
