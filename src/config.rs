@@ -249,6 +249,11 @@ pub struct Config {
     pub password_blocklist_file: Option<PathBuf>,
     /// `WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// `BODY_READ_TIMEOUT`: how long a request body may take to arrive before a 408.
+    pub body_read_timeout: Duration,
+    /// `MAX_CONNECTIONS_PER_IP`: open connections per client address (peers in
+    /// `TRUSTED_PROXIES` are not limited).
+    pub max_connections_per_ip: usize,
     /// `PUBLIC_URL`: where clients reach the API; https turns on HSTS.
     pub public_url: Url,
     /// `FRONTEND_URL`: the base of every link in an email.
@@ -527,6 +532,8 @@ impl Config {
                 None => None,
                 Some(_) => Some(env.parse_in("WORKERS", 1, 1..=1024)?),
             },
+            body_read_timeout: env.duration("BODY_READ_TIMEOUT", "5s")?,
+            max_connections_per_ip: env.parse_in("MAX_CONNECTIONS_PER_IP", 128, 1..=100_000)?,
             public_url,
             frontend_url,
             service_name: env

@@ -31,6 +31,8 @@ pub struct Ctx {
     pub mailer: Mailer,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Wakes the password-reset worker when a request has recorded its job.
+    pub reset_jobs: Arc<tokio::sync::Notify>,
 }
 
 impl Ctx {
@@ -55,6 +57,7 @@ impl Ctx {
             cipher,
             mailer,
             metrics,
+            reset_jobs: Arc::default(),
         })
     }
 }

@@ -139,6 +139,10 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let dispatcher = tokio::spawn(self.dispatcher.run(stop_rx.clone()));
+        let resets = tokio::spawn(crate::services::password_reset::run_worker(
+            self.ctx.clone(),
+            stop_rx.clone(),
+        ));
         let maintenance = tokio::spawn(run_maintenance(self.ctx.clone(), stop_rx));
         let metrics = self.metrics.map(|(server, _)| {
             let handle = server.handle();
@@ -151,6 +155,7 @@ impl Application {
         }
         let _ = stop_tx.send(true);
         let _ = dispatcher.await;
+        let _ = resets.await;
         let _ = maintenance.await;
         result
     }
@@ -211,6 +216,10 @@ fn run(
     let workers = ctx.config.workers;
     let cors_config = ctx.config.clone();
     let metrics = ctx.metrics.http_middleware();
+    let limit = api::slow_clients::ConnectionLimit::new(
+        ctx.config.max_connections_per_ip,
+        ctx.config.trusted_proxies.clone(),
+    );
     let data = web::Data::new(ctx);
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
@@ -234,6 +243,7 @@ fn run(
             // turns its refusals into problem documents; the request id and the security
             // headers sit outside both, so every answer carries them.
             .wrap(CatchPanic::default())
+            .wrap(from_fn(api::slow_clients::body_read_deadline))
             .wrap(api::middleware::cors(&cors_config))
             .wrap(from_fn(api::middleware::render_other_errors))
             .wrap(from_fn(api::middleware::request_id_and_log))
@@ -242,6 +252,7 @@ fn run(
             // Outermost, so that it times everything and sees the final status.
             .wrap(metrics.clone())
     })
+    .on_connect(move |io, data| limit.on_connect(io, data))
     .listen(listener)?
     .shutdown_timeout(30);
     if let Some(n) = workers {

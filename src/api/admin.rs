@@ -34,12 +34,12 @@ pub struct QueueQuery {
     pub username: Option<String>,
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1)]
-    pub page: Option<i64>,
+    #[param(minimum = 1, value_type = Option<i64>)]
+    pub page: Option<i128>,
     /// Items per page, 1 to 100 (default 50).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, maximum = 100)]
-    pub per_page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
+    pub per_page: Option<i128>,
 }
 
 /// Audit log filters and pagination.
@@ -56,12 +56,12 @@ pub struct AuditQuery {
     pub event_type: Option<String>,
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1)]
-    pub page: Option<i64>,
+    #[param(minimum = 1, value_type = Option<i64>)]
+    pub page: Option<i128>,
     /// Items per page, 1 to 100 (default 50).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, maximum = 100)]
-    pub per_page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
+    pub per_page: Option<i128>,
 }
 
 fn empty_is_none(v: &Option<String>) -> Option<String> {

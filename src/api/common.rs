@@ -13,23 +13,24 @@ use crate::api::problem::{ApiError, Code};
 pub struct PageQuery {
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1)]
-    pub page: Option<i64>,
+    #[param(minimum = 1, value_type = Option<i64>)]
+    pub page: Option<i128>,
     /// Items per page, 1 to 100 (default 50).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, maximum = 100)]
-    pub per_page: Option<i64>,
+    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
+    pub per_page: Option<i128>,
 }
 
-/// Reads a page number from the query: empty is unset; a whole number too large for 64 bits
-/// is out of range like any other (a 422, as API.md says), not unreadable; anything else that
-/// is not a whole number is a 400.
-pub fn page_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+/// Reads a page number from the query: empty is unset; a whole number of any size is read
+/// (beyond 128 bits it saturates), so that one too large or too small is out of range like any
+/// other (a 422 naming the field, as API.md says), never unreadable or silently capped;
+/// anything else that is not a whole number is a 400.
+pub fn page_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i128>, D::Error> {
     let raw: Option<String> = Option::deserialize(d)?;
     let Some(text) = raw.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    if let Ok(n) = text.parse::<i64>() {
+    if let Ok(n) = text.parse::<i128>() {
         return Ok(Some(n));
     }
     let (negative, digits) = match text.strip_prefix('-') {
@@ -37,7 +38,7 @@ pub fn page_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Some(if negative { i64::MIN } else { i64::MAX }));
+        return Ok(Some(if negative { i128::MIN } else { i128::MAX }));
     }
     Err(serde::de::Error::custom(format!(
         "`{}` is not a whole number",

@@ -28,14 +28,14 @@ pub async fn get_liveness() -> HttpResponse {
     HttpResponse::Ok().json(HealthStatus { status: "ok" })
 }
 
-/// Readiness: answers 200 when the database answers, else a 503 problem.
+/// Readiness: answers 200 when a write to the database commits, else a 503 problem.
 #[utoipa::path(
     tag = "operations",
     operation_id = "get_readiness",
     responses(
-        (status = 200, description = "The database answers.", body = HealthStatus,
+        (status = 200, description = "The database answers and commits writes.", body = HealthStatus,
             example = json!({"status": "ready"})),
-        (status = 503, description = "The database does not answer.", body = Problem,
+        (status = 503, description = "The database does not answer or cannot commit a write.", body = Problem,
             content_type = "application/problem+json",
             example = json!({"type": "urn:account-recovery:problem:service_unavailable",
                 "title": "Service unavailable", "status": 503,

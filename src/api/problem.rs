@@ -52,6 +52,7 @@ codes! {
     RateLimited => "rate_limited", "Too many requests";
     InternalError => "internal_error", "Internal error";
     ServiceUnavailable => "service_unavailable", "Service unavailable";
+    RequestTimeout => "request_timeout", "Request timeout";
     InvalidCredentials => "invalid_credentials", "Invalid credentials";
     InvalidTotpCode => "invalid_totp_code", "Invalid authenticator code";
     InvalidRecoveryCode => "invalid_recovery_code", "Invalid recovery code";
@@ -196,10 +197,13 @@ impl ApiError {
         }
     }
 
-    /// A 503: the database (or another dependency) does not answer.
+    /// A 503: the database (or another dependency) does not answer or cannot take writes (a
+    /// full disk, a read-only database). `Retry-After` says when to try again: such outages
+    /// pass by themselves.
     pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
         Self {
             cause: Some(cause.into()),
+            retry_after_secs: Some(5),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Code::ServiceUnavailable,

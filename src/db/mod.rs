@@ -72,18 +72,39 @@ fn is_connection_error(e: &diesel::result::Error) -> bool {
     match e {
         diesel::result::Error::DatabaseError(kind, info) => match kind {
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => true,
-            // SQLite: the file vanished or became unreadable under us.
+            // PostgreSQL in recovery or set read-only: writes cannot commit until it is not.
+            DatabaseErrorKind::ReadOnlyTransaction => true,
             DatabaseErrorKind::Unknown => {
                 let m = info.message();
+                // SQLite: the file vanished or became unreadable under us.
                 m.contains("unable to open database")
                     || m.contains("disk I/O error")
                     || m.contains("file is not a database")
                     || m.contains("no such table: __diesel_schema_migrations")
+                    || is_storage_error(m)
             }
             _ => false,
         },
         _ => false,
     }
+}
+
+/// Storage that cannot take writes now, which passes when space returns or the database is
+/// writable again: an outage (503), not a fault. SQLite says SQLITE_FULL ("database or disk
+/// is full") or SQLITE_READONLY ("attempt to write a readonly database"); PostgreSQL says
+/// "could not extend file …: No space left on device" (SQLSTATE 53100, `disk_full`) or
+/// "could not write …" with the same cause, and "cannot execute … in a read-only transaction".
+fn is_storage_error(message: &str) -> bool {
+    const SIGNS: [&str; 7] = [
+        "database or disk is full",
+        "readonly database",
+        "No space left on device",
+        "could not extend file",
+        "disk full",
+        "Disk quota exceeded",
+        "read-only transaction",
+    ];
+    SIGNS.iter().any(|s| message.contains(s))
 }
 
 /// Opens connections for r2d2, choosing the backend from the configured URL and applying the
@@ -280,6 +301,24 @@ impl Db {
                 .execute(conn)
                 .map(|_| ())
                 .map_err(DbError::from)
+        })
+    }
+
+    /// Answers whether writes commit now (for `/health/ready`): rewrites the heartbeat row in
+    /// a write transaction and commits. A read would pass on a full disk or a read-only
+    /// database, where every write fails. On SQLite it then runs a passive checkpoint: with a
+    /// full disk the write-ahead log can still take a small commit into space it already has,
+    /// but its pages cannot move into the database file, so the log only grows and the next
+    /// larger write fails; the checkpoint shows that now.
+    pub fn probe_write_blocking(&self, now: chrono::NaiveDateTime) -> Result<(), DbError> {
+        self.run_blocking(|conn| {
+            write_transaction(conn, |conn| repo::heartbeat::beat(conn, now))
+                .map_err(DbError::from)?;
+            if let DbConnection::Sqlite(c) = conn {
+                c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    .map_err(DbError::from)?;
+            }
+            Ok(())
         })
     }
 

@@ -192,6 +192,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    heartbeats (id) {
+        id -> Integer,
+        beat_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    password_reset_jobs (id) {
+        id -> Text,
+        step -> Text,
+        account_id -> Nullable<Text>,
+        email_key -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        requested_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(devices -> accounts (account_id));
 diesel::joinable!(recovery_request_messages -> recovery_requests (request_id));
@@ -214,4 +233,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_challenges,
     recovery_requests,
     recovery_request_messages,
+    heartbeats,
+    password_reset_jobs,
 );

@@ -2,6 +2,11 @@
 //! sends them, records the outcome. Failed sends are retried with exponential backoff and
 //! kept. It runs beside the HTTP server and never blocks a request.
 //!
+//! Claims are small and short: a few mails at a time, leased for [`LEASE`] and renewed while
+//! the batch is being sent, so a dispatcher that dies leaves its mails to another instance
+//! within seconds. When a database call of the batch fails, the batch's claims are given back
+//! at once (when the database still answers that much).
+//!
 //! Delivery is at least once: if the process dies after the SMTP server accepted a mail but
 //! before it was marked sent, the lease runs out and the mail is sent again, with the same
 //! `Message-ID`.
@@ -20,10 +25,13 @@ use crate::mail::Mailer;
 use crate::mail::transport::{Envelope, SendError, Transport};
 use crate::metrics::Metrics;
 
-/// How long a claim holds before another instance may take the mail.
-const LEASE: Duration = Duration::from_secs(120);
-/// Mails claimed per round.
-const BATCH: i64 = 20;
+/// How long a claim holds before another instance may take the mail (app time); renewed
+/// every [`RENEW_EVERY`] while the batch is in hand.
+pub const LEASE: Duration = Duration::from_secs(15);
+/// How often the claims of a batch being sent are renewed.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// Mails claimed per round: few, so a dispatcher caught by a fault strands few.
+const BATCH: i64 = 5;
 /// How often to look for due mails when nobody wakes the dispatcher.
 const POLL: Duration = Duration::from_millis(500);
 /// The longest wait between attempts.
@@ -113,7 +121,22 @@ impl Dispatcher {
             if *stop.borrow() {
                 break;
             }
-            self.deliver(worker, row).await?;
+            if let Err(e) = self.deliver_renewing(worker, row).await {
+                // The rest of the batch goes back now, not when the lease runs out (if the
+                // database answers that much; otherwise the short lease frees it).
+                let owned = worker.to_owned();
+                let released = self
+                    .db
+                    .run(move |conn| {
+                        repo::outbox::release_claims(conn, &owned).map_err(DbError::from)
+                    })
+                    .await;
+                tracing::warn!(
+                    released = released.as_ref().ok(),
+                    "mail dispatcher: a database call failed mid-batch; claims given back"
+                );
+                return Err(e);
+            }
             handled += 1;
         }
         if handled < claimed {
@@ -128,6 +151,34 @@ impl Dispatcher {
             );
         }
         Ok(handled)
+    }
+
+    /// Delivers one mail while renewing the lease on what the batch still holds.
+    async fn deliver_renewing(&self, worker: &str, row: OutboxRow) -> Result<(), DbError> {
+        let delivery = self.deliver(worker, row);
+        tokio::pin!(delivery);
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate: the claim was just made.
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut delivery => return done,
+                _ = renew.tick() => self.renew(worker).await?,
+            }
+        }
+    }
+
+    /// Extends the lease on every mail this worker holds.
+    async fn renew(&self, worker: &str) -> Result<(), DbError> {
+        let until = self.clock.now() + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let owned = worker.to_owned();
+        self.db
+            .run(move |conn| {
+                repo::outbox::renew_claims(conn, &owned, repo::naive(until)).map_err(DbError::from)
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn deliver(&self, worker: &str, row: OutboxRow) -> Result<(), DbError> {

@@ -717,13 +717,21 @@ pub fn create_support_user(
     })
 }
 
-/// Page bounds of API.md: `page` from 1, `per_page` 1 to 100 (default 50).
-pub fn page(page: Option<i64>, per_page: Option<i64>) -> Result<Page, Vec<FieldIssue>> {
+/// Page bounds of API.md: `page` from 1 (to the largest 64-bit number: far beyond the last
+/// page is simply empty), `per_page` 1 to 100 (default 50). Anything outside is refused with
+/// the field named, never capped.
+pub fn page(page: Option<i128>, per_page: Option<i128>) -> Result<Page, Vec<FieldIssue>> {
     let mut issues = Vec::new();
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(50);
     if page < 1 {
         issues.push(FieldIssue::new("page", "too_small", "must be at least 1"));
+    } else if page > i128::from(i64::MAX) {
+        issues.push(FieldIssue::new(
+            "page",
+            "out_of_range",
+            format!("must be at most {}", i64::MAX),
+        ));
     }
     if !(1..=100).contains(&per_page) {
         issues.push(FieldIssue::new(
@@ -732,9 +740,8 @@ pub fn page(page: Option<i64>, per_page: Option<i64>) -> Result<Page, Vec<FieldI
             "must be between 1 and 100",
         ));
     }
-    if issues.is_empty() {
-        Ok(Page { page, per_page })
-    } else {
-        Err(issues)
+    match (i64::try_from(page), i64::try_from(per_page)) {
+        (Ok(page), Ok(per_page)) if issues.is_empty() => Ok(Page { page, per_page }),
+        _ => Err(issues),
     }
 }

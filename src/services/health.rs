@@ -1,12 +1,14 @@
-//! Readiness: whether the database answers now.
+//! Readiness: whether the database answers now and takes writes.
 
 use crate::context::Ctx;
-use crate::db::DbError;
+use crate::db::{DbError, repo};
 
-/// Answers `Ok` when the database serves a query, within the configured timeout.
+/// Answers `Ok` when a write commits, within the configured timeout: a database that answers
+/// reads but cannot commit (full disk, read-only) is not ready, since every change fails.
 pub async fn check_ready(ctx: &Ctx) -> Result<(), DbError> {
     let db = ctx.db.clone();
-    match tokio::task::spawn_blocking(move || db.ping_blocking()).await {
+    let now = repo::naive(ctx.clock.now());
+    match tokio::task::spawn_blocking(move || db.probe_write_blocking(now)).await {
         Ok(result) => result,
         Err(_) => Err(DbError::Unavailable(
             "readiness check did not finish".into(),

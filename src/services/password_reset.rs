@@ -1,12 +1,15 @@
 //! Password reset by email: asking for a link, and setting a new password with it.
 //!
 //! Asking must not reveal whether an account exists: known and unknown logins get the same
-//! answer, and the answer waits only for work that is the same for both (one write transaction
-//! with the client-IP counter, the lookup, a per-login mail counter and the audit event). The
-//! account-dependent part, issuing the token and writing its mail to the outbox (together, in
-//! one transaction), runs after the answer, and an unknown login runs a stand-in of the same
-//! shape (token, rendering, sealing, dispatcher wake-up). Links go only to verified addresses;
-//! an unverified one is told why no link came and where to ask for recovery instead.
+//! answer, and the answer waits only for work that is the same for both: one write
+//! transaction with the client-IP counter, the lookup, a per-login mail counter, the audit
+//! event and a reset job. The job makes the answer durable: once "202 Accepted" is sent, the
+//! request is in the database, and a crash cannot lose it. A worker ([`run_worker`], on every
+//! instance) takes each job in a transaction of its own and turns it into the token and its
+//! mail (together), the explanation for an unverified address, or, for an unknown login, a
+//! stand-in of the same shape that is rolled back; then the job is gone. Links go only to
+//! verified addresses; an unverified one is told why no link came and where to ask for
+//! recovery instead.
 //! Confirming sets the password through [`accounts::set_password`] (every session revoked,
 //! other reset links voided, audit event, notice) and never logs anyone in: it gives back no
 //! tokens, so a reset is no way around two-factor authentication.
@@ -14,10 +17,12 @@
 //! This module must not log tokens, passwords or email addresses.
 
 use chrono::{DateTime, Utc};
+use diesel::Connection as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::context::Ctx;
 use crate::db::repo::email_tokens::EmailTokenRow;
+use crate::db::repo::password_reset_jobs::{PasswordResetJobRow, Taken};
 use crate::db::repo::{self, accounts::AccountRow};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::{EventType, Login, NewPassword};
@@ -91,52 +96,72 @@ impl Outcome {
     }
 }
 
-/// The mail step of a request, run after the answer.
-#[derive(Debug)]
+/// The mail step of a request, decided in the request's transaction and carried out by the
+/// worker. Stored as the job's `step`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MailStep {
     /// Issue a token and mail the link.
-    Link(AccountRow),
+    Link,
     /// Mail the explanation for an unverified address.
-    Unverified(AccountRow),
+    Unverified,
     /// No account: the same work as `Link`, rolled back, so nothing is stored or sent.
     Rehearse,
     /// Over the mail cap (known or not): nothing.
     Nothing,
 }
 
+impl MailStep {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Link => "link",
+            Self::Unverified => "unverified",
+            Self::Rehearse => "rehearse",
+            Self::Nothing => "nothing",
+        }
+    }
+
+    fn parse(step: &str) -> Self {
+        match step {
+            "link" => Self::Link,
+            "unverified" => Self::Unverified,
+            "rehearse" => Self::Rehearse,
+            _ => Self::Nothing,
+        }
+    }
+}
+
 /// Starts a password reset for a username or email. Answers `Ok` whether or not an account
-/// matches; where one does, mails a link (verified address) or the reason there is none
-/// (unverified address), at most `RATE_LIMIT_PASSWORD_RESET_EMAILS` times per window.
+/// matches; where one does, a link (verified address) or the reason there is none
+/// (unverified address) is mailed, at most `RATE_LIMIT_PASSWORD_RESET_EMAILS` times per
+/// window.
 ///
-/// The answer must not depend on the account, so it does not wait for anything that does:
-/// the request's transaction runs the same statements for every login (the IP counter, the
-/// lookup, the mail counter and the audit event); issuing the token and writing the mail to
-/// the outbox happen in a second transaction after the answer ("202 Accepted"). The token and
-/// its mail are still written together, so a token never exists without its mail.
+/// The answer must not depend on the account, so it waits only for the request's
+/// transaction, which runs the same statements for every login (the IP counter, the lookup,
+/// the mail counter, the audit event and the job). The token and its mail are written by the
+/// worker, together, from the job: `Ok` means the request is recorded and will be carried
+/// out, even if this process stops right after answering.
 pub async fn start(ctx: &Ctx, login: &str, client: ClientInfo) -> Result<(), StartResetError> {
     let login = Login::parse(login).ok_or(StartResetError::MissingLogin)?;
     let now = ctx.clock.now();
-    let (ctx2, client2) = (ctx.clone(), client.clone());
-    let step = ctx
-        .db
-        .run(move |conn| write_transaction(conn, |conn| decide(&ctx2, conn, &login, &client2, now)))
-        .await?;
-    // Not awaited: the answer must not wait for account-dependent work. Should the process
-    // stop before this commits, the request is lost (and audited); the requester asks again.
     let ctx2 = ctx.clone();
-    tokio::spawn(async move { mail(&ctx2, step, &client, now).await });
+    ctx.db
+        .run(move |conn| write_transaction(conn, |conn| decide(&ctx2, conn, &login, &client, now)))
+        .await?;
+    // Every answered request wakes the worker, whatever its job: the work a request leaves
+    // behind is the same for known and unknown logins.
+    ctx.reset_jobs.notify_one();
     Ok(())
 }
 
 /// The request's transaction: the same statements for known and unknown logins. Decides the
-/// mail step and records the request.
+/// mail step, records the request and its job.
 fn decide(
     ctx: &Ctx,
     conn: &mut DbConnection,
     login: &Login,
     client: &ClientInfo,
     now: DateTime<Utc>,
-) -> Result<MailStep, StartResetError> {
+) -> Result<(), StartResetError> {
     let limits = &ctx.config.rate_limits;
     let ip_bucket = format!(
         "password-reset-ip:{}",
@@ -155,9 +180,10 @@ fn decide(
     let account = repo::accounts::find_by_login(conn, login.as_str())?;
     // Unknown logins are counted too, under a keyed hash of the login text (never the text),
     // so that they also go quiet after the cap, like a known account would.
+    let unknown_key = login_key(ctx, login);
     let mail_bucket = match &account {
         Some(a) => format!("password-reset-mail:{}", a.id),
-        None => format!("password-reset-mail:login:{}", login_key(ctx, login)),
+        None => format!("password-reset-mail:login:{unknown_key}"),
     };
     let allowed = rate_limit::take(
         conn,
@@ -168,12 +194,12 @@ fn decide(
     )?
     .allowed();
     let account_id = account.as_ref().map(|a| a.id.clone());
-    let (outcome, step) = match (account, allowed) {
+    let (outcome, step) = match (&account, allowed) {
         (None, true) => (Outcome::UnknownLogin, MailStep::Rehearse),
         (None, false) => (Outcome::UnknownLogin, MailStep::Nothing),
         (Some(_), false) => (Outcome::Capped, MailStep::Nothing),
-        (Some(a), true) if a.email_verified_at.is_some() => (Outcome::LinkSent, MailStep::Link(a)),
-        (Some(a), true) => (Outcome::UnverifiedNotice, MailStep::Unverified(a)),
+        (Some(a), true) if a.email_verified_at.is_some() => (Outcome::LinkSent, MailStep::Link),
+        (Some(_), true) => (Outcome::UnverifiedNotice, MailStep::Unverified),
     };
     audit::record(
         conn,
@@ -187,55 +213,135 @@ fn decide(
             details: serde_json::json!({"outcome": outcome.as_str()}),
         },
     )?;
-    Ok(step)
+    // The job keeps only what the mail needs: the account, a keyed hash of the address the
+    // request was decided on (of the login text when no account matched: same shape, never
+    // the text), and the client details the mail reports. It is deleted once carried out.
+    let email_key = match &account {
+        Some(a) => address_key(ctx, &a.email),
+        None => unknown_key,
+    };
+    repo::password_reset_jobs::insert(
+        conn,
+        &PasswordResetJobRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            step: step.as_str().to_owned(),
+            account_id,
+            email_key: Some(email_key),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            requested_at: repo::naive(now),
+        },
+    )?;
+    Ok(())
 }
 
-/// Runs the mail step after the answer, in its own transaction, then wakes the dispatcher. The
-/// stand-in step for an unknown login wakes it too: with the same work after every answer,
-/// the load a request leaves behind says nothing about the account either (measured by
-/// `benches/password_reset.rs`). A failure is logged; the requester can ask again.
-async fn mail(ctx: &Ctx, step: MailStep, client: &ClientInfo, now: DateTime<Utc>) {
-    if matches!(step, MailStep::Nothing) {
-        return;
-    }
-    let (ctx2, client) = (ctx.clone(), client.clone());
-    let done = ctx
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<(), StepEnd> {
-                // The account as it is now: the mail goes out only if its address and that
-                // address's state are still those the request was decided on.
-                let id = match &step {
-                    MailStep::Link(a) | MailStep::Unverified(a) => a.id.as_str(),
-                    MailStep::Rehearse | MailStep::Nothing => "",
-                };
-                let now_row = repo::accounts::find(conn, id)?;
-                let same = |a: &AccountRow| {
-                    now_row.as_ref().is_some_and(|n| {
-                        n.email == a.email
-                            && n.email_verified_at.is_some() == a.email_verified_at.is_some()
-                    })
-                };
-                match &step {
-                    MailStep::Link(a) if same(a) => Ok(send_link(&ctx2, conn, a, &client, now)?),
-                    MailStep::Unverified(a) if same(a) => {
-                        Ok(send_unverified_notice(&ctx2, conn, a, &client, now)?)
+/// Jobs one call of [`run_due_jobs`] tries at most (it is called again at once when it
+/// took that many).
+const JOBS_PER_ROUND: usize = 100;
+
+/// Carries out waiting reset jobs, each in its own transaction (taken, done and deleted
+/// together, so a job is done exactly once even with several instances at work, and a crash
+/// leaves it for the next round); wakes the dispatcher after each. Returns how many it took.
+pub async fn run_due_jobs(ctx: &Ctx) -> Result<usize, Failure> {
+    let mut taken = 0;
+    for _ in 0..JOBS_PER_ROUND {
+        let ctx2 = ctx.clone();
+        let now = ctx.clock.now();
+        let outcome = ctx
+            .db
+            .run(move |conn| {
+                write_transaction(conn, |conn| -> Result<Taken, Failure> {
+                    let taken = repo::password_reset_jobs::take_next(conn)?;
+                    if let Taken::Job(job) = &taken {
+                        carry_out(&ctx2, conn, job, now)?;
                     }
-                    MailStep::Rehearse => rehearse_link(&ctx2, conn, &client, now),
-                    MailStep::Link(_) | MailStep::Unverified(_) | MailStep::Nothing => Ok(()),
-                }
+                    Ok(taken)
+                })
             })
-        })
-        .await;
-    match done {
-        Ok(()) | Err(StepEnd::RolledBack) => ctx.mailer.wake(),
-        Err(StepEnd::Failed(e)) => {
-            tracing::error!(error = %e, "a password reset mail could not be queued");
+            .await?;
+        match outcome {
+            Taken::Empty => break,
+            Taken::Lost => {}
+            Taken::Job(_) => {
+                taken += 1;
+                ctx.mailer.wake();
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// Runs [`run_due_jobs`] whenever a request wakes it, and twice a second in case a wake-up
+/// was missed (another instance's requests, jobs left by a crash), until `stop` turns true.
+pub async fn run_worker(ctx: Ctx, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let wake = ctx.reset_jobs.clone();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let busy = match run_due_jobs(&ctx).await {
+            Ok(n) => n >= JOBS_PER_ROUND,
+            Err(e) => {
+                tracing::warn!(error = %e, "password-reset jobs could not be carried out");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 }
 
-/// How a mail step's transaction ended other than by committing.
+/// One job's work, in the worker's transaction. A job older than a link's lifetime is only
+/// dropped: its link would be dead on arrival.
+fn carry_out(
+    ctx: &Ctx,
+    conn: &mut DbConnection,
+    job: &PasswordResetJobRow,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    let requested_at = repo::utc(job.requested_at);
+    if requested_at + link_ttl(ctx) <= now {
+        return Ok(());
+    }
+    let client = ClientInfo {
+        ip: job.ip.clone(),
+        user_agent: job.user_agent.clone(),
+    };
+    let step = MailStep::parse(&job.step);
+    let account = match (&job.account_id, step) {
+        (Some(id), MailStep::Link | MailStep::Unverified) => repo::accounts::find(conn, id)?,
+        _ => None,
+    };
+    // The account as it is now: the mail goes out only if its address and that address's
+    // state are still those the request was decided on.
+    let same = |a: &AccountRow, verified: bool| {
+        job.email_key.as_deref() == Some(address_key(ctx, &a.email).as_str())
+            && a.email_verified_at.is_some() == verified
+    };
+    match (step, account) {
+        (MailStep::Link, Some(a)) if same(&a, true) => {
+            send_link(ctx, conn, &a, &client, requested_at)
+        }
+        (MailStep::Unverified, Some(a)) if same(&a, false) => {
+            send_unverified_notice(ctx, conn, &a, &client, requested_at)
+        }
+        (MailStep::Rehearse, _) => {
+            // In a savepoint, rolled back: nothing of it stays.
+            match conn.transaction(|conn| rehearse_link(ctx, conn, &client, requested_at)) {
+                Ok(()) | Err(StepEnd::RolledBack) => Ok(()),
+                Err(StepEnd::Failed(e)) => Err(e),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How a rehearsal's savepoint ended other than by committing.
 #[derive(Debug)]
 enum StepEnd {
     /// It failed.
@@ -248,6 +354,15 @@ impl<E: Into<Failure>> From<E> for StepEnd {
     fn from(e: E) -> Self {
         Self::Failed(e.into())
     }
+}
+
+/// A keyed SHA-256 of an account's address as a request saw it: lets the worker tell that
+/// the address is still the same without storing it.
+fn address_key(ctx: &Ctx, email: &str) -> String {
+    let mut hasher = Sha256::new_with_prefix(ctx.config.data_encryption_key.expose());
+    hasher.update(b"\0password-reset-address\0");
+    hasher.update(email.as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 /// A keyed SHA-256 of the normalised login: a stable rate-limit key that does not store the

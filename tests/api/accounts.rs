@@ -379,6 +379,46 @@ async fn page_numbers_out_of_range_are_422_and_unreadable_ones_400() {
 }
 
 #[tokio::test]
+async fn page_numbers_beyond_64_bits_are_refused_on_every_list_naming_the_field() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    for list in [
+        "/api/v1/account/events",
+        "/api/v1/admin/recovery-requests",
+        "/api/v1/admin/audit-events",
+    ] {
+        for (query, field) in [
+            ("page=9223372036854775808", "page"),
+            ("page=99999999999999999999999999999999999999999999", "page"),
+            ("page=-9223372036854775809", "page"),
+            ("per_page=9223372036854775808", "per_page"),
+            ("per_page=-1", "per_page"),
+            ("page=9223372036854775808&per_page=101", "page"),
+        ] {
+            let res = app
+                .get_auth(&format!("{list}?{query}"), &support.access)
+                .await;
+            let body = problem(res, 422, "validation_failed").await;
+            let fields: Vec<&str> = body["errors"]
+                .as_array()
+                .expect("errors")
+                .iter()
+                .filter_map(|e| e["field"].as_str())
+                .collect();
+            assert!(fields.contains(&field), "{list}?{query}: {body}");
+        }
+        // The largest 64-bit page is a page, far beyond the last one: empty.
+        let body = json(
+            app.get_auth(&format!("{list}?page=9223372036854775807"), &support.access)
+                .await,
+            200,
+        )
+        .await;
+        assert_eq!(body["items"], serde_json::json!([]), "{list}");
+    }
+}
+
+#[tokio::test]
 async fn registrations_per_client_address_are_limited() {
     let app = spawn_app_with(|env| {
         env.insert("RATE_LIMIT_REGISTRATION_PER_IP".into(), "2/1h".into());

@@ -144,6 +144,21 @@ pub fn release_claims(conn: &mut DbConnection, worker: &str) -> QueryResult<usiz
     .execute(conn)
 }
 
+/// Extends `worker`'s claims on mails it has not sent to `until`; returns how many.
+pub fn renew_claims(
+    conn: &mut DbConnection,
+    worker: &str,
+    until: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::claimed_by.eq(worker))
+            .filter(outbox::sent_at.is_null()),
+    )
+    .set(outbox::claimed_until.eq(until))
+    .execute(conn)
+}
+
 /// Records a failed attempt and when to try again; releases the claim.
 pub fn mark_failed(
     conn: &mut DbConnection,

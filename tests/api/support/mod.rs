@@ -234,7 +234,18 @@ impl TestApp {
     /// Starts a second `Application` with the same settings (database URL, SMTP sink, secrets)
     /// and the same clock, on its own port.
     pub async fn spawn_second_instance(&self) -> Instance {
-        let config = Config::from_map(&self.env).expect("test configuration is valid");
+        self.spawn_second_instance_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_second_instance`], after `adjust` changed its settings (e.g. a
+    /// different route to the database).
+    pub async fn spawn_second_instance_with(
+        &self,
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Instance {
+        let mut env = self.env.clone();
+        adjust(&mut env);
+        let config = Config::from_map(&env).expect("test configuration is valid");
         let app = Application::build_with(config, self.clock.clone(), Signals::Ignore, None)
             .await
             .expect("second instance builds");
