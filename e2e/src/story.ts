@@ -35,7 +35,10 @@ function apiClient(server: Server, accessToken?: string) {
 }
 
 /** The password step answered "authenticated": the access token. */
-function authenticated(login: Schemas["LoginResponse"], what: string): Schemas["AuthenticatedResponse"] {
+function authenticated(
+  login: Schemas["LoginResponse"] | Schemas["SecondStepResponse"],
+  what: string,
+): Schemas["AuthenticatedResponse"] {
   if (login.status !== "authenticated") {
     throw new CheckFailed(`${what}: expected status authenticated, got ${login.status}`);
   }
@@ -167,15 +170,25 @@ async function run(server: Server, sink: MailSink, steps: Steps): Promise<void> 
     "recovery_code_superseded",
     "a code of the replaced set",
   );
-  const viaCode = expectData(
-    await anonymous.POST("/api/v1/sessions/recovery-code", {
-      // Input is normalised: upper case and spaces for dashes still match.
-      body: { mfa_token: mfa.mfa_token, code: newCode.toUpperCase().replaceAll("-", " ") },
-    }),
-    200,
-    "login with a recovery code",
+  // The browser keeps the device token of its first login and sends it back: a recovery-code
+  // login from a device the account knows is not held for email confirmation.
+  const deviceToken = firstLogin.device_token;
+  if (deviceToken == null || deviceToken.length <= 20) {
+    throw new CheckFailed("first login: expected a device token");
+  }
+  const viaCode = authenticated(
+    expectData(
+      await anonymous.POST("/api/v1/sessions/recovery-code", {
+        params: { header: { "X-Device-Token": deviceToken } },
+        // Input is normalised: upper case and spaces for dashes still match.
+        body: { mfa_token: mfa.mfa_token, code: newCode.toUpperCase().replaceAll("-", " ") },
+      }),
+      200,
+      "login with a recovery code",
+    ),
+    "recovery-code login",
   );
-  eq(viaCode.status, "authenticated", "recovery-code login: status");
+  eq(viaCode.device_token, undefined, "recovery-code login from a known device: no new device token");
   eq(viaCode.recovery_codes_remaining, 7, "recovery-code login: recovery_codes_remaining");
   const codeUser = apiClient(server, viaCode.access_token);
   const codesStatus = expectData(await codeUser.GET("/api/v1/account/recovery-codes"), 200, "recovery codes status");

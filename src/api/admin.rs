@@ -215,6 +215,11 @@ pub struct EvidenceResponse {
     pub earlier_requests: Vec<EarlierRequest>,
     /// The earlier open request this one duplicates.
     pub duplicate_of: Option<String>,
+    /// The request came with the `X-Device-Token` of a device the account knows (a browser or
+    /// app it signed in from before): strong evidence that the requester is the owner.
+    pub submitted_from_known_device: bool,
+    /// Since when the account has known that device.
+    pub known_device_first_seen_at: Option<DateTime<Utc>>,
 }
 
 /// Who wrote a message or note.
@@ -337,6 +342,8 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
     let e = d.evidence;
     let evidence = EvidenceResponse {
         exists: e.account_exists,
+        submitted_from_known_device: e.submitted_from_known_device,
+        known_device_first_seen_at: e.known_device_first_seen_at,
         account_id: e.account_id.map(|a| a.into_string()),
         created_at: e.created_at,
         email_verified: e.email_verified,

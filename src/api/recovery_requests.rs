@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::api::common::{Accepted, invalid_token};
 use crate::api::edge::{Body, PathId, TextFields, header_line};
-use crate::api::extract::Client;
+use crate::api::extract::{Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
 use crate::domain::{MessageKind, Ownership, RecoveryStatus, RequestId};
@@ -339,6 +339,7 @@ pub fn invalid_transition(t: crate::domain::InvalidTransition) -> ApiError {
     tag = "recovery_requests",
     operation_id = "submit_recovery_request",
     request_body = SubmitBody,
+    params(("X-Device-Token" = Option<String>, Header, description = "The device token a previous login answered, if the browser has one: support sees whether the request came from a device the account knows, and auto-approval requires it.")),
     responses(
         (status = 202, description = "Filed.", body = SubmittedResponse),
         (status = 422, description = "Field errors, one per field (`required`, `too_short`, `must_be_true`, …).", body = Problem,
@@ -353,6 +354,7 @@ pub fn invalid_transition(t: crate::domain::InvalidTransition) -> ApiError {
 pub async fn submit_recovery_request(
     ctx: web::Data<Ctx>,
     Client(client): Client,
+    DeviceToken(device): DeviceToken,
     body: Body<SubmitBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -367,6 +369,7 @@ pub async fn submit_recovery_request(
             processing_time_acknowledged: b.processing_time_acknowledged,
         },
         client,
+        device,
     )
     .await?;
     Ok(HttpResponse::Accepted().json(SubmittedResponse {

@@ -178,6 +178,7 @@ diesel::table! {
         completed_at -> Nullable<Timestamp>,
         submitted_ip -> Nullable<Text>,
         submitted_user_agent -> Nullable<Text>,
+        submitted_device_id -> Nullable<Text>,
     }
 }
 

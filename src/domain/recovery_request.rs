@@ -312,6 +312,8 @@ pub struct RecoveryRequest {
     pub submitted_ip: Option<String>,
     /// Client user agent at submission.
     pub submitted_user_agent: Option<String>,
+    /// The device it came from, when the account knows it (its `X-Device-Token`).
+    pub submitted_device_id: Option<String>,
 }
 
 /// A message or internal note on a request.

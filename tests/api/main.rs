@@ -26,7 +26,7 @@ mod reset_crash;
 mod secrets;
 mod session_hygiene;
 mod sessions;
-mod token_claims;
 mod slow_clients;
+mod token_claims;
 mod two_factor;
 mod two_instances;

@@ -610,8 +610,12 @@ async fn the_auto_approval_policy_approves_a_proven_request_in_the_owners_name()
         env.insert("RECOVERY_AUTO_APPROVE_AFTER".into(), "48h".into());
     })
     .await;
-    app.with_two_factor("jbber", "jb@example.com").await;
-    let (id, token) = app.submit_recovery("jbber", "jb.new@example.org").await;
+    let owner = app.with_two_factor("jbber", "jb@example.com").await;
+    // Filed from the browser the owner signed in with: a device the account knows.
+    let device = owner.tokens.device.clone().expect("a device token");
+    let (id, token) = app
+        .submit_recovery_from(Some(&device), "jbber", "jb.new@example.org")
+        .await;
     let ownership = mail_with(&app, "jb@example.com", "Did you ask").await;
     assert!(
         ownership
@@ -655,6 +659,85 @@ async fn the_auto_approval_policy_approves_a_proven_request_in_the_owners_name()
     )
     .await;
     assert_eq!(audit["items"][0]["actor"], "system");
+    let detail = json(
+        app.get_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}"),
+            &support.access,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(detail["evidence"]["submitted_from_known_device"], true);
+    assert!(detail["evidence"]["known_device_first_seen_at"].is_string());
+}
+
+#[tokio::test]
+async fn auto_approval_never_fires_without_a_known_device() {
+    let app = spawn_app_with(|env| {
+        env.insert("RECOVERY_AUTO_APPROVE_AFTER".into(), "48h".into());
+    })
+    .await;
+    let mallory = app
+        .verified_user("mallory", "mallory@example.com", PASSWORD)
+        .await;
+    let mallorys_device = mallory.device.clone().expect("a device token");
+    // Someone with each owner's mailbox files a request and proves ownership through the email:
+    // from a browser the account does not know, with a device of another account, with a
+    // made-up token, and (the control) from the owner's own device.
+    let mut filed = Vec::new();
+    for (i, device) in [
+        Some(None),
+        Some(Some(mallorys_device.as_str())),
+        Some(Some("not-a-device-token")),
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (name, email) = (format!("owner{i}"), format!("owner{i}@example.com"));
+        let owner = app.verified_user(&name, &email, PASSWORD).await;
+        let device = device.unwrap_or(owner.device.as_deref());
+        let (id, token) = app
+            .submit_recovery_from(device, &name, &format!("new{i}@example.org"))
+            .await;
+        app.prove_ownership(&email).await;
+        filed.push((id, token));
+    }
+    app.clock.advance(chrono::Duration::hours(49));
+    let (control_id, control_token) = filed.pop().expect("the control");
+    // The maintenance loop runs twice a second: wait (bounded) for the control's approval.
+    let mut status = String::new();
+    for _ in 0..40 {
+        status = json(tracked(&app, &control_id, &control_token).await, 200).await["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if status == "approved" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "approved", "the owner's own device is approved");
+    for (id, token) in &filed {
+        assert_eq!(
+            json(tracked(&app, id, token).await, 200).await["status"],
+            "submitted",
+            "auto-approved without a known device"
+        );
+    }
+    let support = app.support_user("ana").await;
+    let detail = json(
+        app.get_auth(
+            &format!("/api/v1/admin/recovery-requests/{}", filed[1].0),
+            &support.access,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(detail["evidence"]["submitted_from_known_device"], false);
+    assert!(detail["evidence"]["known_device_first_seen_at"].is_null());
 }
 
 #[tokio::test]

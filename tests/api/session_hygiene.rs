@@ -26,6 +26,7 @@ async fn totp_login(app: &TestApp, user: &TwoFactorUser, login: &str) -> Tokens 
     Tokens {
         access: body["access_token"].as_str().expect("access").to_string(),
         refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+        device: body["device_token"].as_str().map(str::to_string),
     }
 }
 

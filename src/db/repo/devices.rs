@@ -47,6 +47,15 @@ pub fn find_for_account(
         .optional()
 }
 
+/// A device by id.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<DeviceRow>> {
+    devices::table
+        .find(id)
+        .select(DeviceRow::as_select())
+        .get_result(conn)
+        .optional()
+}
+
 /// Records a sign-in from the device.
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(devices::table.find(id))

@@ -54,6 +54,7 @@ struct RequestRow {
     completed_at: Option<NaiveDateTime>,
     submitted_ip: Option<String>,
     submitted_user_agent: Option<String>,
+    submitted_device_id: Option<String>,
 }
 
 /// A stored value that is not one of its type's stable strings: a query error, logged with
@@ -124,6 +125,7 @@ impl RequestRow {
             completed_at: self.completed_at.map(utc),
             submitted_ip: self.submitted_ip,
             submitted_user_agent: self.submitted_user_agent,
+            submitted_device_id: self.submitted_device_id,
             id: RequestId::from_stored(id),
         })
     }
@@ -157,6 +159,7 @@ impl RequestRow {
             completed_at: r.completed_at.map(naive),
             submitted_ip: r.submitted_ip.clone(),
             submitted_user_agent: r.submitted_user_agent.clone(),
+            submitted_device_id: r.submitted_device_id.clone(),
         }
     }
 }
@@ -462,6 +465,9 @@ pub fn auto_approvable(
         .filter(recovery_requests::ownership.eq(Ownership::Proven.as_str()))
         .filter(recovery_requests::duplicate_of.is_null())
         .filter(recovery_requests::account_id.is_not_null())
+        // Mailbox access alone is not enough: the request must also come from a device the
+        // account knows.
+        .filter(recovery_requests::submitted_device_id.is_not_null())
         .filter(recovery_requests::submitted_at.le(naive(submitted_before)))
         .select(RequestRow::as_select())
         .load(conn)?)

@@ -21,6 +21,7 @@ use crate::domain::{
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
 use crate::services::audit::Actor;
+use crate::services::devices;
 use crate::services::rate_limit::{self, Decision};
 use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
@@ -157,6 +158,7 @@ pub async fn submit(
     ctx: &Ctx,
     input: Submission,
     client: ClientInfo,
+    device_token: Option<String>,
 ) -> Result<Submitted, RequesterError> {
     let valid = validate(&input).map_err(RequesterError::Invalid)?;
     let tracking = tokens::new_token();
@@ -179,6 +181,10 @@ pub async fn submit(
             .as_ref()
             .filter(|a| a.email_verified_at.is_some())
             .map(|a| a.email.clone());
+        let submitted_device_id = match &account {
+            Some(a) => devices::known(w.conn, &a.id, device_token.as_deref())?.map(|d| d.id),
+            None => None,
+        };
         let request = RecoveryRequest {
             id: RequestId::generate(),
             username: valid.username,
@@ -207,6 +213,7 @@ pub async fn submit(
             completed_at: None,
             submitted_ip: client.ip.clone(),
             submitted_user_agent: client.user_agent.clone(),
+            submitted_device_id,
         };
         repo::recovery_requests::insert(w.conn, &request)?;
         w.audit(
@@ -218,6 +225,7 @@ pub async fn submit(
             )
             .details(serde_json::json!({
                 "account_exists": account.is_some(),
+                "known_device": request.submitted_device_id.is_some(),
                 "duplicate_of": request.duplicate_of.as_ref().map(RequestId::as_str),
             })),
         )?;

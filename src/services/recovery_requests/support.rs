@@ -97,6 +97,10 @@ pub struct Evidence {
     pub ownership: Ownership,
     /// The account's other requests, oldest first.
     pub earlier_requests: Vec<RecoveryRequest>,
+    /// The request came with the device token of a device the account knows.
+    pub submitted_from_known_device: bool,
+    /// Since when the account has known that device (null when it was forgotten since).
+    pub known_device_first_seen_at: Option<DateTime<Utc>>,
 }
 
 /// One request with everything support needs to decide.
@@ -123,7 +127,13 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         two_factor: Default::default(),
         ownership: request.ownership,
         earlier_requests: Vec::new(),
+        submitted_from_known_device: request.submitted_device_id.is_some(),
+        known_device_first_seen_at: None,
     };
+    if let Some(device_id) = &request.submitted_device_id {
+        evidence.known_device_first_seen_at =
+            repo::devices::find(conn, device_id)?.map(|d| repo::utc(d.first_seen_at));
+    }
     if let Some(account_id) = &request.account_id
         && let Some(account) = repo::accounts::find(conn, account_id.as_str())?
     {

@@ -393,6 +393,7 @@ impl TestApp {
         Tokens {
             access: body["access_token"].as_str().expect("access").to_string(),
             refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+            device: body["device_token"].as_str().map(str::to_string),
         }
     }
 
@@ -422,10 +423,22 @@ impl TestApp {
         json(self.get_auth("/api/v1/account", &tokens.access).await, 200).await;
     }
 
-    /// Runs a statement on the app's database directly (test set-up only).
-    pub fn exec(&self, sql: &str) {
+    /// A connection of the test's own to the app's database. On SQLite it waits for the app's
+    /// background writers (mail, maintenance, reset jobs) instead of failing on their lock.
+    fn direct_connection(&self) -> account_recovery::db::DbConnection {
+        use diesel::connection::SimpleConnection as _;
         let mut conn = account_recovery::db::DbConnection::establish(&self.db.url())
             .expect("connect to the test database");
+        if let account_recovery::db::DbConnection::Sqlite(c) = &mut conn {
+            c.batch_execute("PRAGMA busy_timeout = 5000")
+                .expect("busy timeout");
+        }
+        conn
+    }
+
+    /// Runs a statement on the app's database directly (test set-up only).
+    pub fn exec(&self, sql: &str) {
+        let mut conn = self.direct_connection();
         diesel::sql_query(sql)
             .execute(&mut conn)
             .expect("statement");
@@ -449,8 +462,7 @@ impl TestApp {
             #[diesel(sql_type = diesel::sql_types::Text)]
             value: String,
         }
-        let mut conn = account_recovery::db::DbConnection::establish(&self.db.url())
-            .expect("connect to the test database");
+        let mut conn = self.direct_connection();
         diesel::sql_query(sql)
             .load::<Row>(&mut conn)
             .expect("query")
@@ -467,6 +479,8 @@ pub struct Tokens {
     pub access: String,
     /// Refresh token.
     pub refresh: String,
+    /// The device token the login answered (a new device), if any.
+    pub device: Option<String>,
 }
 
 /// A password that passes the policy.

@@ -25,12 +25,24 @@ pub fn submission(username: &str, contact: &str) -> Value {
 impl TestApp {
     /// Files a request; returns its id and tracking token.
     pub async fn submit_recovery(&self, username: &str, contact: &str) -> (String, String) {
-        let body = json(
-            self.post("/api/v1/recovery-requests", submission(username, contact))
-                .await,
-            202,
-        )
-        .await;
+        self.submit_recovery_from(None, username, contact).await
+    }
+
+    /// Files a request from a browser holding `device` (its `X-Device-Token`), if any.
+    pub async fn submit_recovery_from(
+        &self,
+        device: Option<&str>,
+        username: &str,
+        contact: &str,
+    ) -> (String, String) {
+        let mut req = self
+            .http
+            .post(self.url("/api/v1/recovery-requests"))
+            .json(&submission(username, contact));
+        if let Some(token) = device {
+            req = req.header("X-Device-Token", token);
+        }
+        let body = json(req.send().await.expect("request"), 202).await;
         assert_eq!(body["status"], "submitted");
         (
             body["id"].as_str().expect("id").to_string(),

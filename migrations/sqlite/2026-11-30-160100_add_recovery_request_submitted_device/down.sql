@@ -1,0 +1,1 @@
+ALTER TABLE recovery_requests DROP COLUMN submitted_device_id;
