@@ -39,7 +39,7 @@ impl FromRequest for Authenticated {
             let bearer = bearer.ok_or_else(ApiError::unauthorized)?;
             match sessions::authenticate(&ctx, &bearer).await {
                 Ok(p) => Ok(Self(p)),
-                Err(AuthError::Unauthorized) => Err(ApiError::unauthorized()),
+                Err(AuthError::Unauthorized) => Err(ApiError::invalid_access_token()),
                 Err(AuthError::Failure(f)) => Err(f.into()),
             }
         })

@@ -189,7 +189,7 @@ pub fn cors(config: &Config) -> Cors {
             X_TRACKING_TOKEN,
             X_DEVICE_TOKEN,
         ])
-        .expose_headers([header::RETRY_AFTER, X_REQUEST_ID])
+        .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE, X_REQUEST_ID])
         .max_age(CORS_MAX_AGE_SECS);
     for origin in &config.cors_allowed_origins {
         cors = cors.allowed_origin(origin);

@@ -131,6 +131,8 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
     allow: Option<String>,
+    /// A 401 for a bearer token that was sent but refused (RFC 6750 `error="invalid_token"`).
+    token_refused: bool,
     cause: Option<anyhow::Error>,
 }
 
@@ -160,6 +162,7 @@ impl ApiError {
             errors: Vec::new(),
             retry_after_secs: None,
             allow: None,
+            token_refused: false,
             cause: None,
         }
     }
@@ -227,6 +230,15 @@ impl ApiError {
             Code::Unauthorized,
             "A valid access token is required.",
         )
+    }
+
+    /// A 401 `unauthorized` for an access token that was sent and refused (malformed, expired,
+    /// revoked): its `WWW-Authenticate` says `error="invalid_token"` (RFC 6750).
+    pub fn invalid_access_token() -> Self {
+        Self {
+            token_refused: true,
+            ..Self::unauthorized()
+        }
     }
 
     /// A 403 `forbidden`: the account's role does not allow this.
@@ -346,6 +358,17 @@ impl ResponseError for ApiError {
             && let Ok(value) = HeaderValue::from_str(allow)
         {
             builder.insert_header((header::ALLOW, value));
+        }
+        // Every 401 names the scheme that authenticates (RFC 6750 §3); a refused token says so.
+        if self.status == StatusCode::UNAUTHORIZED {
+            builder.insert_header((
+                header::WWW_AUTHENTICATE,
+                if self.token_refused {
+                    r#"Bearer error="invalid_token""#
+                } else {
+                    "Bearer"
+                },
+            ));
         }
         let body = serde_json::to_string(&self.problem())
             .unwrap_or_else(|_| r#"{"code":"internal_error","status":500}"#.to_string());

@@ -30,3 +30,4 @@ mod slow_clients;
 mod token_claims;
 mod two_factor;
 mod two_instances;
+mod www_authenticate;
