@@ -149,11 +149,13 @@ impl Application {
             (handle, tokio::spawn(server))
         });
         let result = self.server.await;
+        // The background work hears of the stop at once (the dispatcher must not start another
+        // mail); the metrics listener goes after it.
+        let _ = stop_tx.send(true);
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             let _ = task.await;
         }
-        let _ = stop_tx.send(true);
         let _ = dispatcher.await;
         let _ = resets.await;
         let _ = maintenance.await;
