@@ -205,6 +205,10 @@ pub struct RateLimits {
     pub ownership_emails: Limit,
     /// Registrations per client IP (`RATE_LIMIT_REGISTRATION_PER_IP`).
     pub registration_per_ip: Limit,
+    /// Requester replies per recovery request (`RATE_LIMIT_RECOVERY_REPLIES`).
+    pub recovery_replies: Limit,
+    /// Tracking-link resend mails per contact address (`RATE_LIMIT_TRACKING_LINK_EMAILS`).
+    pub tracking_link_emails: Limit,
 }
 
 impl RateLimits {
@@ -221,6 +225,8 @@ impl RateLimits {
             self.recovery_request_per_ip,
             self.ownership_emails,
             self.registration_per_ip,
+            self.recovery_replies,
+            self.tracking_link_emails,
         ]
         .iter()
         .map(|l| l.window)
@@ -468,6 +474,8 @@ impl Config {
             recovery_request_per_ip: env.limit("RATE_LIMIT_RECOVERY_REQUEST_PER_IP", "30/1h")?,
             ownership_emails: env.limit("RATE_LIMIT_OWNERSHIP_EMAILS", "3/24h")?,
             registration_per_ip: env.limit("RATE_LIMIT_REGISTRATION_PER_IP", "30/1h")?,
+            recovery_replies: env.limit("RATE_LIMIT_RECOVERY_REPLIES", "20/24h")?,
+            tracking_link_emails: env.limit("RATE_LIMIT_TRACKING_LINK_EMAILS", "3/1h")?,
         };
 
         let trusted_proxies = match env.get("TRUSTED_PROXIES") {

@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod password_policy;
 mod password_resets;
+mod recovery_caps;
 mod recovery_requests;
 mod secrets;
 mod session_hygiene;
