@@ -7,7 +7,7 @@ Standard library only. Subcommands (each writes its files into --out):
               mails to its log), accounts with TOTP on and a set of recovery codes each,
               recovery requests (half of them answered by support, so they carry a message),
               and the support user's access token (the support user itself is made with the CLI).
-              Files: login_users.txt, requests.txt (id token), support_token.txt, mfa_codes.txt.
+              Files: login_users.txt, target_user.txt, requests.txt (id token), support_token.txt, mfa_codes.txt.
   mfa-pairs   turns the recovery codes into (mfa token, code) pairs by one password login per
               code: pairs_warmup.txt and pairs_run.txt. mfa tokens live MFA_TOKEN_TTL (5 min by
               default): run it right before the recovery-code scenario.
@@ -126,20 +126,26 @@ def seed(args):
     t0 = time.time()
 
     users = [f"bench_login_{i:04d}" for i in range(args.login_accounts)]
+    # The one account the wrong_passwords scenario guesses at (and locks), used by no other.
+    target = "bench_target"
     with pool(workers) as p:
-        list(p.map(lambda u: register(api, u), users))
-    tokens = wait_for_links(args.log, "/verify-email", [f"{u}@example.test" for u in users])
+        list(p.map(lambda u: register(api, u), users + [target]))
+    tokens = wait_for_links(
+        args.log, "/verify-email", [f"{u}@example.test" for u in users + [target]]
+    )
     with pool(workers) as p:
         list(
             p.map(
                 lambda u: api.call(
                     "POST", "/api/v1/accounts/verify-email", {"token": tokens[f"{u}@example.test"]}
                 ),
-                users,
+                users + [target],
             )
         )
     with open(os.path.join(args.out, "login_users.txt"), "w") as f:
         f.writelines(u + "\n" for u in users)
+    with open(os.path.join(args.out, "target_user.txt"), "w") as f:
+        f.write(target + "\n")
     print(f"seed: {len(users)} verified accounts ({time.time() - t0:.0f} s)", flush=True)
 
     t1 = time.time()

@@ -404,13 +404,13 @@ impl From<DeliverTo> for DeliverToDto {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"comment": "Ownership proven through the account email.", "deliver_to": "account_email"}))]
 pub struct ApproveBody {
-    /// A comment for the log.
+    /// A comment for the log, at most 5000 characters.
     #[serde(default)]
     pub comment: Option<String>,
     /// Where the completion link goes (default `account_email`).
     #[serde(default)]
     pub deliver_to: DeliverToDto,
-    /// Why the contact email (required with `contact_email`).
+    /// Why the contact email (required with `contact_email`), at most 5000 characters.
     #[serde(default)]
     pub justification: Option<String>,
 }
@@ -588,7 +588,7 @@ pub async fn message_recovery_requester(
         (status = 200, description = "Approved.", body = AdminDetail),
         (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition` (status, or no such account) or `no_verified_email`.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A justification is required with `contact_email`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A justification is required with `contact_email` (`required`); `comment` and `justification` hold at most 5000 characters each (`too_long`, with the field).", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
     )
 )]

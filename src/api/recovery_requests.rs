@@ -310,10 +310,9 @@ impl From<RequesterError> for ApiError {
     fn from(e: RequesterError) -> Self {
         match e {
             RequesterError::Invalid(issues) => issues.into(),
-            RequesterError::RateLimited { retry_after_secs } => ApiError::rate_limited(
-                retry_after_secs,
-                "Too many requests from your network. Try again later.",
-            ),
+            RequesterError::RateLimited { retry_after_secs } => {
+                ApiError::rate_limited(retry_after_secs, "Too many requests. Try again later.")
+            }
             RequesterError::NotFound => not_found(),
             RequesterError::InvalidTransition(t) => invalid_transition(t),
             RequesterError::InvalidToken => invalid_token(),
@@ -387,9 +386,9 @@ pub async fn submit_recovery_request(
     operation_id = "resend_tracking_links",
     request_body = TrackingLinksBody,
     responses(
-        (status = 202, description = "Accepted.", body = Accepted),
+        (status = 202, description = "Accepted; also past the per-address limit (3 mails per address per hour by default), when nothing is mailed.", body = Accepted),
         (status = 422, description = "The address is missing or malformed.", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests from this network.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this network (`rate_limited`, with `Retry-After`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/recovery-requests/tracking-links")]
@@ -438,7 +437,8 @@ pub async fn get_recovery_request(
         (status = 201, description = "Recorded.", body = RequesterMessage),
         (status = 404, description = "Wrong id or token.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The request is closed (`invalid_transition`).", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Empty or too long.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty (`required`) or longer than 5000 characters (`too_long`).", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many replies to this request (20 per day by default; `rate_limited`, with `Retry-After`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/recovery-requests/{id}/messages")]

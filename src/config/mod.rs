@@ -266,6 +266,8 @@ impl Config {
             recovery_request_per_ip: env.limit("RATE_LIMIT_RECOVERY_REQUEST_PER_IP", "30/1h")?,
             ownership_emails: env.limit("RATE_LIMIT_OWNERSHIP_EMAILS", "3/24h")?,
             registration_per_ip: env.limit("RATE_LIMIT_REGISTRATION_PER_IP", "30/1h")?,
+            recovery_replies: env.limit("RATE_LIMIT_RECOVERY_REPLIES", "20/24h")?,
+            tracking_link_emails: env.limit("RATE_LIMIT_TRACKING_LINK_EMAILS", "3/1h")?,
         };
 
         let trusted_proxies = match env.get("TRUSTED_PROXIES") {

@@ -198,6 +198,10 @@ pub struct RateLimits {
     pub ownership_emails: Limit,
     /// Registrations per client IP (`RATE_LIMIT_REGISTRATION_PER_IP`).
     pub registration_per_ip: Limit,
+    /// Requester replies per recovery request (`RATE_LIMIT_RECOVERY_REPLIES`).
+    pub recovery_replies: Limit,
+    /// Tracking-link resend mails per contact address (`RATE_LIMIT_TRACKING_LINK_EMAILS`).
+    pub tracking_link_emails: Limit,
 }
 
 impl RateLimits {
@@ -214,6 +218,8 @@ impl RateLimits {
             self.recovery_request_per_ip,
             self.ownership_emails,
             self.registration_per_ip,
+            self.recovery_replies,
+            self.tracking_link_emails,
         ]
         .iter()
         .map(|l| l.window)

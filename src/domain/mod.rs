@@ -19,6 +19,6 @@ pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
 pub use recovery_request::{
     DeliverTo, InvalidTransition, MessageKind, Ownership, RecoveryAction, RecoveryMessage,
-    RecoveryRequest, RecoveryStatus,
+    RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
 };
 pub use text::TextKind;

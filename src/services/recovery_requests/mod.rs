@@ -41,7 +41,7 @@ use crate::context::Ctx;
 use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::{
     AccountId, EventType, InvalidTransition, MessageId, MessageKind, RecoveryMessage,
-    RecoveryRequest, RecoveryStatus,
+    RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
 };
 use crate::failure_conversions;
 use crate::services::audit::{Actor, Event};
@@ -134,10 +134,31 @@ fn text_field(
     Some(v.to_owned())
 }
 
-/// A message body: 1 to 5000 characters.
+/// A required free text of 1 to [`TEXT_MAX_CHARS`] characters (trimmed).
+fn free_text(
+    issues: &mut Vec<FieldIssue>,
+    field: &'static str,
+    value: Option<&str>,
+) -> Option<String> {
+    text_field(issues, field, value, 1, TEXT_MAX_CHARS)
+}
+
+/// An optional free text: absent or blank is `None`, else at most [`TEXT_MAX_CHARS`]
+/// characters (trimmed).
+fn optional_free_text(
+    issues: &mut Vec<FieldIssue>,
+    field: &'static str,
+    value: Option<&str>,
+) -> Option<String> {
+    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+    free_text(issues, field, Some(v))
+}
+
+/// A message body (a requester reply, a support message or note): 1 to [`TEXT_MAX_CHARS`]
+/// characters.
 pub fn message_body(body: Option<&str>) -> Result<String, Vec<FieldIssue>> {
     let mut issues = Vec::new();
-    text_field(&mut issues, "body", body, 1, 5000).ok_or(issues)
+    free_text(&mut issues, "body", body).ok_or(issues)
 }
 
 /// Encrypts a token with the data key, to mail the same link again later.

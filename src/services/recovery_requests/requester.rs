@@ -16,7 +16,7 @@ use crate::db::DbConnection;
 use crate::db::repo::{self, accounts::AccountRow, recovery_requests::RequestChanges};
 use crate::domain::{
     AccountId, EmailAddress, EventType, MessageId, MessageKind, Ownership, RecoveryAction,
-    RecoveryMessage, RecoveryRequest, RecoveryStatus, RequestId,
+    RecoveryMessage, RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS,
 };
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
@@ -125,7 +125,13 @@ fn validate(s: &Submission) -> Result<ValidSubmission, Vec<FieldIssue>> {
             .map_err(|e| issues.push(FieldIssue::new("contact_email", e.code(), e.to_string())))
             .ok(),
     };
-    let reason = text_field(&mut issues, "reason", s.reason.as_deref(), 10, 5000);
+    let reason = text_field(
+        &mut issues,
+        "reason",
+        s.reason.as_deref(),
+        10,
+        TEXT_MAX_CHARS,
+    );
     for (field, value) in [
         ("recovery_codes_lost", s.recovery_codes_lost),
         ("code_of_conduct_accepted", s.code_of_conduct_accepted),
@@ -332,6 +338,14 @@ pub async fn resend_tracking_links(
     })?;
     unit_of_work::write(ctx, move |w| -> Result<(), RequesterError> {
         limit_ip(w, "tracking-links", &client)?;
+        // Past the per-address limit nothing is mailed, and the answer stays the same: the
+        // caller learns nothing and cannot flood an arbitrary address.
+        let bucket = tracking_links_bucket(w.ctx, &email);
+        let limit = w.ctx.config.rate_limits.tracking_link_emails;
+        let metrics = w.ctx.metrics.clone();
+        if !rate_limit::take(w.conn, &metrics, &bucket, limit, w.now)?.allowed() {
+            return Ok(());
+        }
         for request in repo::recovery_requests::open_for_contact(w.conn, email.as_str())? {
             let token = unseal(w.ctx, &request.tracking_token_sealed)?;
             mail_tracking_link(w, &request, &token, true)?;
@@ -339,6 +353,16 @@ pub async fn resend_tracking_links(
         Ok(())
     })
     .await
+}
+
+/// The bucket of tracking-link resends to one contact address: keyed by a keyed hash of the
+/// normalised address, so the limits table never holds the address.
+fn tracking_links_bucket(ctx: &Ctx, email: &EmailAddress) -> String {
+    let key = ctx.config.data_encryption_key.expose();
+    format!(
+        "tracking-links:to:{}",
+        tokens::keyed_hash(key, "rate-limit:tracking-links", email.as_str())
+    )
 }
 
 /// The request with this id and tracking token, or a 404.
@@ -388,6 +412,15 @@ pub async fn reply(
     unit_of_work::write(ctx, move |w| -> Result<MessageView, RequesterError> {
         let request = tracked(w.conn, &id, &token)?;
         let to = request.status.apply(RecoveryAction::Reply)?;
+        // Counted before the reply is stored, in the same transaction.
+        let bucket = format!("recovery-reply:{}", request.id.as_str());
+        let limit = w.ctx.config.rate_limits.recovery_replies;
+        let metrics = w.ctx.metrics.clone();
+        if let Decision::Limited { retry_after_secs } =
+            rate_limit::take(w.conn, &metrics, &bucket, limit, w.now)?
+        {
+            return Err(RequesterError::RateLimited { retry_after_secs });
+        }
         move_status(w, &request, to, RequestChanges::default())?;
         let message = add_message(w, &request, MessageKind::Requester, None, body)?;
         w.audit(

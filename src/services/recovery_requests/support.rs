@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::completion::send_completion_link;
 use super::{
-    SupportError, add_message, after, message_body, move_status, ownership_link, request_event,
-    seal, text_field, unseal,
+    SupportError, add_message, after, free_text, message_body, move_status, optional_free_text,
+    ownership_link, request_event, seal, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
@@ -264,18 +264,22 @@ pub async fn approve(
     mut approval: Approval,
     client: ClientInfo,
 ) -> Result<Detail, SupportError> {
-    approval.justification = approval
-        .justification
-        .as_deref()
-        .map(str::trim)
-        .filter(|j| !j.is_empty())
-        .map(str::to_owned);
-    if approval.deliver_to == DeliverTo::ContactEmail && approval.justification.is_none() {
-        return Err(SupportError::Invalid(vec![FieldIssue::new(
+    let mut issues = Vec::new();
+    approval.comment = optional_free_text(&mut issues, "comment", approval.comment.as_deref());
+    let justification = approval.justification.as_deref();
+    approval.justification = optional_free_text(&mut issues, "justification", justification);
+    if approval.deliver_to == DeliverTo::ContactEmail
+        && approval.justification.is_none()
+        && !issues.iter().any(|i| i.field == "justification")
+    {
+        issues.push(FieldIssue::new(
             "justification",
             "required",
             "is required when deliver_to is contact_email",
-        )]));
+        ));
+    }
+    if !issues.is_empty() {
+        return Err(SupportError::Invalid(issues));
     }
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
@@ -399,7 +403,7 @@ pub async fn deny(
     client: ClientInfo,
 ) -> Result<Detail, SupportError> {
     let mut issues = Vec::new();
-    let reason = text_field(&mut issues, "reason", reason, 1, 5000);
+    let reason = free_text(&mut issues, "reason", reason);
     let reason = reason.ok_or(SupportError::Invalid(issues))?;
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
