@@ -235,3 +235,52 @@ async fn tracking_links_are_resent_three_times_an_hour_per_address_then_silently
     .await;
     app.smtp.wait_for("jb.new@example.org", 5).await;
 }
+
+#[tokio::test]
+async fn parallel_replies_to_a_request_waiting_for_the_requester_all_land() {
+    let app = spawn_app().await;
+    app.with_two_factor("jbber", "jb@example.com").await;
+    let (id, token) = app.submit_recovery("jbber", "jb.new@example.org").await;
+    let support = app.support_user("ana").await;
+    let res = app
+        .post_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}/messages"),
+            &support.access,
+            json!({"body": "Which country did you register from?"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+
+    // The first reply moves needs_info to in_review; the others, decided after it on the
+    // locked row, are replies to a request in review. None may fail on the race.
+    let replies = (0..10).map(|i| {
+        let (http, url, token) = (
+            app.http.clone(),
+            app.url(&format!("/api/v1/recovery-requests/{id}/messages")),
+            token.clone(),
+        );
+        async move {
+            http.post(url)
+                .header("X-Tracking-Token", token)
+                .json(&json!({ "body": format!("From Portugal, part {i}.") }))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = join_all(replies).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let status = json(
+        app.http
+            .get(app.url(&format!("/api/v1/recovery-requests/{id}")))
+            .header("X-Tracking-Token", &token)
+            .send()
+            .await
+            .expect("request"),
+        200,
+    )
+    .await;
+    assert_eq!(status["status"], "in_review");
+}

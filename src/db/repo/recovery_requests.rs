@@ -597,3 +597,15 @@ mod tests {
         assert!(delivery("r", Some("pigeon: fast".into()), None).is_err());
     }
 }
+
+/// Locks the request's row until the transaction ends, so that a read followed by a status
+/// change decides on the newest status (PostgreSQL, where concurrent transactions would
+/// otherwise both read the old status; SQLite's write transactions already run one at a time).
+pub fn lock(conn: &mut DbConnection, id: &RequestId) -> QueryResult<()> {
+    if let DbConnection::Pg(c) = conn {
+        diesel::sql_query("SELECT 1 FROM recovery_requests WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id.as_str())
+            .execute(c)?;
+    }
+    Ok(())
+}

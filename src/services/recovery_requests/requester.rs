@@ -371,6 +371,8 @@ fn tracked(
     id: &RequestId,
     token: &str,
 ) -> Result<RecoveryRequest, RequesterError> {
+    // Inside a write, a concurrent change waits for this one (and this one reads its result).
+    repo::recovery_requests::lock(conn, id)?;
     repo::recovery_requests::find_tracked(conn, id, &tokens::hash_token(token))?
         .ok_or(RequesterError::NotFound)
 }
@@ -481,6 +483,10 @@ pub async fn answer_ownership(
 ) -> Result<Ownership, RequesterError> {
     let hash = tokens::hash_token(token);
     unit_of_work::write(ctx, move |w| -> Result<Ownership, RequesterError> {
+        let found = repo::recovery_requests::find_by_ownership_token(w.conn, &hash)?
+            .ok_or(RequesterError::InvalidToken)?;
+        // Lock, then read again: a concurrent change is decided on its result.
+        repo::recovery_requests::lock(w.conn, &found.id)?;
         let request = repo::recovery_requests::find_by_ownership_token(w.conn, &hash)?
             .ok_or(RequesterError::InvalidToken)?;
         let from = request.status;

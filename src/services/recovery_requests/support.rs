@@ -210,6 +210,7 @@ async fn support_message(
     let body = message_body(body).map_err(SupportError::Invalid)?;
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<MessageView, SupportError> {
+        repo::recovery_requests::lock(w.conn, &id)?;
         let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
         let to = request.status.apply(action)?;
         move_status(w, &request, to, RequestChanges::default())?;
@@ -283,6 +284,7 @@ pub async fn approve(
     }
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
+        repo::recovery_requests::lock(w.conn, &id)?;
         let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
         approve_in(w, &request, &approval, Actor::Support(&support), &client)?;
         load_detail(w.conn, &request.id)
@@ -407,6 +409,7 @@ pub async fn deny(
     let reason = reason.ok_or(SupportError::Invalid(issues))?;
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
+        repo::recovery_requests::lock(w.conn, &id)?;
         let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
         let to = request.status.apply(RecoveryAction::Deny)?;
         move_status(
