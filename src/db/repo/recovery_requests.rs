@@ -569,6 +569,18 @@ pub fn claim_link(
     .map(|n| n == 1)
 }
 
+/// Locks the request's row until the transaction ends, so that a read followed by a status
+/// change decides on the newest status (PostgreSQL, where concurrent transactions would
+/// otherwise both read the old status; SQLite's write transactions already run one at a time).
+pub fn lock(conn: &mut DbConnection, id: &RequestId) -> QueryResult<()> {
+    if let DbConnection::Pg(c) = conn {
+        diesel::sql_query("SELECT 1 FROM recovery_requests WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id.as_str())
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,16 +608,4 @@ mod tests {
         assert!(delivery("r", Some("pigeon".into()), None).is_err());
         assert!(delivery("r", Some("pigeon: fast".into()), None).is_err());
     }
-}
-
-/// Locks the request's row until the transaction ends, so that a read followed by a status
-/// change decides on the newest status (PostgreSQL, where concurrent transactions would
-/// otherwise both read the old status; SQLite's write transactions already run one at a time).
-pub fn lock(conn: &mut DbConnection, id: &RequestId) -> QueryResult<()> {
-    if let DbConnection::Pg(c) = conn {
-        diesel::sql_query("SELECT 1 FROM recovery_requests WHERE id = $1 FOR UPDATE")
-            .bind::<diesel::sql_types::Text, _>(id.as_str())
-            .execute(c)?;
-    }
-    Ok(())
 }
