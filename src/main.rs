@@ -9,7 +9,7 @@ use account_recovery::clock::SystemClock;
 use account_recovery::config::{Config, ConfigError};
 use account_recovery::context::Ctx;
 use account_recovery::db::Db;
-use account_recovery::services::accounts::{self, Registration};
+use account_recovery::services::registration::{self, Registration};
 use account_recovery::startup::{Application, Signals};
 use account_recovery::{api, telemetry};
 use clap::{Parser, Subcommand};
@@ -148,7 +148,7 @@ fn create_support_user(config: Config, username: String, email: String) -> ExitC
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let result = Ctx::new(config, Arc::new(SystemClock)).and_then(|ctx| {
         ctx.db.migrate()?;
-        Ok(accounts::create_support_user(
+        Ok(registration::create_support_user(
             &ctx,
             Registration {
                 username,

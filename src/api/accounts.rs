@@ -12,11 +12,11 @@ use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
-use crate::services::accounts::{
-    self, AccountView, ChangePasswordError, RegisterError, Registration, ResendError,
-    VerifyEmailError,
-};
+use crate::services::accounts::{self, AccountView, ChangePasswordError};
 use crate::services::audit::EventView;
+use crate::services::registration::{
+    self, RegisterError, Registration, ResendError, VerifyEmailError,
+};
 use crate::services::sessions::{self, RevokeError};
 
 /// A new account.
@@ -334,7 +334,7 @@ pub async fn register_account(
     body: Body<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let account = accounts::register(
+    let account = registration::register(
         &ctx,
         Registration {
             username: body.username,
@@ -368,7 +368,7 @@ pub async fn verify_account_email(
     Client(client): Client,
     body: Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let account = accounts::verify_email(&ctx, &body.token, client).await?;
+    let account = registration::verify_email(&ctx, &body.token, client).await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
 
@@ -389,7 +389,7 @@ pub async fn resend_verification_email(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    accounts::resend_verification(&ctx, &who).await?;
+    registration::resend_verification(&ctx, &who).await?;
     Ok(HttpResponse::Accepted().json(Accepted::new()))
 }
 

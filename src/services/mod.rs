@@ -12,6 +12,7 @@ pub mod password_reset;
 pub mod rate_limit;
 pub mod reauth;
 pub mod recovery_requests;
+pub mod registration;
 pub mod second_factor;
 pub mod sessions;
 pub mod two_factor;
