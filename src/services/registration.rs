@@ -2,12 +2,10 @@
 //! and its resend. The rules of a new account (username, email, password, look-alikes) are
 //! checked here once for both ways in.
 
-use chrono::{DateTime, Utc};
-
 use crate::context::Ctx;
 use crate::db::repo::email_tokens::EmailTokenRow;
 use crate::db::repo::{self, accounts::AccountRow, accounts::NewAccountRow};
-use crate::db::{DbConnection, write_transaction};
+use crate::db::write_transaction;
 use crate::domain::{EmailAddress, EventType, NewPassword, Role, TextKind, Username, text};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_duration};
@@ -16,6 +14,7 @@ use crate::services::accounts::{AccountView, VERIFY_EMAIL, view};
 use crate::services::audit::{self, Actor, Event};
 use crate::services::rate_limit::{self, Decision};
 use crate::services::sessions::Principal;
+use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
 
 /// Why a registration was refused.
@@ -130,84 +129,70 @@ pub async fn register(
         ip_bucket.clone(),
     );
     let now = ctx.clock.now();
-    ctx.db
-        .run(move |conn| -> Result<_, RegisterError> {
-            // Every attempt counts, taken or not, so the 409s cannot be used to probe which
-            // names and addresses exist past the limit.
-            if let Some(bucket) = &bucket
-                && let Decision::Limited { retry_after_secs } =
-                    rate_limit::take(conn, &metrics, bucket, limit, now)?
-            {
-                return Err(RegisterError::RateLimited { retry_after_secs });
-            }
-            check_taken(repo::accounts::taken(conn, &key, &mail)?)?;
+    unit_of_work::read(ctx, move |conn| -> Result<_, RegisterError> {
+        // Every attempt counts, taken or not, so the 409s cannot be used to probe which
+        // names and addresses exist past the limit.
+        if let Some(bucket) = &bucket
+            && let Decision::Limited { retry_after_secs } =
+                rate_limit::take(conn, &metrics, bucket, limit, now)?
+        {
+            return Err(RegisterError::RateLimited { retry_after_secs });
+        }
+        check_taken(repo::accounts::taken(conn, &key, &mail)?)?;
+        confusable_issues(repo::accounts::confusable(
+            conn,
+            &name_skeleton,
+            &mail_skeleton,
+        )?)
+        .map_err(RegisterError::Invalid)
+    })
+    .await?;
+    let hash = ctx.passwords.hash(password.into_inner()).await?;
+    unit_of_work::write(
+        ctx,
+        move |w: &mut Work<'_>| -> Result<AccountView, RegisterError> {
+            check_taken(repo::accounts::taken(
+                w.conn,
+                &username.key(),
+                email.as_str(),
+            )?)?;
+            let (name_skeleton, mail_skeleton) = (username.skeleton(), email.skeleton());
             confusable_issues(repo::accounts::confusable(
-                conn,
+                w.conn,
                 &name_skeleton,
                 &mail_skeleton,
             )?)
-            .map_err(RegisterError::Invalid)
-        })
-        .await?;
-    let hash = ctx.passwords.hash(password.into_inner()).await?;
-    let now = ctx.clock.now();
-    let ctx2 = ctx.clone();
-    let account = ctx
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<AccountView, RegisterError> {
-                check_taken(repo::accounts::taken(
-                    conn,
-                    &username.key(),
-                    email.as_str(),
-                )?)?;
-                let (name_skeleton, mail_skeleton) = (username.skeleton(), email.skeleton());
-                confusable_issues(repo::accounts::confusable(
-                    conn,
-                    &name_skeleton,
-                    &mail_skeleton,
-                )?)
-                .map_err(RegisterError::Invalid)?;
-                let id = uuid::Uuid::new_v4().to_string();
-                repo::accounts::insert(
-                    conn,
-                    &NewAccountRow {
-                        id: &id,
-                        username: username.as_str(),
-                        username_key: &username.key(),
-                        email: email.as_str(),
-                        email_verified_at: None,
-                        password_hash: &hash,
-                        password_changed_at: repo::naive(now),
-                        role: Role::User.as_str(),
-                        created_at: repo::naive(now),
-                        username_skeleton: &name_skeleton,
-                        email_skeleton: &mail_skeleton,
-                    },
-                )
-                .map_err(taken_by_race)?;
-                let row = repo::accounts::find(conn, &id)?.ok_or_else(|| {
-                    Failure::Internal(anyhow::anyhow!("inserted account vanished"))
-                })?;
-                audit::record(
-                    conn,
-                    now,
-                    Event {
-                        event_type: EventType::AccountRegistered,
-                        actor: Actor::Account(&id),
-                        account_id: Some(&id),
-                        request_id: None,
-                        client: &client,
-                        details: serde_json::json!({"username": row.username}),
-                    },
-                )?;
-                send_verification(&ctx2, conn, &row, now)?;
-                Ok(view(conn, row)?)
-            })
-        })
-        .await?;
-    ctx.mailer.wake();
-    Ok(account)
+            .map_err(RegisterError::Invalid)?;
+            let id = uuid::Uuid::new_v4().to_string();
+            repo::accounts::insert(
+                w.conn,
+                &NewAccountRow {
+                    id: &id,
+                    username: username.as_str(),
+                    username_key: &username.key(),
+                    email: email.as_str(),
+                    email_verified_at: None,
+                    password_hash: &hash,
+                    password_changed_at: repo::naive(w.now),
+                    role: Role::User.as_str(),
+                    created_at: repo::naive(w.now),
+                    username_skeleton: &name_skeleton,
+                    email_skeleton: &mail_skeleton,
+                },
+            )
+            .map_err(taken_by_race)?;
+            let row = repo::accounts::find(w.conn, &id)?
+                .ok_or_else(|| Failure::Internal(anyhow::anyhow!("inserted account vanished")))?;
+            w.audit(
+                Event::new(EventType::AccountRegistered, Actor::Account(&id), &client)
+                    .account(Some(&id))
+                    .details(serde_json::json!({"username": row.username})),
+            )?;
+            send_verification(w, &row)?;
+            Ok(view(w.conn, row)?)
+        },
+    )
+    .await
 }
 
 /// Two registrations raced past the check: the unique index decided which field is taken, or
@@ -244,18 +229,15 @@ fn check_taken((username, email): (bool, bool)) -> Result<(), RegisterError> {
     Ok(())
 }
 
-/// Issues a verification token (voiding older ones) and queues its mail.
-fn send_verification(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
-    account: &AccountRow,
-    now: DateTime<Utc>,
-) -> Result<(), Failure> {
-    repo::email_tokens::revoke_all(conn, &account.id, VERIFY_EMAIL, repo::naive(now))?;
+/// Issues a verification token (voiding older ones) and queues its mail, inside the caller's
+/// unit of work.
+fn send_verification(w: &mut Work<'_>, account: &AccountRow) -> Result<(), Failure> {
+    let now = w.now;
+    repo::email_tokens::revoke_all(w.conn, &account.id, VERIFY_EMAIL, repo::naive(now))?;
     let token = tokens::new_token();
-    let ttl = ctx.config.email_verification_ttl;
+    let ttl = w.ctx.config.email_verification_ttl;
     repo::email_tokens::insert(
-        conn,
+        w.conn,
         &EmailTokenRow {
             token_hash: token.hash.clone(),
             purpose: VERIFY_EMAIL.to_owned(),
@@ -267,22 +249,21 @@ fn send_verification(
             revoked_at: None,
         },
     )?;
-    ctx.mailer.queue(
-        conn,
-        now,
-        OutgoingMail {
-            to: account.email.clone(),
-            template: "verify_email",
-            context: serde_json::json!({
-                "username": account.username,
-                "email": account.email,
-                "link": ctx.mailer.link("verify-email", &[("token", &token.value)]),
-                "ttl": human_duration(ttl),
-            }),
-            carries_token: true,
-        },
-    )?;
-    Ok(())
+    let link = w
+        .ctx
+        .mailer
+        .link("verify-email", &[("token", &token.value)]);
+    w.mail(OutgoingMail {
+        to: account.email.clone(),
+        template: "verify_email",
+        context: serde_json::json!({
+            "username": account.username,
+            "email": account.email,
+            "link": link,
+            "ttl": human_duration(ttl),
+        }),
+        carries_token: true,
+    })
 }
 
 /// Why an email verification failed.
@@ -304,44 +285,33 @@ pub async fn verify_email(
     client: ClientInfo,
 ) -> Result<AccountView, VerifyEmailError> {
     let hash = tokens::hash_token(token);
-    let now = ctx.clock.now();
-    ctx.db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<AccountView, VerifyEmailError> {
-                let Some(t) =
-                    repo::email_tokens::consume(conn, &hash, VERIFY_EMAIL, repo::naive(now))?
-                else {
-                    return Err(VerifyEmailError::InvalidToken);
-                };
-                if repo::accounts::mark_email_verified(
-                    conn,
-                    &t.account_id,
-                    &t.email,
-                    repo::naive(now),
-                )? {
-                    audit::record(
-                        conn,
-                        now,
-                        Event {
-                            event_type: EventType::AccountEmailVerified,
-                            actor: Actor::Account(&t.account_id),
-                            account_id: Some(&t.account_id),
-                            request_id: None,
-                            client: &client,
-                            details: serde_json::json!({}),
-                        },
-                    )?;
-                }
-                let row = repo::accounts::find(conn, &t.account_id)?
-                    .ok_or(VerifyEmailError::InvalidToken)?;
-                if row.email != t.email {
-                    // The address changed since the link was sent.
-                    return Err(VerifyEmailError::InvalidToken);
-                }
-                Ok(view(conn, row)?)
-            })
-        })
-        .await
+    unit_of_work::write(
+        ctx,
+        move |w: &mut Work<'_>| -> Result<AccountView, VerifyEmailError> {
+            let now = repo::naive(w.now);
+            let Some(t) = repo::email_tokens::consume(w.conn, &hash, VERIFY_EMAIL, now)? else {
+                return Err(VerifyEmailError::InvalidToken);
+            };
+            if repo::accounts::mark_email_verified(w.conn, &t.account_id, &t.email, now)? {
+                w.audit(
+                    Event::new(
+                        EventType::AccountEmailVerified,
+                        Actor::Account(&t.account_id),
+                        &client,
+                    )
+                    .account(Some(&t.account_id)),
+                )?;
+            }
+            let row = repo::accounts::find(w.conn, &t.account_id)?
+                .ok_or(VerifyEmailError::InvalidToken)?;
+            if row.email != t.email {
+                // The address changed since the link was sent.
+                return Err(VerifyEmailError::InvalidToken);
+            }
+            Ok(view(w.conn, row)?)
+        },
+    )
+    .await
 }
 
 /// Why a new verification email was refused.
@@ -364,34 +334,27 @@ failure_conversions!(ResendError);
 
 /// Sends a new verification email (at most 3 an hour by default).
 pub async fn resend_verification(ctx: &Ctx, who: &Principal) -> Result<(), ResendError> {
-    let now = ctx.clock.now();
-    let ctx2 = ctx.clone();
     let account_id = who.account_id.clone();
-    ctx.db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<(), ResendError> {
-                let account = repo::accounts::find(conn, &account_id)?
-                    .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
-                if account.email_verified_at.is_some() {
-                    return Err(ResendError::AlreadyVerified);
-                }
-                let bucket = format!("verification-mail:{}", account.id);
-                if let Decision::Limited { retry_after_secs } = rate_limit::take(
-                    conn,
-                    &ctx2.metrics,
-                    &bucket,
-                    ctx2.config.rate_limits.verification_emails,
-                    now,
-                )? {
-                    return Err(ResendError::RateLimited { retry_after_secs });
-                }
-                send_verification(&ctx2, conn, &account, now)?;
-                Ok(())
-            })
-        })
-        .await?;
-    ctx.mailer.wake();
-    Ok(())
+    unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), ResendError> {
+        let account = repo::accounts::find(w.conn, &account_id)?
+            .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
+        if account.email_verified_at.is_some() {
+            return Err(ResendError::AlreadyVerified);
+        }
+        let bucket = format!("verification-mail:{}", account.id);
+        let (metrics, limit) = (
+            w.ctx.metrics.clone(),
+            w.ctx.config.rate_limits.verification_emails,
+        );
+        if let Decision::Limited { retry_after_secs } =
+            rate_limit::take(w.conn, &metrics, &bucket, limit, w.now)?
+        {
+            return Err(ResendError::RateLimited { retry_after_secs });
+        }
+        send_verification(w, &account)?;
+        Ok(())
+    })
+    .await
 }
 
 /// Why a support user could not be created.
