@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::context::Ctx;
+use crate::db::DbConnection;
 use crate::db::repo::{self, Page, accounts::AccountRow};
-use crate::db::{DbConnection, write_transaction};
 use crate::domain::{EventType, NewPassword, Role};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_time};
@@ -13,6 +13,7 @@ use crate::services::audit::{self, Actor, Event};
 use crate::services::reauth;
 use crate::services::sessions::Principal;
 use crate::services::two_factor;
+use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
 use crate::services::{login, second_factor};
 
@@ -116,11 +117,11 @@ pub async fn change_password(
     client: ClientInfo,
 ) -> Result<(), ChangePasswordError> {
     let id = who.account_id.clone();
-    let account = ctx
-        .db
-        .run(move |conn| repo::accounts::find(conn, &id).map_err(Failure::from))
-        .await?
-        .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
+    let account = unit_of_work::read(ctx, move |conn| {
+        repo::accounts::find(conn, &id).map_err(Failure::from)
+    })
+    .await?
+    .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
     match reauth::password(ctx, &account.id, &account.password_hash, current, &client).await? {
         Ok(true) => {}
         Ok(false) => return Err(ChangePasswordError::InvalidPassword),
@@ -136,32 +137,26 @@ pub async fn change_password(
         )])
     })?;
     let hash = ctx.passwords.hash(password.into_inner()).await?;
-    let now = ctx.clock.now();
-    let ctx2 = ctx.clone();
     let keep = who.session_id.clone();
-    ctx.db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<(), ChangePasswordError> {
-                Ok(set_password(
-                    &ctx2,
-                    conn,
-                    &account,
-                    &hash,
-                    PasswordChange {
-                        keep_session: Some(&keep),
-                        how: "changed from a signed-in session",
-                        event: EventType::PasswordChanged,
-                        actor: Actor::Account(&account.id),
-                        client: &client,
-                        request_id: None,
-                    },
-                    now,
-                )?)
-            })
-        })
-        .await?;
-    ctx.mailer.wake();
-    Ok(())
+    unit_of_work::write(
+        ctx,
+        move |w: &mut Work<'_>| -> Result<(), ChangePasswordError> {
+            Ok(set_password(
+                w,
+                &account,
+                &hash,
+                PasswordChange {
+                    keep_session: Some(&keep),
+                    how: "changed from a signed-in session",
+                    event: EventType::PasswordChanged,
+                    actor: Actor::Account(&account.id),
+                    client: &client,
+                    request_id: None,
+                },
+            )?)
+        },
+    )
+    .await
 }
 
 /// How a password is being set, for the notice and the audit log.
@@ -184,59 +179,47 @@ pub struct PasswordChange<'a> {
 /// Sets a new password hash inside the caller's transaction, with everything that must go
 /// with it: other sessions revoked, pending reset links voided, an audit event and the notice.
 pub fn set_password(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
+    w: &mut Work<'_>,
     account: &AccountRow,
     hash: &str,
     change: PasswordChange<'_>,
-    now: DateTime<Utc>,
 ) -> Result<(), Failure> {
-    repo::accounts::set_password(conn, &account.id, hash, repo::naive(now))?;
+    let now = repo::naive(w.now);
+    repo::accounts::set_password(w.conn, &account.id, hash, now)?;
     let revoked = repo::sessions::revoke_all(
-        conn,
+        w.conn,
         &account.id,
         change.keep_session,
-        repo::naive(now),
+        now,
         "password_changed",
     )?;
-    repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
+    repo::email_tokens::revoke_all(w.conn, &account.id, RESET_PASSWORD, now)?;
     // A login that got past the old password and waits for its second factor dies too.
-    repo::two_factor::void_challenges(conn, &account.id, repo::naive(now))?;
+    repo::two_factor::void_challenges(w.conn, &account.id, now)?;
     // The owner proved who they are: failures an attacker ran up against the account end.
-    login::clear_failures(ctx, conn, &account.username, &account.email)?;
-    second_factor::clear_budget(conn, &account.id)?;
-    audit::record(
-        conn,
-        now,
-        Event {
-            event_type: change.event,
-            actor: change.actor,
-            account_id: Some(&account.id),
-            request_id: change.request_id,
-            client: change.client,
-            details: serde_json::json!({"sessions_revoked": revoked}),
-        },
-    )?;
-    let two_factor = view(conn, account.clone())?.two_factor_enabled;
-    ctx.mailer.queue(
-        conn,
-        now,
-        OutgoingMail {
-            to: account.email.clone(),
-            template: "password_changed",
-            context: serde_json::json!({
-                "username": account.username,
-                "at": human_time(now),
-                "how": change.how,
-                "ip": change.client.ip,
-                "user_agent": change.client.user_agent,
-                "two_factor": two_factor,
-                "reset_link": ctx.mailer.link("reset-password", &[]),
-            }),
-            carries_token: false,
-        },
-    )?;
-    Ok(())
+    login::clear_failures(w.ctx, w.conn, &account.username, &account.email)?;
+    second_factor::clear_budget(w.conn, &account.id)?;
+    let mut event = Event::new(change.event, change.actor, change.client)
+        .account(Some(&account.id))
+        .details(serde_json::json!({"sessions_revoked": revoked}));
+    event.request_id = change.request_id;
+    w.audit(event)?;
+    let two_factor = view(w.conn, account.clone())?.two_factor_enabled;
+    let context = serde_json::json!({
+        "username": account.username,
+        "at": human_time(w.now),
+        "how": change.how,
+        "ip": change.client.ip,
+        "user_agent": change.client.user_agent,
+        "two_factor": two_factor,
+        "reset_link": w.ctx.mailer.link("reset-password", &[]),
+    });
+    w.mail(OutgoingMail {
+        to: account.email.clone(),
+        template: "password_changed",
+        context,
+        carries_token: false,
+    })
 }
 
 /// A page of the caller's own security events, newest first, as the owner may see them

@@ -32,6 +32,7 @@ use crate::security::tokens;
 use crate::services::accounts::{self, PasswordChange, RESET_PASSWORD};
 use crate::services::audit::{self, Actor, Event};
 use crate::services::rate_limit::{self, Decision};
+use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
 
 /// The mail that carries a reset link.
@@ -525,41 +526,35 @@ pub async fn confirm(
         })?;
     let password_hash = ctx.passwords.hash(password.into_inner()).await?;
     // Hashing took a moment: the token must still be live now, and is spent only here.
-    let now = ctx.clock.now();
-    let ctx2 = ctx.clone();
-    ctx.db
-        .run(move |conn| {
-            write_transaction(conn, |conn| -> Result<(), ConfirmResetError> {
-                let Some(t) =
-                    repo::email_tokens::consume(conn, &hash, RESET_PASSWORD, repo::naive(now))?
-                else {
-                    return Err(ConfirmResetError::InvalidToken);
-                };
-                // The address the link went to must still be the account's.
-                let account = repo::accounts::find(conn, &t.account_id)?
-                    .filter(|a| a.email == t.email)
-                    .ok_or(ConfirmResetError::InvalidToken)?;
-                accounts::set_password(
-                    &ctx2,
-                    conn,
-                    &account,
-                    &password_hash,
-                    PasswordChange {
-                        keep_session: None,
-                        how: "reset with an emailed link",
-                        event: EventType::PasswordReset,
-                        actor: Actor::Account(&account.id),
-                        client: &client,
-                        request_id: None,
-                    },
-                    now,
-                )?;
-                Ok(())
-            })
-        })
-        .await?;
-    ctx.mailer.wake();
-    Ok(())
+    unit_of_work::write(
+        ctx,
+        move |w: &mut Work<'_>| -> Result<(), ConfirmResetError> {
+            let Some(t) =
+                repo::email_tokens::consume(w.conn, &hash, RESET_PASSWORD, repo::naive(w.now))?
+            else {
+                return Err(ConfirmResetError::InvalidToken);
+            };
+            // The address the link went to must still be the account's.
+            let account = repo::accounts::find(w.conn, &t.account_id)?
+                .filter(|a| a.email == t.email)
+                .ok_or(ConfirmResetError::InvalidToken)?;
+            accounts::set_password(
+                w,
+                &account,
+                &password_hash,
+                PasswordChange {
+                    keep_session: None,
+                    how: "reset with an emailed link",
+                    event: EventType::PasswordReset,
+                    actor: Actor::Account(&account.id),
+                    client: &client,
+                    request_id: None,
+                },
+            )?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -174,8 +174,7 @@ pub async fn complete(
         }
         two_factor::remove_all(w.conn, &account.id)?;
         accounts::set_password(
-            w.ctx,
-            w.conn,
+            w,
             &account,
             &password_hash,
             PasswordChange {
@@ -186,7 +185,6 @@ pub async fn complete(
                 client: &client,
                 request_id: Some(request.id.as_str()),
             },
-            w.now,
         )?;
         w.audit(
             Event::new(
