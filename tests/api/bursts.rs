@@ -200,27 +200,12 @@ async fn a_completed_password_reset_ends_the_lockout() {
     )
     .await;
 
-    let res = app
-        .post(
-            "/api/v1/password-resets",
-            json!({"login": "jb@example.com"}),
-        )
-        .await;
-    assert_eq!(res.status(), 202);
-    let mail = app
-        .smtp
-        .wait_for_subject("jb@example.com", "Reset your")
-        .await;
-    let token = mail
-        .link_param("reset-password", "token")
-        .expect("reset link");
-    let res = app
-        .post(
-            "/api/v1/password-resets/confirm",
-            json!({"token": token, "new_password": "velvet compass harbor 19"}),
-        )
-        .await;
-    assert_eq!(res.status(), 204);
+    app.reset_password_by_mail(
+        "jb@example.com",
+        "jb@example.com",
+        "velvet compass harbor 19",
+    )
+    .await;
     // At once, by username and by email.
     app.login("jbber", "velvet compass harbor 19").await;
     app.login("jb@example.com", "velvet compass harbor 19")

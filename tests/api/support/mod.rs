@@ -397,6 +397,29 @@ impl TestApp {
         }
     }
 
+    /// Resets the password through the emailed link, as the owner would: asks for a reset for
+    /// `login`, reads the link mailed to `email` and sets `new_password` (204).
+    pub async fn reset_password_by_mail(&self, login: &str, email: &str, new_password: &str) {
+        let res = self
+            .post(
+                "/api/v1/password-resets",
+                serde_json::json!({"login": login}),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+        let mail = self.smtp.wait_for_subject(email, "Reset your").await;
+        let token = mail
+            .link_param("reset-password", "token")
+            .expect("reset link");
+        let res = self
+            .post(
+                "/api/v1/password-resets/confirm",
+                serde_json::json!({"token": token, "new_password": new_password}),
+            )
+            .await;
+        assert_eq!(res.status(), 204);
+    }
+
     /// Asserts that the session of `tokens` is dead: its access token gets 401 `unauthorized`
     /// and its refresh token 401 `invalid_refresh_token`.
     pub async fn assert_session_dead(&self, tokens: &Tokens) {
