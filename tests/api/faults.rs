@@ -93,7 +93,7 @@ async fn a_graceful_stop_finishes_the_request_in_flight_and_refuses_new_connecti
     // A real slow request: a login whose password hash is expensive to verify.
     let (app, running) = spawn_app_with_handle(|env| {
         env.insert("ARGON2_MEMORY_KIB".into(), "65536".into());
-        env.insert("ARGON2_ITERATIONS".into(), "12".into());
+        env.insert("ARGON2_ITERATIONS".into(), "24".into());
     })
     .await;
     app.verified_user("ana", "ana@example.com", PASSWORD).await;
