@@ -106,7 +106,7 @@ impl From<AccountView> for AccountResponse {
     fn from(a: AccountView) -> Self {
         let low = a.recovery_codes_low();
         Self {
-            id: a.id,
+            id: a.id.into_string(),
             username: a.username,
             email: a.email,
             email_verified: a.email_verified,
@@ -460,7 +460,7 @@ pub async fn list_sessions(
         .await?
         .into_iter()
         .map(|s| SessionResponse {
-            id: s.id,
+            id: s.id.into_string(),
             created_at: s.created_at,
             last_used_at: s.last_used_at,
             ip: s.ip,

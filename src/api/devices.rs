@@ -31,7 +31,7 @@ pub struct DeviceResponse {
 impl From<DeviceView> for DeviceResponse {
     fn from(d: DeviceView) -> Self {
         Self {
-            id: d.id,
+            id: d.id.into_string(),
             label: d.label,
             first_seen_at: d.first_seen_at,
             last_seen_at: d.last_seen_at,
@@ -76,7 +76,7 @@ pub async fn list_devices(
     ctx: web::Data<Ctx>,
     Authenticated(who): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let items = devices::list(&ctx, &who.account_id, who.device_id.as_deref())
+    let items = devices::list(&ctx, &who.account_id, who.device_id.as_ref())
         .await?
         .into_iter()
         .map(DeviceResponse::from)

@@ -310,7 +310,7 @@ impl Db {
     /// full disk the write-ahead log can still take a small commit into space it already has,
     /// but its pages cannot move into the database file, so the log only grows and the next
     /// larger write fails; the checkpoint shows that now.
-    pub fn probe_write_blocking(&self, now: chrono::NaiveDateTime) -> Result<(), DbError> {
+    pub fn probe_write_blocking(&self, now: chrono::DateTime<chrono::Utc>) -> Result<(), DbError> {
         self.run_blocking(|conn| {
             write_transaction(conn, |conn| repo::heartbeat::beat(conn, now))
                 .map_err(DbError::from)?;

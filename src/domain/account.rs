@@ -7,8 +7,12 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_security::{GeneralSecurityProfile as _, MixedScript as _};
+
+use crate::domain::AccountId;
 
 /// The form in which usernames, emails and login texts are compared: NFKC, lower-cased, NFKC
 /// again (lower-casing can undo a normalisation, as `İ` does).
@@ -216,6 +220,31 @@ impl Login {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Its id.
+    pub id: AccountId,
+    /// Username as chosen.
+    pub username: String,
+    /// The folded username (unique).
+    pub username_key: String,
+    /// Normalised email (unique).
+    pub email: String,
+    /// When the email was verified.
+    pub email_verified_at: Option<DateTime<Utc>>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// When the password was last set.
+    pub password_changed_at: DateTime<Utc>,
+    /// What it may do.
+    pub role: Role,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last successful login.
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
 /// What an account may do.

@@ -2,6 +2,27 @@
 //! the policy that decides which logins from a device the account does not know wait for an
 //! emailed confirmation.
 
+use chrono::{DateTime, Utc};
+
+use crate::domain::{AccountId, DeviceId};
+
+/// A device as stored: found by the SHA-256 hash of its token.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Its id.
+    pub id: DeviceId,
+    /// The account it belongs to.
+    pub account_id: AccountId,
+    /// SHA-256 of its token, hex.
+    pub token_hash: String,
+    /// A name for people, from the user agent.
+    pub label: String,
+    /// When it first signed in.
+    pub first_seen_at: DateTime<Utc>,
+    /// When it last signed in.
+    pub last_seen_at: DateTime<Utc>,
+}
+
 /// Which logins from an unknown device wait for a link mailed to the verified address
 /// (`NEW_DEVICE_CONFIRMATION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -52,6 +52,12 @@ macro_rules! id_types {
             }
         }
 
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
@@ -69,6 +75,10 @@ id_types! {
     RequestId,
     /// A message or note on a recovery request.
     MessageId,
+    /// A device (browser or app install) an account signed in from.
+    DeviceId,
+    /// An mfa challenge: a login's password step, waiting for its second factor.
+    ChallengeId,
 }
 
 /// The canonical form of a UUID in `raw`, if it is one (36 characters, hyphenated, any case).

@@ -3,22 +3,30 @@
 pub mod account;
 pub mod audit;
 pub mod device;
+pub mod email_token;
 pub mod ids;
 pub mod password;
 pub mod password_lists;
 pub mod recovery_code;
 pub mod recovery_request;
+pub mod session;
 pub mod text;
+pub mod two_factor;
 
 pub use account::{
-    EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError, username_key,
+    Account, EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError,
+    username_key,
 };
 pub use audit::EventType;
-pub use ids::{AccountId, MessageId, RequestId, SessionId};
+pub use device::Device;
+pub use email_token::{EmailToken, TokenPurpose};
+pub use ids::{AccountId, ChallengeId, DeviceId, MessageId, RequestId, SessionId};
 pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
 pub use recovery_request::{
     DeliverTo, InvalidTransition, MessageKind, Ownership, RecoveryAction, RecoveryMessage,
     RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
 };
+pub use session::{RefreshToken, Session};
 pub use text::TextKind;
+pub use two_factor::{CodeSet, MfaChallenge, StoredCode, TotpCredential};

@@ -7,7 +7,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::ids::{AccountId, MessageId, RequestId};
+use crate::domain::ids::{AccountId, DeviceId, MessageId, RequestId};
 
 /// The most characters (after trimming) of any free text on a recovery request: the reason,
 /// requester replies, support messages and notes, the approval comment and justification, and
@@ -318,7 +318,7 @@ pub struct RecoveryRequest {
     /// Client user agent at submission.
     pub submitted_user_agent: Option<String>,
     /// The device it came from, when the account knows it (its `X-Device-Token`).
-    pub submitted_device_id: Option<String>,
+    pub submitted_device_id: Option<DeviceId>,
 }
 
 /// A message or internal note on a request.

@@ -5,8 +5,10 @@ use chrono::{DateTime, Utc};
 
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::{self, Page, accounts::AccountRow};
-use crate::domain::{EventType, NewPassword, Role};
+use crate::db::repo::{self, Page};
+use crate::domain::{
+    Account, AccountId, EventType, NewPassword, RequestId, Role, SessionId, TokenPurpose,
+};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_time};
 use crate::services::audit::{self, Actor, Event};
@@ -17,16 +19,11 @@ use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
 use crate::services::{login, second_factor};
 
-/// The purpose of email-verification tokens.
-pub const VERIFY_EMAIL: &str = "verify_email";
-/// The purpose of password-reset tokens (voided by any password change).
-pub const RESET_PASSWORD: &str = "reset_password";
-
 /// An account as its owner sees it.
 #[derive(Debug, Clone)]
 pub struct AccountView {
     /// Id.
-    pub id: String,
+    pub id: AccountId,
     /// Username.
     pub username: String,
     /// Email address.
@@ -58,19 +55,19 @@ impl AccountView {
 }
 
 /// The view of a stored account.
-pub fn view(conn: &mut DbConnection, row: AccountRow) -> Result<AccountView, Failure> {
+pub fn view(conn: &mut DbConnection, row: Account) -> Result<AccountView, Failure> {
     let second = two_factor::status(conn, &row.id)?;
     Ok(AccountView {
         id: row.id,
         username: row.username,
         email: row.email,
         email_verified: row.email_verified_at.is_some(),
-        role: Role::from_stored(&row.role),
+        role: row.role,
         two_factor_enabled: second.enabled,
         recovery_codes_remaining: second.enabled.then_some(second.remaining),
         recovery_codes_should_regenerate: second.should_regenerate(),
-        password_changed_at: repo::utc(row.password_changed_at),
-        created_at: repo::utc(row.created_at),
+        password_changed_at: row.password_changed_at,
+        created_at: row.created_at,
     })
 }
 
@@ -163,7 +160,7 @@ pub async fn change_password(
 #[derive(Debug)]
 pub struct PasswordChange<'a> {
     /// The session to keep (the one changing it), if any.
-    pub keep_session: Option<&'a str>,
+    pub keep_session: Option<&'a SessionId>,
     /// Words for the notice: "changed from a signed-in session", "reset by email", …
     pub how: &'a str,
     /// The audit event.
@@ -173,18 +170,18 @@ pub struct PasswordChange<'a> {
     /// From where.
     pub client: &'a ClientInfo,
     /// The recovery request, when a recovery completes.
-    pub request_id: Option<&'a str>,
+    pub request_id: Option<&'a RequestId>,
 }
 
 /// Sets a new password hash inside the caller's transaction, with everything that must go
 /// with it: other sessions revoked, pending reset links voided, an audit event and the notice.
 pub fn set_password(
     w: &mut Work<'_>,
-    account: &AccountRow,
+    account: &Account,
     hash: &str,
     change: PasswordChange<'_>,
 ) -> Result<(), Failure> {
-    let now = repo::naive(w.now);
+    let now = w.now;
     repo::accounts::set_password(w.conn, &account.id, hash, now)?;
     let revoked = repo::sessions::revoke_all(
         w.conn,
@@ -193,7 +190,7 @@ pub fn set_password(
         now,
         "password_changed",
     )?;
-    repo::email_tokens::revoke_all(w.conn, &account.id, RESET_PASSWORD, now)?;
+    repo::email_tokens::revoke_all(w.conn, &account.id, TokenPurpose::ResetPassword, now)?;
     // A login that got past the old password and waits for its second factor dies too.
     repo::two_factor::void_challenges(w.conn, &account.id, now)?;
     // The owner proved who they are: failures an attacker ran up against the account end.
@@ -230,13 +227,13 @@ pub async fn events(
     page: Page,
 ) -> Result<(Vec<audit::EventView>, i64), Failure> {
     let filter = repo::audit::AuditFilter {
-        account_id: Some(who.account_id.clone()),
+        account_id: Some(who.account_id.to_string()),
         ..Default::default()
     };
-    let (events, total) = ctx
-        .db
-        .run(move |conn| audit::list(conn, &filter, page).map_err(Failure::from))
-        .await?;
+    let (events, total) = unit_of_work::read(ctx, move |conn| {
+        audit::list(conn, &filter, page).map_err(Failure::from)
+    })
+    .await?;
     // Support's internal text and whereabouts stay out of the owner's view (API.md).
     Ok((events.into_iter().map(audit::owner_view).collect(), total))
 }

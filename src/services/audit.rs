@@ -8,18 +8,17 @@ use diesel::QueryResult;
 
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::{self, audit::NewAuditEventRow};
-use crate::domain::EventType;
-use crate::services::unit_of_work;
+use crate::db::repo::{self, audit::NewAuditEvent};
+use crate::domain::{AccountId, EventType, RequestId};
 use crate::services::{ClientInfo, Failure};
 
 /// Who acted.
 #[derive(Debug, Clone)]
 pub enum Actor<'a> {
     /// The account holder.
-    Account(&'a str),
+    Account(&'a AccountId),
     /// A support user.
-    Support(&'a str),
+    Support(&'a AccountId),
     /// The service itself (expiry, auto-approval).
     System,
     /// Someone not logged in (a failed login, a submission).
@@ -45,9 +44,9 @@ pub struct Event<'a> {
     /// Who did it.
     pub actor: Actor<'a>,
     /// The account concerned.
-    pub account_id: Option<&'a str>,
+    pub account_id: Option<&'a AccountId>,
     /// The recovery request concerned.
-    pub request_id: Option<&'a str>,
+    pub request_id: Option<&'a RequestId>,
     /// From where.
     pub client: &'a ClientInfo,
     /// Details (never a secret).
@@ -60,14 +59,14 @@ pub fn record(conn: &mut DbConnection, now: DateTime<Utc>, event: Event<'_>) -> 
     let details = event.details.to_string();
     repo::audit::insert(
         conn,
-        &NewAuditEventRow {
+        &NewAuditEvent {
             event_type: event.event_type.as_str(),
             actor: &actor,
-            account_id: event.account_id,
-            request_id: event.request_id,
+            account_id: event.account_id.map(AccountId::as_str),
+            request_id: event.request_id.map(RequestId::as_str),
             ip: event.client.ip.as_deref(),
             user_agent: event.client.user_agent.as_deref(),
-            at: repo::naive(now),
+            at: now,
             details: &details,
         },
     )
@@ -113,7 +112,7 @@ pub fn list(
             request_id: r.request_id,
             ip: r.ip,
             user_agent: r.user_agent,
-            at: repo::utc(r.at),
+            at: r.at,
             details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
         })
         .collect();
@@ -142,10 +141,11 @@ pub async fn events(
         request_id: filter.request_id,
         event_type: filter.event_type,
     };
-    unit_of_work::read(ctx, move |conn| {
-        list(conn, &filter, page).map_err(Failure::from)
-    })
-    .await
+    // `ctx.db.run`, not `unit_of_work::read`: the unit of work records events through this
+    // module, which therefore imports nothing of it.
+    ctx.db
+        .run(move |conn| list(conn, &filter, page).map_err(Failure::from))
+        .await
 }
 
 impl<'a> Event<'a> {
@@ -162,13 +162,13 @@ impl<'a> Event<'a> {
     }
 
     /// The account the event is about.
-    pub fn account(mut self, account_id: Option<&'a str>) -> Self {
+    pub fn account(mut self, account_id: Option<&'a AccountId>) -> Self {
         self.account_id = account_id;
         self
     }
 
     /// The recovery request the event is about.
-    pub fn request(mut self, request_id: &'a str) -> Self {
+    pub fn request(mut self, request_id: &'a RequestId) -> Self {
         self.request_id = Some(request_id);
         self
     }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::{self, devices::DeviceRow};
-use crate::domain::device;
+use crate::db::repo;
+use crate::domain::{AccountId, Device, DeviceId, device};
 use crate::failure_conversions;
 use crate::security::tokens;
 use crate::services::unit_of_work::{self, Work};
@@ -19,7 +19,7 @@ use crate::services::{ClientInfo, Failure};
 #[derive(Debug, Clone)]
 pub struct DeviceView {
     /// Id.
-    pub id: String,
+    pub id: DeviceId,
     /// "Firefox on Linux", from the user agent of its first sign-in.
     pub label: String,
     /// First sign-in.
@@ -45,9 +45,9 @@ failure_conversions!(ForgetError);
 /// The account's device that `presented` (a device token) names, if any.
 pub fn known(
     conn: &mut DbConnection,
-    account_id: &str,
+    account_id: &AccountId,
     presented: Option<&str>,
-) -> diesel::QueryResult<Option<DeviceRow>> {
+) -> diesel::QueryResult<Option<Device>> {
     match presented.filter(|t| !t.is_empty()) {
         Some(token) => {
             repo::devices::find_for_account(conn, &tokens::hash_token(token), account_id)
@@ -61,22 +61,22 @@ pub fn known(
 /// device, its token (shown this once).
 pub fn sign_in(
     w: &mut Work<'_>,
-    account_id: &str,
+    account_id: &AccountId,
     presented: Option<&str>,
     client: &ClientInfo,
-) -> Result<(String, Option<String>), Failure> {
-    let now = repo::naive(w.now);
+) -> Result<(DeviceId, Option<String>), Failure> {
+    let now = w.now;
     if let Some(device) = known(w.conn, account_id, presented)? {
         repo::devices::touch(w.conn, &device.id, now)?;
         return Ok((device.id, None));
     }
     let token = tokens::new_token();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = DeviceId::generate();
     repo::devices::insert(
         w.conn,
-        &DeviceRow {
+        &Device {
             id: id.clone(),
-            account_id: account_id.to_owned(),
+            account_id: account_id.clone(),
             token_hash: token.hash,
             label: device::label(client.user_agent.as_deref()),
             first_seen_at: now,
@@ -89,19 +89,19 @@ pub fn sign_in(
 /// The account's devices, most recently seen first; `current` is the caller's.
 pub async fn list(
     ctx: &Ctx,
-    account_id: &str,
-    current: Option<&str>,
+    account_id: &AccountId,
+    current: Option<&DeviceId>,
 ) -> Result<Vec<DeviceView>, Failure> {
-    let (account_id, current) = (account_id.to_owned(), current.map(str::to_owned));
+    let (account_id, current) = (account_id.clone(), current.cloned());
     unit_of_work::read(ctx, move |conn| {
         Ok(repo::devices::list(conn, &account_id)?
             .into_iter()
             .map(|d| DeviceView {
-                current: current.as_deref() == Some(d.id.as_str()),
+                current: current.as_ref() == Some(&d.id),
                 id: d.id,
                 label: d.label,
-                first_seen_at: repo::utc(d.first_seen_at),
-                last_seen_at: repo::utc(d.last_seen_at),
+                first_seen_at: d.first_seen_at,
+                last_seen_at: d.last_seen_at,
             })
             .collect())
     })
@@ -109,8 +109,11 @@ pub async fn list(
 }
 
 /// Forgets one of the account's devices: it becomes a new device on its next login.
-pub async fn forget(ctx: &Ctx, account_id: &str, id: &str) -> Result<(), ForgetError> {
-    let (account_id, id) = (account_id.to_owned(), id.to_owned());
+pub async fn forget(ctx: &Ctx, account_id: &AccountId, id: &str) -> Result<(), ForgetError> {
+    let Some(id) = DeviceId::parse(id) else {
+        return Err(ForgetError::NotFound);
+    };
+    let account_id = account_id.clone();
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), ForgetError> {
         if repo::devices::delete(w.conn, &account_id, &id)? {
             Ok(())

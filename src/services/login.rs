@@ -6,10 +6,10 @@
 
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::{
-    self, accounts::AccountRow, email_tokens::EmailTokenRow, two_factor::ChallengeRow,
+use crate::db::repo;
+use crate::domain::{
+    Account, EmailToken, EventType, Login, MfaChallenge, SecondFactor, TokenPurpose, device,
 };
-use crate::domain::{EventType, Login, SecondFactor, device};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_time};
 use crate::security::tokens;
@@ -151,7 +151,7 @@ pub async fn login(
             unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
                 w.audit(
                     Event::new(EventType::SessionLoginFailed, Actor::Anonymous, &client)
-                        .account(account_id.as_deref())
+                        .account(account_id.as_ref())
                         .details(serde_json::json!({"reason": "invalid_credentials"})),
                 )
             })
@@ -265,20 +265,12 @@ pub async fn login_with_recovery_code(
 /// How long a `confirm-login` link lives.
 const CONFIRMATION_TTL_MINUTES: i64 = 15;
 
-/// The email-token purpose of a login waiting for confirmation, by the factor it used.
-fn confirmation_purpose(factor: SecondFactor) -> &'static str {
-    match factor {
-        SecondFactor::Totp => "confirm_login:totp",
-        _ => "confirm_login:recovery_code",
-    }
-}
-
 /// Spends the proof, consumes the challenge and opens the session (or, from a device the
 /// account does not know, mails a confirmation link instead), all in one transaction; a
 /// recovery code is consumed only if the step completes.
 async fn finish_login(
     ctx: &Ctx,
-    challenge: ChallengeRow,
+    challenge: MfaChallenge,
     proof: Proof,
     client: ClientInfo,
     device_token: Option<String>,
@@ -287,7 +279,7 @@ async fn finish_login(
     let outcome = unit_of_work::write(
         ctx,
         move |w: &mut Work<'_>| -> Result<Result<SecondStep, CodeRefusal>, SecondFactorError> {
-            if !repo::two_factor::consume_challenge(w.conn, &challenge.id, repo::naive(w.now))? {
+            if !repo::two_factor::consume_challenge(w.conn, &challenge.id, w.now)? {
                 return Err(SecondFactorError::MfaTokenInvalid);
             }
             if let Err(refusal) =
@@ -363,7 +355,7 @@ async fn finish_login(
 /// seconds.
 fn mail_confirmation(
     w: &mut Work<'_>,
-    account: &AccountRow,
+    account: &Account,
     factor: SecondFactor,
     client: &ClientInfo,
 ) -> Result<u64, Failure> {
@@ -371,13 +363,13 @@ fn mail_confirmation(
     let ttl = chrono::Duration::minutes(CONFIRMATION_TTL_MINUTES);
     repo::email_tokens::insert(
         w.conn,
-        &EmailTokenRow {
+        &EmailToken {
             token_hash: token.hash,
-            purpose: confirmation_purpose(factor).to_owned(),
+            purpose: TokenPurpose::ConfirmLogin(factor),
             account_id: account.id.clone(),
             email: account.email.clone(),
-            created_at: repo::naive(w.now),
-            expires_at: repo::naive(w.now + ttl),
+            created_at: w.now,
+            expires_at: w.now + ttl,
             used_at: None,
             revoked_at: None,
         },
@@ -427,10 +419,10 @@ pub async fn confirm(
     unit_of_work::write(
         ctx,
         move |w: &mut Work<'_>| -> Result<_, ConfirmLoginError> {
-            let now = repo::naive(w.now);
+            let now = w.now;
             let mut found = None;
             for factor in [SecondFactor::RecoveryCode, SecondFactor::Totp] {
-                let purpose = confirmation_purpose(factor);
+                let purpose = TokenPurpose::ConfirmLogin(factor);
                 if let Some(row) = repo::email_tokens::consume(w.conn, &hash, purpose, now)? {
                     found = Some((row, factor));
                     break;

@@ -16,7 +16,7 @@ pub async fn render(ctx: &Ctx) -> Result<String, Failure> {
     match backlog {
         Ok((pending, oldest)) => {
             let age = oldest
-                .map(|queued| (ctx.clock.now() - repo::utc(queued)).num_seconds())
+                .map(|queued| (ctx.clock.now() - queued).num_seconds())
                 .unwrap_or(0);
             ctx.metrics.set_outbox_backlog(pending, age);
         }

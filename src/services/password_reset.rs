@@ -21,16 +21,16 @@ use diesel::Connection as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::context::Ctx;
-use crate::db::repo::email_tokens::EmailTokenRow;
-use crate::db::repo::password_reset_jobs::{PasswordResetJobRow, Taken};
-use crate::db::repo::{self, accounts::AccountRow};
-use crate::db::{DbConnection, write_transaction};
+use crate::db::DbConnection;
+use crate::db::repo;
+use crate::db::repo::password_reset_jobs::{ResetJob, Taken};
+use crate::domain::{Account, AccountId, EmailToken, TokenPurpose};
 use crate::domain::{EventType, Login, NewPassword};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_duration};
 use crate::security::tokens;
-use crate::services::accounts::{self, PasswordChange, RESET_PASSWORD};
-use crate::services::audit::{self, Actor, Event};
+use crate::services::accounts::{self, PasswordChange};
+use crate::services::audit::{Actor, Event};
 use crate::services::rate_limit::{self, Decision};
 use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
@@ -143,11 +143,7 @@ impl MailStep {
 /// out, even if this process stops right after answering.
 pub async fn start(ctx: &Ctx, login: &str, client: ClientInfo) -> Result<(), StartResetError> {
     let login = Login::parse(login).ok_or(StartResetError::MissingLogin)?;
-    let now = ctx.clock.now();
-    let ctx2 = ctx.clone();
-    ctx.db
-        .run(move |conn| write_transaction(conn, |conn| decide(&ctx2, conn, &login, &client, now)))
-        .await?;
+    unit_of_work::write(ctx, move |w: &mut Work<'_>| decide(w, &login, &client)).await?;
     // Every answered request wakes the worker, whatever its job: the work a request leaves
     // behind is the same for known and unknown logins.
     ctx.reset_jobs.notify_one();
@@ -156,20 +152,15 @@ pub async fn start(ctx: &Ctx, login: &str, client: ClientInfo) -> Result<(), Sta
 
 /// The request's transaction: the same statements for known and unknown logins. Decides the
 /// mail step, records the request and its job.
-fn decide(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
-    login: &Login,
-    client: &ClientInfo,
-    now: DateTime<Utc>,
-) -> Result<(), StartResetError> {
+fn decide(w: &mut Work<'_>, login: &Login, client: &ClientInfo) -> Result<(), StartResetError> {
+    let (ctx, now) = (w.ctx, w.now);
     let limits = &ctx.config.rate_limits;
     let ip_bucket = format!(
         "password-reset-ip:{}",
         client.ip.as_deref().unwrap_or("unknown")
     );
     if let Decision::Limited { retry_after_secs } = rate_limit::take(
-        conn,
+        w.conn,
         &ctx.metrics,
         &ip_bucket,
         limits.password_reset_per_ip,
@@ -178,7 +169,7 @@ fn decide(
         return Err(StartResetError::RateLimited { retry_after_secs });
     }
 
-    let account = repo::accounts::find_by_login(conn, login.as_str())?;
+    let account = repo::accounts::find_by_login(w.conn, login.as_str())?;
     // Unknown logins are counted too, under a keyed hash of the login text (never the text),
     // so that they also go quiet after the cap, like a known account would.
     let unknown_key = login_key(ctx, login);
@@ -187,7 +178,7 @@ fn decide(
         None => format!("password-reset-mail:login:{unknown_key}"),
     };
     let allowed = rate_limit::take(
-        conn,
+        w.conn,
         &ctx.metrics,
         &mail_bucket,
         limits.password_reset_emails,
@@ -202,17 +193,10 @@ fn decide(
         (Some(a), true) if a.email_verified_at.is_some() => (Outcome::LinkSent, MailStep::Link),
         (Some(_), true) => (Outcome::UnverifiedNotice, MailStep::Unverified),
     };
-    audit::record(
-        conn,
-        now,
-        Event {
-            event_type: EventType::PasswordResetRequested,
-            actor: Actor::Anonymous,
-            account_id: account_id.as_deref(),
-            request_id: None,
-            client,
-            details: serde_json::json!({"outcome": outcome.as_str()}),
-        },
+    w.audit(
+        Event::new(EventType::PasswordResetRequested, Actor::Anonymous, client)
+            .account(account_id.as_ref())
+            .details(serde_json::json!({"outcome": outcome.as_str()})),
     )?;
     // The job keeps only what the mail needs: the account, a keyed hash of the address the
     // request was decided on (of the login text when no account matched: same shape, never
@@ -222,15 +206,15 @@ fn decide(
         None => unknown_key,
     };
     repo::password_reset_jobs::insert(
-        conn,
-        &PasswordResetJobRow {
+        w.conn,
+        &ResetJob {
             id: uuid::Uuid::new_v4().to_string(),
             step: step.as_str().to_owned(),
             account_id,
             email_key: Some(email_key),
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
-            requested_at: repo::naive(now),
+            requested_at: now,
         },
     )?;
     Ok(())
@@ -246,25 +230,21 @@ const JOBS_PER_ROUND: usize = 100;
 pub async fn run_due_jobs(ctx: &Ctx) -> Result<usize, Failure> {
     let mut taken = 0;
     for _ in 0..JOBS_PER_ROUND {
-        let ctx2 = ctx.clone();
-        let now = ctx.clock.now();
-        let outcome = ctx
-            .db
-            .run(move |conn| {
-                write_transaction(conn, |conn| -> Result<Taken, Failure> {
-                    let taken = repo::password_reset_jobs::take_next(conn)?;
-                    if let Taken::Job(job) = &taken {
-                        carry_out(&ctx2, conn, job, now)?;
-                    }
-                    Ok(taken)
-                })
-            })
-            .await?;
+        let outcome = unit_of_work::write(ctx, |w: &mut Work<'_>| -> Result<Taken, Failure> {
+            let taken = repo::password_reset_jobs::take_next(w.conn)?;
+            if let Taken::Job(job) = &taken {
+                carry_out(w, job)?;
+            }
+            Ok(taken)
+        })
+        .await?;
         match outcome {
             Taken::Empty => break,
             Taken::Lost => {}
             Taken::Job(_) => {
                 taken += 1;
+                // Woken for every job, mail or not (a rehearsal's mail is rolled back): the
+                // dispatcher's work must not tell known logins from unknown ones.
                 ctx.mailer.wake();
             }
         }
@@ -299,14 +279,9 @@ pub async fn run_worker(ctx: Ctx, mut stop: tokio::sync::watch::Receiver<bool>) 
 
 /// One job's work, in the worker's transaction. A job older than a link's lifetime is only
 /// dropped: its link would be dead on arrival.
-fn carry_out(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
-    job: &PasswordResetJobRow,
-    now: DateTime<Utc>,
-) -> Result<(), Failure> {
-    let requested_at = repo::utc(job.requested_at);
-    if requested_at + link_ttl(ctx) <= now {
+fn carry_out(w: &mut Work<'_>, job: &ResetJob) -> Result<(), Failure> {
+    let (ctx, requested_at) = (w.ctx, job.requested_at);
+    if requested_at + link_ttl(ctx) <= w.now {
         return Ok(());
     }
     let client = ClientInfo {
@@ -315,25 +290,26 @@ fn carry_out(
     };
     let step = MailStep::parse(&job.step);
     let account = match (&job.account_id, step) {
-        (Some(id), MailStep::Link | MailStep::Unverified) => repo::accounts::find(conn, id)?,
+        (Some(id), MailStep::Link | MailStep::Unverified) => repo::accounts::find(w.conn, id)?,
         _ => None,
     };
     // The account as it is now: the mail goes out only if its address and that address's
     // state are still those the request was decided on.
-    let same = |a: &AccountRow, verified: bool| {
+    let same = |a: &Account, verified: bool| {
         job.email_key.as_deref() == Some(address_key(ctx, &a.email).as_str())
             && a.email_verified_at.is_some() == verified
     };
     match (step, account) {
-        (MailStep::Link, Some(a)) if same(&a, true) => {
-            send_link(ctx, conn, &a, &client, requested_at)
-        }
+        (MailStep::Link, Some(a)) if same(&a, true) => send_link(w, &a, &client, requested_at),
         (MailStep::Unverified, Some(a)) if same(&a, false) => {
-            send_unverified_notice(ctx, conn, &a, &client, requested_at)
+            send_unverified_notice(w, &a, &client, requested_at)
         }
         (MailStep::Rehearse, _) => {
             // In a savepoint, rolled back: nothing of it stays.
-            match conn.transaction(|conn| rehearse_link(ctx, conn, &client, requested_at)) {
+            match w
+                .conn
+                .transaction(|conn| rehearse_link(ctx, conn, &client, requested_at))
+            {
                 Ok(()) | Err(StepEnd::RolledBack) => Ok(()),
                 Err(StepEnd::Failed(e)) => Err(e),
             }
@@ -398,71 +374,62 @@ fn link_context(
     })
 }
 
-/// Issues a reset token (voiding older ones) and queues the link mail.
+/// Issues a reset token (voiding older ones) and queues the link mail. The link lives from
+/// the time it was asked for (`now`).
 fn send_link(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
-    account: &AccountRow,
+    w: &mut Work<'_>,
+    account: &Account,
     client: &ClientInfo,
     now: DateTime<Utc>,
 ) -> Result<(), Failure> {
+    let ctx = w.ctx;
     // A newer link voids the older ones: only the latest mail works.
-    repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
+    repo::email_tokens::revoke_all(w.conn, &account.id, TokenPurpose::ResetPassword, now)?;
     let token = tokens::new_token();
     repo::email_tokens::insert(
-        conn,
-        &EmailTokenRow {
+        w.conn,
+        &EmailToken {
             token_hash: token.hash.clone(),
-            purpose: RESET_PASSWORD.to_owned(),
+            purpose: TokenPurpose::ResetPassword,
             account_id: account.id.clone(),
             email: account.email.clone(),
-            created_at: repo::naive(now),
-            expires_at: repo::naive(now + link_ttl(ctx)),
+            created_at: now,
+            expires_at: now + link_ttl(ctx),
             used_at: None,
             revoked_at: None,
         },
     )?;
-    let two_factor = accounts::view(conn, account.clone())?.two_factor_enabled;
-    ctx.mailer.queue(
-        conn,
-        now,
-        OutgoingMail {
-            to: account.email.clone(),
-            template: LINK_TEMPLATE,
-            context: link_context(ctx, &account.username, &token.value, two_factor, client),
-            carries_token: true,
-        },
-    )?;
-    Ok(())
+    let two_factor = accounts::view(w.conn, account.clone())?.two_factor_enabled;
+    w.mail(OutgoingMail {
+        to: account.email.clone(),
+        template: LINK_TEMPLATE,
+        context: link_context(ctx, &account.username, &token.value, two_factor, client),
+        carries_token: true,
+    })
 }
 
 /// Queues the explanation for an unverified address: no token, a pointer to recovery.
 fn send_unverified_notice(
-    ctx: &Ctx,
-    conn: &mut DbConnection,
-    account: &AccountRow,
+    w: &mut Work<'_>,
+    account: &Account,
     client: &ClientInfo,
     now: DateTime<Utc>,
 ) -> Result<(), Failure> {
     // No link may go to an unverified address, and none sent earlier may survive.
-    repo::email_tokens::revoke_all(conn, &account.id, RESET_PASSWORD, repo::naive(now))?;
-    ctx.mailer.queue(
-        conn,
-        now,
-        OutgoingMail {
-            to: account.email.clone(),
-            template: UNVERIFIED_TEMPLATE,
-            context: serde_json::json!({
-                "username": account.username,
-                "email": account.email,
-                "recovery_link": ctx.mailer.link("recovery", &[]),
-                "ip": client.ip,
-                "user_agent": client.user_agent,
-            }),
-            carries_token: false,
-        },
-    )?;
-    Ok(())
+    repo::email_tokens::revoke_all(w.conn, &account.id, TokenPurpose::ResetPassword, now)?;
+    let recovery_link = w.ctx.mailer.link("recovery", &[]);
+    w.mail(OutgoingMail {
+        to: account.email.clone(),
+        template: UNVERIFIED_TEMPLATE,
+        context: serde_json::json!({
+            "username": account.username,
+            "email": account.email,
+            "recovery_link": recovery_link,
+            "ip": client.ip,
+            "user_agent": client.user_agent,
+        }),
+        carries_token: false,
+    })
 }
 
 /// The link step for a login that matches no account: the same revocation, token, rendering,
@@ -477,7 +444,12 @@ fn rehearse_link(
     now: DateTime<Utc>,
 ) -> Result<(), StepEnd> {
     // An account id that cannot exist: the same indexed UPDATE, matching no row.
-    repo::email_tokens::revoke_all(conn, "", RESET_PASSWORD, repo::naive(now))?;
+    repo::email_tokens::revoke_all(
+        conn,
+        &AccountId::from_stored(String::new()),
+        TokenPurpose::ResetPassword,
+        now,
+    )?;
     let token = tokens::new_token();
     ctx.mailer.queue(
         conn,
@@ -504,18 +476,16 @@ pub async fn confirm(
     let hash = tokens::hash_token(token);
     let now = ctx.clock.now();
     let lookup = hash.clone();
-    let account = ctx
-        .db
-        .run(move |conn| -> Result<Option<AccountRow>, Failure> {
-            let Some(t) =
-                repo::email_tokens::find_live(conn, &lookup, RESET_PASSWORD, repo::naive(now))?
-            else {
-                return Ok(None);
-            };
-            Ok(repo::accounts::find(conn, &t.account_id)?.filter(|a| a.email == t.email))
-        })
-        .await?
-        .ok_or(ConfirmResetError::InvalidToken)?;
+    let account = unit_of_work::read(ctx, move |conn| -> Result<Option<Account>, Failure> {
+        let Some(t) =
+            repo::email_tokens::find_live(conn, &lookup, TokenPurpose::ResetPassword, now)?
+        else {
+            return Ok(None);
+        };
+        Ok(repo::accounts::find(conn, &t.account_id)?.filter(|a| a.email == t.email))
+    })
+    .await?
+    .ok_or(ConfirmResetError::InvalidToken)?;
     let password = NewPassword::parse(&new_password, &[&account.username, &account.email])
         .map_err(|e| {
             ConfirmResetError::Invalid(vec![FieldIssue::new(
@@ -530,7 +500,7 @@ pub async fn confirm(
         ctx,
         move |w: &mut Work<'_>| -> Result<(), ConfirmResetError> {
             let Some(t) =
-                repo::email_tokens::consume(w.conn, &hash, RESET_PASSWORD, repo::naive(w.now))?
+                repo::email_tokens::consume(w.conn, &hash, TokenPurpose::ResetPassword, w.now)?
             else {
                 return Err(ConfirmResetError::InvalidToken);
             };

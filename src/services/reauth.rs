@@ -7,7 +7,7 @@
 //! (`reauth.failed`), and past the budget every check is a 429, right or wrong.
 
 use crate::context::Ctx;
-use crate::domain::EventType;
+use crate::domain::{AccountId, EventType};
 use crate::services::audit::{Actor, Event};
 use crate::services::rate_limit::{self, Decision};
 use crate::services::unit_of_work::{self, Work};
@@ -38,12 +38,12 @@ pub struct Limited {
     pub retry_after_secs: u64,
 }
 
-fn bucket(account_id: &str) -> String {
+fn bucket(account_id: &AccountId) -> String {
     format!("reauth:{account_id}")
 }
 
 /// Takes one unit of the account's budget before a check is evaluated.
-pub async fn begin(ctx: &Ctx, account_id: &str) -> Result<Result<(), Limited>, Failure> {
+pub async fn begin(ctx: &Ctx, account_id: &AccountId) -> Result<Result<(), Limited>, Failure> {
     let (bucket, limit) = (bucket(account_id), ctx.config.rate_limits.reauth);
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, Failure> {
         let metrics = w.ctx.metrics.clone();
@@ -61,7 +61,7 @@ pub async fn begin(ctx: &Ctx, account_id: &str) -> Result<Result<(), Limited>, F
 /// counted and is audited.
 pub async fn end(
     ctx: &Ctx,
-    account_id: &str,
+    account_id: &AccountId,
     check: Check,
     passed: bool,
     client: &ClientInfo,
@@ -86,7 +86,7 @@ pub async fn end(
 /// `Ok(Ok(false))` when wrong, `Ok(Err(..))` past the budget (nothing verified).
 pub async fn password(
     ctx: &Ctx,
-    account_id: &str,
+    account_id: &AccountId,
     password_hash: &str,
     password: String,
     client: &ClientInfo,

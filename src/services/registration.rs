@@ -3,14 +3,14 @@
 //! checked here once for both ways in.
 
 use crate::context::Ctx;
-use crate::db::repo::email_tokens::EmailTokenRow;
-use crate::db::repo::{self, accounts::AccountRow, accounts::NewAccountRow};
+use crate::db::repo::{self, accounts::NewAccount};
 use crate::db::write_transaction;
+use crate::domain::{Account, AccountId, EmailToken, TokenPurpose};
 use crate::domain::{EmailAddress, EventType, NewPassword, Role, TextKind, Username, text};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_duration};
 use crate::security::tokens;
-use crate::services::accounts::{AccountView, VERIFY_EMAIL, view};
+use crate::services::accounts::{AccountView, view};
 use crate::services::audit::{self, Actor, Event};
 use crate::services::rate_limit::{self, Decision};
 use crate::services::sessions::Principal;
@@ -163,19 +163,18 @@ pub async fn register(
                 &mail_skeleton,
             )?)
             .map_err(RegisterError::Invalid)?;
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = AccountId::generate();
             repo::accounts::insert(
                 w.conn,
-                &NewAccountRow {
+                &NewAccount {
                     id: &id,
                     username: username.as_str(),
                     username_key: &username.key(),
                     email: email.as_str(),
                     email_verified_at: None,
                     password_hash: &hash,
-                    password_changed_at: repo::naive(w.now),
-                    role: Role::User.as_str(),
-                    created_at: repo::naive(w.now),
+                    role: Role::User,
+                    created_at: w.now,
                     username_skeleton: &name_skeleton,
                     email_skeleton: &mail_skeleton,
                 },
@@ -231,20 +230,20 @@ fn check_taken((username, email): (bool, bool)) -> Result<(), RegisterError> {
 
 /// Issues a verification token (voiding older ones) and queues its mail, inside the caller's
 /// unit of work.
-fn send_verification(w: &mut Work<'_>, account: &AccountRow) -> Result<(), Failure> {
+fn send_verification(w: &mut Work<'_>, account: &Account) -> Result<(), Failure> {
     let now = w.now;
-    repo::email_tokens::revoke_all(w.conn, &account.id, VERIFY_EMAIL, repo::naive(now))?;
+    repo::email_tokens::revoke_all(w.conn, &account.id, TokenPurpose::VerifyEmail, now)?;
     let token = tokens::new_token();
     let ttl = w.ctx.config.email_verification_ttl;
     repo::email_tokens::insert(
         w.conn,
-        &EmailTokenRow {
+        &EmailToken {
             token_hash: token.hash.clone(),
-            purpose: VERIFY_EMAIL.to_owned(),
+            purpose: TokenPurpose::VerifyEmail,
             account_id: account.id.clone(),
             email: account.email.clone(),
-            created_at: repo::naive(now),
-            expires_at: repo::naive(now + chrono::Duration::from_std(ttl).unwrap_or_default()),
+            created_at: now,
+            expires_at: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
             used_at: None,
             revoked_at: None,
         },
@@ -288,8 +287,10 @@ pub async fn verify_email(
     unit_of_work::write(
         ctx,
         move |w: &mut Work<'_>| -> Result<AccountView, VerifyEmailError> {
-            let now = repo::naive(w.now);
-            let Some(t) = repo::email_tokens::consume(w.conn, &hash, VERIFY_EMAIL, now)? else {
+            let now = w.now;
+            let Some(t) =
+                repo::email_tokens::consume(w.conn, &hash, TokenPurpose::VerifyEmail, now)?
+            else {
                 return Err(VerifyEmailError::InvalidToken);
             };
             if repo::accounts::mark_email_verified(w.conn, &t.account_id, &t.email, now)? {
@@ -400,19 +401,18 @@ pub fn create_support_user(
                     &mail_skeleton,
                 )?)
                 .map_err(CreateSupportUserError::Invalid)?;
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = AccountId::generate();
                 repo::accounts::insert(
                     conn,
-                    &NewAccountRow {
+                    &NewAccount {
                         id: &id,
                         username: username.as_str(),
                         username_key: &username.key(),
                         email: email.as_str(),
-                        email_verified_at: Some(repo::naive(now)),
+                        email_verified_at: Some(now),
                         password_hash: &hash,
-                        password_changed_at: repo::naive(now),
-                        role: Role::Support.as_str(),
-                        created_at: repo::naive(now),
+                        role: Role::Support,
+                        created_at: now,
                         username_skeleton: &name_skeleton,
                         email_skeleton: &mail_skeleton,
                     },

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::{self, two_factor::ChallengeRow, two_factor::TotpRow};
+use crate::db::repo;
+use crate::domain::{AccountId, ChallengeId, MfaChallenge, TotpCredential};
 use crate::domain::{EventType, RecoveryCodeInput, RecoveryCodeInputError, SecondFactor};
 use crate::failure_conversions;
 use crate::security::jwt::TokenType;
@@ -97,7 +98,7 @@ impl Proof {
 /// is consumed; the row count decides a race. `Ok(Err(..))` when another request won.
 pub fn spend(
     conn: &mut DbConnection,
-    account_id: &str,
+    account_id: &AccountId,
     proof: &Proof,
     client: &ClientInfo,
     now: DateTime<Utc>,
@@ -107,7 +108,7 @@ pub fn spend(
         Proof::RecoveryCode(code_id) => repo::two_factor::consume_code(
             conn,
             code_id,
-            repo::naive(now),
+            now,
             client.ip.as_deref(),
             client.user_agent.as_deref(),
         )?,
@@ -119,13 +120,13 @@ pub fn spend(
     })
 }
 
-fn budget_bucket(account_id: &str) -> String {
+fn budget_bucket(account_id: &AccountId) -> String {
     format!("second-factor:{account_id}")
 }
 
 /// Counts one failed second-factor attempt that was not counted before it was checked (a code
 /// that matched but lost the race to spend it).
-pub async fn record_failure(ctx: &Ctx, account_id: &str) -> Result<(), Failure> {
+pub async fn record_failure(ctx: &Ctx, account_id: &AccountId) -> Result<(), Failure> {
     let bucket = budget_bucket(account_id);
     let limit = ctx.config.rate_limits.second_factor;
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
@@ -139,7 +140,7 @@ pub async fn record_failure(ctx: &Ctx, account_id: &str) -> Result<(), Failure> 
 /// in the audit log) once it is spent.
 async fn take_budget(
     ctx: &Ctx,
-    account_id: &str,
+    account_id: &AccountId,
     client: &ClientInfo,
 ) -> Result<(), SecondFactorError> {
     let bucket = budget_bucket(account_id);
@@ -172,12 +173,12 @@ async fn take_budget(
 }
 
 /// Forgets the account's failed second-factor attempts (inside the caller's transaction).
-pub fn clear_budget(conn: &mut DbConnection, account_id: &str) -> Result<(), Failure> {
+pub fn clear_budget(conn: &mut DbConnection, account_id: &AccountId) -> Result<(), Failure> {
     Ok(rate_limit::reset(conn, &budget_bucket(account_id))?)
 }
 
 /// Gives back the unit a matching code took from the budget.
-async fn refund_budget(ctx: &Ctx, account_id: &str) -> Result<(), Failure> {
+async fn refund_budget(ctx: &Ctx, account_id: &AccountId) -> Result<(), Failure> {
     let bucket = budget_bucket(account_id);
     let limit = ctx.config.rate_limits.second_factor;
     unit_of_work::read(ctx, move |conn| {
@@ -191,7 +192,7 @@ async fn refund_budget(ctx: &Ctx, account_id: &str) -> Result<(), Failure> {
 /// transaction that acts on it.
 pub async fn verify_code(
     ctx: &Ctx,
-    account_id: &str,
+    account_id: &AccountId,
     code: &str,
     client: &ClientInfo,
 ) -> Result<Proof, SecondFactorError> {
@@ -204,7 +205,7 @@ pub async fn verify_code(
 }
 
 /// Opens the account's stored TOTP secret.
-pub fn open_secret(ctx: &Ctx, row: &TotpRow) -> Result<TotpSecret, Failure> {
+pub fn open_secret(ctx: &Ctx, row: &TotpCredential) -> Result<TotpSecret, Failure> {
     let b32 = ctx
         .cipher
         .open(&row.secret_sealed)
@@ -215,7 +216,7 @@ pub fn open_secret(ctx: &Ctx, row: &TotpRow) -> Result<TotpSecret, Failure> {
 /// Checks an authenticator code against the account's confirmed TOTP secret.
 pub async fn check_totp(
     ctx: &Ctx,
-    account_id: &str,
+    account_id: &AccountId,
     code: &str,
     client: &ClientInfo,
 ) -> Result<Proof, SecondFactorError> {
@@ -252,7 +253,7 @@ pub async fn check_totp(
 /// Checks a recovery code against the account's sets, current and superseded.
 pub async fn check_recovery_code(
     ctx: &Ctx,
-    account_id: &str,
+    account_id: &AccountId,
     code: &str,
     client: &ClientInfo,
 ) -> Result<Proof, SecondFactorError> {
@@ -289,11 +290,11 @@ pub async fn check_recovery_code(
         (Ok(_), Some((code_row, set)), true) => {
             if let Some(replaced) = set.superseded_at {
                 CodeRefusal::Superseded {
-                    replaced_at: repo::utc(replaced),
+                    replaced_at: replaced,
                 }
             } else if let Some(used) = code_row.used_at {
                 CodeRefusal::AlreadyUsed {
-                    used_at: Some(repo::utc(used)),
+                    used_at: Some(used),
                 }
             } else {
                 refund_budget(ctx, account_id).await?;
@@ -312,36 +313,36 @@ pub async fn check_recovery_code(
 
 /// Issues the mfa challenge of a login whose password was right (inside its transaction):
 /// answers the mfa token and its lifetime in seconds.
-pub fn start_challenge(w: &mut Work<'_>, account_id: &str) -> Result<(String, u64), Failure> {
-    let id = uuid::Uuid::new_v4().to_string();
+pub fn start_challenge(w: &mut Work<'_>, account_id: &AccountId) -> Result<(String, u64), Failure> {
+    let id = ChallengeId::generate();
     let ttl = w.ctx.config.mfa_token_ttl;
     repo::two_factor::insert_challenge(
         w.conn,
-        &ChallengeRow {
+        &MfaChallenge {
             id: id.clone(),
-            account_id: account_id.to_owned(),
-            created_at: repo::naive(w.now),
-            expires_at: repo::naive(w.now + chrono::Duration::from_std(ttl).unwrap_or_default()),
+            account_id: account_id.clone(),
+            created_at: w.now,
+            expires_at: w.now + chrono::Duration::from_std(ttl).unwrap_or_default(),
             used_at: None,
         },
     )?;
     let token = w
         .ctx
         .jwt
-        .issue(TokenType::Mfa, account_id, &id, w.now, ttl)?;
+        .issue(TokenType::Mfa, account_id.as_str(), id.as_str(), w.now, ttl)?;
     Ok((token, ttl.as_secs()))
 }
 
 /// The live challenge an mfa token names.
-pub async fn challenge_of(ctx: &Ctx, mfa_token: &str) -> Result<ChallengeRow, SecondFactorError> {
+pub async fn challenge_of(ctx: &Ctx, mfa_token: &str) -> Result<MfaChallenge, SecondFactorError> {
     let now = ctx.clock.now();
     let claims = ctx
         .jwt
         .verify(mfa_token, TokenType::Mfa, now)
         .map_err(|_| SecondFactorError::MfaTokenInvalid)?;
+    let id = ChallengeId::parse(&claims.sid).ok_or(SecondFactorError::MfaTokenInvalid)?;
     unit_of_work::read(ctx, move |conn| {
-        repo::two_factor::find_live_challenge(conn, &claims.sid, repo::naive(now))
-            .map_err(Failure::from)
+        repo::two_factor::find_live_challenge(conn, &id, now).map_err(Failure::from)
     })
     .await?
     .ok_or(SecondFactorError::MfaTokenInvalid)

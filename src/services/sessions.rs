@@ -10,9 +10,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::context::Ctx;
-use crate::db::repo::sessions::SessionRow;
-use crate::db::repo::{self, accounts::AccountRow, sessions::RefreshTokenRow};
-use crate::domain::{EventType, Role, SecondFactor};
+use crate::db::repo;
+use crate::domain::{
+    Account, AccountId, DeviceId, EventType, RefreshToken, Role, SecondFactor, Session, SessionId,
+};
 use crate::failure_conversions;
 use crate::security::jwt::TokenType;
 use crate::security::tokens;
@@ -75,20 +76,20 @@ failure_conversions!(RevokeError);
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The account.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// The session of the access token.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The account's role.
     pub role: Role,
     /// The device the session was opened from.
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
 }
 
 /// A live session, as listed to its owner.
 #[derive(Debug, Clone)]
 pub struct SessionView {
     /// Id.
-    pub id: String,
+    pub id: SessionId,
     /// Opened at.
     pub created_at: DateTime<Utc>,
     /// Last used at.
@@ -107,41 +108,41 @@ pub struct SessionView {
 /// refresh token, the last-login time and the audit event. Every way of logging in ends here.
 pub fn open_session(
     w: &mut Work<'_>,
-    account: &AccountRow,
+    account: &Account,
     factor: SecondFactor,
     client: &ClientInfo,
     device_token: Option<&str>,
 ) -> Result<SessionTokens, Failure> {
     let (device_id, device_token) = devices::sign_in(w, &account.id, device_token, client)?;
     let (now, config) = (w.now, w.ctx.config.clone());
-    let session_id = uuid::Uuid::new_v4().to_string();
+    let session_id = SessionId::generate();
     let refresh = tokens::new_token();
     let expires_at = now
         + chrono::Duration::from_std(config.refresh_token_ttl)
             .unwrap_or(chrono::Duration::days(30));
     repo::sessions::insert(
         w.conn,
-        &SessionRow {
+        &Session {
             id: session_id.clone(),
             account_id: account.id.clone(),
-            created_at: repo::naive(now),
-            last_used_at: repo::naive(now),
-            expires_at: repo::naive(expires_at),
+            created_at: now,
+            last_used_at: now,
+            expires_at,
             revoked_at: None,
             revoked_reason: None,
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
-            second_factor: factor.as_str().to_owned(),
+            second_factor: factor,
             device_id: Some(device_id.clone()),
         },
-        &RefreshTokenRow {
+        &RefreshToken {
             token_hash: refresh.hash.clone(),
             session_id: session_id.clone(),
-            created_at: repo::naive(now),
+            created_at: now,
             rotated_at: None,
         },
     )?;
-    repo::accounts::touch_last_login(w.conn, &account.id, repo::naive(now))?;
+    repo::accounts::touch_last_login(w.conn, &account.id, now)?;
     w.audit(
         Event::new(
             EventType::SessionLoginSucceeded,
@@ -158,8 +159,8 @@ pub fn open_session(
     )?;
     let access_token = w.ctx.jwt.issue(
         TokenType::Access,
-        &account.id,
-        &session_id,
+        account.id.as_str(),
+        session_id.as_str(),
         now,
         config.access_token_ttl,
     )?;
@@ -182,8 +183,8 @@ pub async fn refresh(
     // The reuse verdict is written in its own transaction so that it survives the refusal.
     let outcome = unit_of_work::write(
         ctx,
-        move |w: &mut Work<'_>| -> Result<Result<SessionTokens, String>, RefreshError> {
-            let now = repo::naive(w.now);
+        move |w: &mut Work<'_>| -> Result<Result<SessionTokens, SessionId>, RefreshError> {
+            let now = w.now;
             let Some(row) = repo::sessions::find_refresh(w.conn, &hash)? else {
                 return Err(RefreshError::InvalidRefreshToken);
             };
@@ -194,7 +195,7 @@ pub async fn refresh(
             // device stops being a way in, even inside the session's lifetime.
             let idle = chrono::Duration::from_std(w.ctx.config.refresh_token_idle_ttl)
                 .unwrap_or(chrono::Duration::days(7));
-            if row.rotated_at.is_none() && repo::utc(row.created_at) + idle <= w.now {
+            if row.rotated_at.is_none() && row.created_at + idle <= now {
                 return Err(RefreshError::InvalidRefreshToken);
             }
             if row.rotated_at.is_some() || !repo::sessions::rotate_refresh(w.conn, &hash, now)? {
@@ -215,7 +216,7 @@ pub async fn refresh(
             let next = tokens::new_token();
             repo::sessions::insert_refresh(
                 w.conn,
-                &RefreshTokenRow {
+                &RefreshToken {
                     token_hash: next.hash.clone(),
                     session_id: session.id.clone(),
                     created_at: now,
@@ -226,9 +227,9 @@ pub async fn refresh(
             let ttl = w.ctx.config.access_token_ttl;
             let access_token = w.ctx.jwt.issue(
                 TokenType::Access,
-                &session.account_id,
-                &session.id,
-                w.now,
+                session.account_id.as_str(),
+                session.id.as_str(),
+                now,
                 ttl,
             )?;
             Ok(Ok(SessionTokens {
@@ -256,32 +257,30 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, AuthErro
         .jwt
         .verify(bearer, TokenType::Access, now)
         .map_err(|_| AuthError::Unauthorized)?;
+    let Some(session_id) = SessionId::parse(&claims.sid) else {
+        return Err(AuthError::Unauthorized);
+    };
     unit_of_work::read(ctx, move |conn| {
-        let Some(session) = repo::sessions::find_live(conn, &claims.sid, repo::naive(now))? else {
+        let Some(session) = repo::sessions::find_live(conn, &session_id, now)? else {
             return Err(AuthError::Unauthorized);
         };
-        if session.account_id != claims.sub {
+        if session.account_id.as_str() != claims.sub {
             return Err(AuthError::Unauthorized);
         }
         let Some(account) = repo::accounts::find(conn, &session.account_id)? else {
             return Err(AuthError::Unauthorized);
         };
         // Record use at most once a minute, so most requests stay reads.
-        if repo::utc(session.last_used_at) < now - chrono::Duration::minutes(1) {
-            let stale = repo::naive(now - chrono::Duration::minutes(1));
+        let stale = now - chrono::Duration::minutes(1);
+        if session.last_used_at < stale {
             crate::db::write_transaction(conn, |conn| -> Result<(), AuthError> {
-                Ok(repo::sessions::touch(
-                    conn,
-                    &session.id,
-                    repo::naive(now),
-                    stale,
-                )?)
+                Ok(repo::sessions::touch(conn, &session.id, now, stale)?)
             })?;
         }
         Ok(Principal {
             account_id: account.id,
             session_id: session.id,
-            role: Role::from_stored(&account.role),
+            role: account.role,
             device_id: session.device_id,
         })
     })
@@ -292,8 +291,7 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, AuthErro
 pub async fn logout(ctx: &Ctx, who: &Principal, client: ClientInfo) -> Result<(), Failure> {
     let who = who.clone();
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), Failure> {
-        let now = repo::naive(w.now);
-        repo::sessions::revoke(w.conn, &who.account_id, &who.session_id, now, "logout")?;
+        repo::sessions::revoke(w.conn, &who.account_id, &who.session_id, w.now, "logout")?;
         w.audit(
             Event::new(
                 EventType::SessionLogout,
@@ -312,17 +310,17 @@ pub async fn list(ctx: &Ctx, who: &Principal) -> Result<Vec<SessionView>, Failur
     let now = ctx.clock.now();
     let who = who.clone();
     unit_of_work::read(ctx, move |conn| {
-        let rows = repo::sessions::list_live(conn, &who.account_id, repo::naive(now))?;
+        let rows = repo::sessions::list_live(conn, &who.account_id, now)?;
         Ok(rows
             .into_iter()
             .map(|s| SessionView {
                 current: s.id == who.session_id,
                 id: s.id,
-                created_at: repo::utc(s.created_at),
-                last_used_at: repo::utc(s.last_used_at),
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
                 ip: s.ip,
                 user_agent: s.user_agent,
-                second_factor: SecondFactor::from_stored(&s.second_factor),
+                second_factor: s.second_factor,
             })
             .collect())
     })
@@ -336,11 +334,12 @@ pub async fn revoke(
     session_id: &str,
     client: ClientInfo,
 ) -> Result<(), RevokeError> {
+    let Some(target) = SessionId::parse(session_id) else {
+        return Err(RevokeError::NotFound);
+    };
     let who = who.clone();
-    let target = session_id.to_owned();
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), RevokeError> {
-        let now = repo::naive(w.now);
-        if !repo::sessions::revoke(w.conn, &who.account_id, &target, now, "revoked_by_owner")? {
+        if !repo::sessions::revoke(w.conn, &who.account_id, &target, w.now, "revoked_by_owner")? {
             return Err(RevokeError::NotFound);
         }
         w.audit(

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::two_factor::{CodeRow, CodeSetRow, TotpRow};
-use crate::db::repo::{self, accounts::AccountRow};
+use crate::db::repo;
+use crate::domain::{Account, AccountId, CodeSet, SessionId, StoredCode, TotpCredential};
 use crate::domain::{EventType, GeneratedCode};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_time};
@@ -63,7 +63,10 @@ impl TwoFactorStatus {
 }
 
 /// Reads the account's two-factor state.
-pub fn status(conn: &mut DbConnection, account_id: &str) -> diesel::QueryResult<TwoFactorStatus> {
+pub fn status(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+) -> diesel::QueryResult<TwoFactorStatus> {
     let enabled =
         repo::two_factor::find_totp(conn, account_id)?.is_some_and(|t| t.confirmed_at.is_some());
     let Some((set, codes)) = repo::two_factor::current_set(conn, account_id)? else {
@@ -76,7 +79,7 @@ pub fn status(conn: &mut DbConnection, account_id: &str) -> diesel::QueryResult<
         .iter()
         .filter_map(|c| {
             c.used_at.map(|at| UsedCode {
-                used_at: repo::utc(at),
+                used_at: at,
                 ip: c.used_ip.clone(),
                 user_agent: c.used_user_agent.clone(),
             })
@@ -84,7 +87,7 @@ pub fn status(conn: &mut DbConnection, account_id: &str) -> diesel::QueryResult<
         .collect();
     Ok(TwoFactorStatus {
         enabled,
-        generated_at: Some(repo::utc(set.created_at)),
+        generated_at: Some(set.created_at),
         total: u32::try_from(codes.len()).unwrap_or(u32::MAX),
         remaining: u32::try_from(codes.len() - used.len()).unwrap_or(0),
         last_used_at: used.iter().map(|u| u.used_at).max(),
@@ -154,7 +157,7 @@ pub enum TwoFactorError {
 }
 failure_conversions!(TwoFactorError);
 
-async fn load_account(ctx: &Ctx, account_id: &str) -> Result<AccountRow, Failure> {
+async fn load_account(ctx: &Ctx, account_id: &AccountId) -> Result<Account, Failure> {
     let id = account_id.to_owned();
     unit_of_work::read(ctx, move |conn| {
         repo::accounts::find(conn, &id).map_err(Failure::from)
@@ -166,7 +169,7 @@ async fn load_account(ctx: &Ctx, account_id: &str) -> Result<AccountRow, Failure
 /// Checks the caller's password again (in the re-authentication budget).
 async fn check_password(
     ctx: &Ctx,
-    account: &AccountRow,
+    account: &Account,
     password: String,
     client: &ClientInfo,
 ) -> Result<(), TwoFactorError> {
@@ -204,10 +207,10 @@ pub async fn enroll(
         }
         repo::two_factor::put_pending_totp(
             w.conn,
-            &TotpRow {
+            &TotpCredential {
                 account_id: account_id.clone(),
                 secret_sealed: sealed,
-                created_at: repo::naive(w.now),
+                created_at: w.now,
                 confirmed_at: None,
                 last_used_step: None,
             },
@@ -224,10 +227,10 @@ pub async fn enroll(
 /// Generates a set of codes (hashing off the async workers) whose lookup ids avoid `taken`.
 async fn generate_codes(
     ctx: &Ctx,
-    account_id: &str,
+    account_id: &AccountId,
     taken: Vec<String>,
     now: DateTime<Utc>,
-) -> Result<(NewCodes, CodeSetRow, Vec<CodeRow>), Failure> {
+) -> Result<(NewCodes, CodeSet, Vec<StoredCode>), Failure> {
     let count = ctx.config.recovery_codes_per_set as usize;
     let mut codes: Vec<GeneratedCode> = Vec::with_capacity(count);
     while codes.len() < count {
@@ -248,16 +251,16 @@ async fn generate_codes(
         })
         .await?
         .map_err(|e| Failure::Internal(anyhow::anyhow!("argon2: {e}")))?;
-    let set = CodeSetRow {
+    let set = CodeSet {
         id: uuid::Uuid::new_v4().to_string(),
         account_id: account_id.to_owned(),
-        created_at: repo::naive(now),
+        created_at: now,
         superseded_at: None,
     };
     let rows = codes
         .iter()
         .zip(hashes)
-        .map(|(c, hash)| CodeRow {
+        .map(|(c, hash)| StoredCode {
             id: uuid::Uuid::new_v4().to_string(),
             set_id: set.id.clone(),
             account_id: account_id.to_owned(),
@@ -278,7 +281,7 @@ async fn generate_codes(
     ))
 }
 
-async fn taken_lookups(ctx: &Ctx, account_id: &str) -> Result<Vec<String>, Failure> {
+async fn taken_lookups(ctx: &Ctx, account_id: &AccountId) -> Result<Vec<String>, Failure> {
     let id = account_id.to_owned();
     unit_of_work::read(ctx, move |conn| {
         repo::two_factor::lookups(conn, &id).map_err(Failure::from)
@@ -322,10 +325,10 @@ pub async fn confirm(
     let taken = taken_lookups(ctx, &account.id).await?;
     let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
-        if !repo::two_factor::confirm_totp(w.conn, &account.id, step, repo::naive(w.now))? {
+        if !repo::two_factor::confirm_totp(w.conn, &account.id, step, w.now)? {
             return Err(TwoFactorError::AlreadyEnabled);
         }
-        repo::two_factor::supersede_sets(w.conn, &account.id, repo::naive(w.now))?;
+        repo::two_factor::supersede_sets(w.conn, &account.id, w.now)?;
         repo::two_factor::insert_set(w.conn, &set, &rows)?;
         for (event, details) in [
             (EventType::TotpEnabled, serde_json::json!({})),
@@ -356,7 +359,7 @@ pub async fn confirm(
 /// Queues a two-factor notice to the account's address, inside the caller's unit of work.
 pub fn notify(
     w: &mut Work<'_>,
-    account: &AccountRow,
+    account: &Account,
     template: &'static str,
     client: &ClientInfo,
     extra: serde_json::Value,
@@ -409,7 +412,7 @@ pub async fn regenerate(
     let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
     let session_id = who.session_id.clone();
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
-        repo::two_factor::supersede_sets(w.conn, &account.id, repo::naive(w.now))?;
+        repo::two_factor::supersede_sets(w.conn, &account.id, w.now)?;
         repo::two_factor::insert_set(w.conn, &set, &rows)?;
         let revoked = revoke_other_sessions(w, &account.id, &session_id)?;
         w.audit(
@@ -512,22 +515,26 @@ pub async fn disable(
 
 /// Revokes every session of the account but the caller's: a change to the second factors must
 /// not leave a thief's session alive. Answers how many were revoked.
-fn revoke_other_sessions(w: &mut Work<'_>, account_id: &str, keep: &str) -> Result<usize, Failure> {
+fn revoke_other_sessions(
+    w: &mut Work<'_>,
+    account_id: &AccountId,
+    keep: &SessionId,
+) -> Result<usize, Failure> {
     Ok(repo::sessions::revoke_all(
         w.conn,
         account_id,
         Some(keep),
-        repo::naive(w.now),
+        w.now,
         "second_factor_changed",
     )?)
 }
 
 /// Whether the account has 2FA on (inside a transaction).
-pub fn is_enabled(conn: &mut DbConnection, account_id: &str) -> diesel::QueryResult<bool> {
+pub fn is_enabled(conn: &mut DbConnection, account_id: &AccountId) -> diesel::QueryResult<bool> {
     Ok(repo::two_factor::find_totp(conn, account_id)?.is_some_and(|t| t.confirmed_at.is_some()))
 }
 
 /// Removes TOTP and every recovery code (inside the caller's transaction).
-pub fn remove_all(conn: &mut DbConnection, account_id: &str) -> diesel::QueryResult<()> {
+pub fn remove_all(conn: &mut DbConnection, account_id: &AccountId) -> diesel::QueryResult<()> {
     repo::two_factor::remove_all(conn, account_id)
 }

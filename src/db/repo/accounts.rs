@@ -1,59 +1,66 @@
-//! The `accounts` table.
+//! The `accounts` table. Accounts come out as the domain's [`Account`]; the role is stored as
+//! its stable string and times as naive UTC, converted here.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::db::repo::{naive, utc};
 use crate::db::schema::accounts;
+use crate::domain::{Account, AccountId, Role};
 
-/// A stored account.
+/// A stored account, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = accounts)]
-pub struct AccountRow {
-    /// Id (UUID).
-    pub id: String,
-    /// Username as chosen.
-    pub username: String,
-    /// Lower-cased username (unique).
-    pub username_key: String,
-    /// Normalised email (unique).
-    pub email: String,
-    /// When the email was verified.
-    pub email_verified_at: Option<NaiveDateTime>,
-    /// Argon2id PHC string.
-    pub password_hash: String,
-    /// When the password was last set.
-    pub password_changed_at: NaiveDateTime,
-    /// `user` or `support`.
-    pub role: String,
-    /// Creation time.
-    pub created_at: NaiveDateTime,
-    /// Last successful login.
-    pub last_login_at: Option<NaiveDateTime>,
+struct AccountRow {
+    id: String,
+    username: String,
+    username_key: String,
+    email: String,
+    email_verified_at: Option<NaiveDateTime>,
+    password_hash: String,
+    password_changed_at: NaiveDateTime,
+    role: String,
+    created_at: NaiveDateTime,
+    last_login_at: Option<NaiveDateTime>,
+}
+
+impl AccountRow {
+    fn into_domain(self) -> Account {
+        Account {
+            id: AccountId::from_stored(self.id),
+            username: self.username,
+            username_key: self.username_key,
+            email: self.email,
+            email_verified_at: self.email_verified_at.map(utc),
+            password_hash: self.password_hash,
+            password_changed_at: utc(self.password_changed_at),
+            role: Role::from_stored(&self.role),
+            created_at: utc(self.created_at),
+            last_login_at: self.last_login_at.map(utc),
+        }
+    }
 }
 
 /// A new account.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = accounts)]
-pub struct NewAccountRow<'a> {
-    /// Id (UUID).
-    pub id: &'a str,
+#[derive(Debug)]
+pub struct NewAccount<'a> {
+    /// Its id.
+    pub id: &'a AccountId,
     /// Username as chosen.
     pub username: &'a str,
-    /// Lower-cased username.
+    /// Folded username.
     pub username_key: &'a str,
     /// Normalised email.
     pub email: &'a str,
     /// Verified at creation (support users) or not.
-    pub email_verified_at: Option<NaiveDateTime>,
+    pub email_verified_at: Option<DateTime<Utc>>,
     /// Argon2id PHC string.
     pub password_hash: &'a str,
-    /// Now.
-    pub password_changed_at: NaiveDateTime,
-    /// `user` or `support`.
-    pub role: &'a str,
-    /// Now.
-    pub created_at: NaiveDateTime,
+    /// What it may do.
+    pub role: Role,
+    /// Now: its creation and its password's time.
+    pub created_at: DateTime<Utc>,
     /// The username's look-alike key (unique).
     pub username_skeleton: &'a str,
     /// The email's look-alike key (unique).
@@ -61,9 +68,21 @@ pub struct NewAccountRow<'a> {
 }
 
 /// Inserts an account.
-pub fn insert(conn: &mut DbConnection, row: &NewAccountRow<'_>) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, new: &NewAccount<'_>) -> QueryResult<()> {
     diesel::insert_into(accounts::table)
-        .values(row)
+        .values((
+            accounts::id.eq(new.id.as_str()),
+            accounts::username.eq(new.username),
+            accounts::username_key.eq(new.username_key),
+            accounts::email.eq(new.email),
+            accounts::email_verified_at.eq(new.email_verified_at.map(naive)),
+            accounts::password_hash.eq(new.password_hash),
+            accounts::password_changed_at.eq(naive(new.created_at)),
+            accounts::role.eq(new.role.as_str()),
+            accounts::created_at.eq(naive(new.created_at)),
+            accounts::username_skeleton.eq(new.username_skeleton),
+            accounts::email_skeleton.eq(new.email_skeleton),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -185,16 +204,17 @@ fn fill_one(conn: &mut DbConnection, id: &str, which: Key, key: &str) -> QueryRe
 }
 
 /// Finds an account by id.
-pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AccountRow>> {
+pub fn find(conn: &mut DbConnection, id: &AccountId) -> QueryResult<Option<Account>> {
     accounts::table
-        .find(id)
+        .find(id.as_str())
         .select(AccountRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(AccountRow::into_domain))
 }
 
 /// Finds an account by a normalised login text: its username key or its email.
-pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<AccountRow>> {
+pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<Account>> {
     accounts::table
         .filter(
             accounts::username_key
@@ -204,34 +224,36 @@ pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option
         .select(AccountRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(AccountRow::into_domain))
 }
 
 /// Finds an account by its username key.
 pub fn find_by_username_key(
     conn: &mut DbConnection,
     username_key: &str,
-) -> QueryResult<Option<AccountRow>> {
+) -> QueryResult<Option<Account>> {
     accounts::table
         .filter(accounts::username_key.eq(username_key))
         .select(AccountRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(AccountRow::into_domain))
 }
 
 /// Marks the email verified, if it still is `email`; returns whether a row changed.
 pub fn mark_email_verified(
     conn: &mut DbConnection,
-    id: &str,
+    id: &AccountId,
     email: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     diesel::update(
         accounts::table
-            .filter(accounts::id.eq(id))
+            .filter(accounts::id.eq(id.as_str()))
             .filter(accounts::email.eq(email))
             .filter(accounts::email_verified_at.is_null()),
     )
-    .set(accounts::email_verified_at.eq(now))
+    .set(accounts::email_verified_at.eq(naive(now)))
     .execute(conn)
     .map(|n| n == 1)
 }
@@ -239,23 +261,27 @@ pub fn mark_email_verified(
 /// Sets a new password hash.
 pub fn set_password(
     conn: &mut DbConnection,
-    id: &str,
+    id: &AccountId,
     hash: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(accounts::table.find(id))
+    diesel::update(accounts::table.find(id.as_str()))
         .set((
             accounts::password_hash.eq(hash),
-            accounts::password_changed_at.eq(now),
+            accounts::password_changed_at.eq(naive(now)),
         ))
         .execute(conn)
         .map(|_| ())
 }
 
 /// Records a successful login.
-pub fn touch_last_login(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(accounts::table.find(id))
-        .set(accounts::last_login_at.eq(now))
+pub fn touch_last_login(
+    conn: &mut DbConnection,
+    id: &AccountId,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(accounts::table.find(id.as_str()))
+        .set(accounts::last_login_at.eq(naive(now)))
         .execute(conn)
         .map(|_| ())
 }

@@ -1,16 +1,47 @@
 //! The `audit_events` table: append-only. Nothing here updates or deletes a row.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::repo::Page;
+use crate::db::repo::{Page, naive, utc};
 use crate::db::schema::audit_events;
 
-/// A stored event.
+/// A stored event, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
-pub struct AuditEventRow {
+struct AuditEventRow {
+    id: i64,
+    event_type: String,
+    actor: String,
+    account_id: Option<String>,
+    request_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    at: NaiveDateTime,
+    details: String,
+}
+
+impl AuditEventRow {
+    fn into_stored(self) -> StoredEvent {
+        StoredEvent {
+            id: self.id,
+            event_type: self.event_type,
+            actor: self.actor,
+            account_id: self.account_id,
+            request_id: self.request_id,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            at: utc(self.at),
+            details: self.details,
+        }
+    }
+}
+
+/// A stored event. The ids stay text: the log outlives what it names, and support filters it
+/// by any id.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
     /// Sequence number.
     pub id: i64,
     /// Dotted type, e.g. `session.login_failed`.
@@ -26,15 +57,14 @@ pub struct AuditEventRow {
     /// Client user agent.
     pub user_agent: Option<String>,
     /// When.
-    pub at: NaiveDateTime,
+    pub at: DateTime<Utc>,
     /// JSON object with type-specific details (never a secret).
     pub details: String,
 }
 
 /// A new event.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = audit_events)]
-pub struct NewAuditEventRow<'a> {
+#[derive(Debug)]
+pub struct NewAuditEvent<'a> {
     /// Dotted type.
     pub event_type: &'a str,
     /// Who acted.
@@ -48,15 +78,24 @@ pub struct NewAuditEventRow<'a> {
     /// Client user agent.
     pub user_agent: Option<&'a str>,
     /// When.
-    pub at: NaiveDateTime,
+    pub at: DateTime<Utc>,
     /// JSON details.
     pub details: &'a str,
 }
 
 /// Appends an event.
-pub fn insert(conn: &mut DbConnection, row: &NewAuditEventRow<'_>) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_events::table)
-        .values(row)
+        .values((
+            audit_events::event_type.eq(event.event_type),
+            audit_events::actor.eq(event.actor),
+            audit_events::account_id.eq(event.account_id),
+            audit_events::request_id.eq(event.request_id),
+            audit_events::ip.eq(event.ip),
+            audit_events::user_agent.eq(event.user_agent),
+            audit_events::at.eq(naive(event.at)),
+            audit_events::details.eq(event.details),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -77,7 +116,7 @@ pub fn list(
     conn: &mut DbConnection,
     filter: &AuditFilter,
     page: Page,
-) -> QueryResult<(Vec<AuditEventRow>, i64)> {
+) -> QueryResult<(Vec<StoredEvent>, i64)> {
     let build = || {
         let mut q = audit_events::table.into_boxed();
         if let Some(a) = &filter.account_id {
@@ -98,5 +137,8 @@ pub fn list(
         .offset(page.offset())
         .select(AuditEventRow::as_select())
         .load(conn)?;
-    Ok((rows, total))
+    Ok((
+        rows.into_iter().map(AuditEventRow::into_stored).collect(),
+        total,
+    ))
 }

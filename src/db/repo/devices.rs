@@ -1,34 +1,50 @@
 //! The `devices` table: the browsers and app installs an account has signed in from, found by
 //! the SHA-256 hash of their device token.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::db::repo::{naive, utc};
 use crate::db::schema::{devices, sessions};
+use crate::domain::{AccountId, Device, DeviceId};
 
-/// A stored device.
+/// A stored device, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = devices)]
-pub struct DeviceRow {
-    /// Id (UUID).
-    pub id: String,
-    /// The account it belongs to.
-    pub account_id: String,
-    /// SHA-256 of its token, hex.
-    pub token_hash: String,
-    /// A name for people, from the user agent.
-    pub label: String,
-    /// When it first signed in.
-    pub first_seen_at: NaiveDateTime,
-    /// When it last signed in.
-    pub last_seen_at: NaiveDateTime,
+struct DeviceRow {
+    id: String,
+    account_id: String,
+    token_hash: String,
+    label: String,
+    first_seen_at: NaiveDateTime,
+    last_seen_at: NaiveDateTime,
+}
+
+impl DeviceRow {
+    fn into_domain(self) -> Device {
+        Device {
+            id: DeviceId::from_stored(self.id),
+            account_id: AccountId::from_stored(self.account_id),
+            token_hash: self.token_hash,
+            label: self.label,
+            first_seen_at: utc(self.first_seen_at),
+            last_seen_at: utc(self.last_seen_at),
+        }
+    }
 }
 
 /// Stores a device.
-pub fn insert(conn: &mut DbConnection, row: &DeviceRow) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, device: &Device) -> QueryResult<()> {
     diesel::insert_into(devices::table)
-        .values(row)
+        .values(DeviceRow {
+            id: device.id.as_str().to_owned(),
+            account_id: device.account_id.as_str().to_owned(),
+            token_hash: device.token_hash.clone(),
+            label: device.label.clone(),
+            first_seen_at: naive(device.first_seen_at),
+            last_seen_at: naive(device.last_seen_at),
+        })
         .execute(conn)
         .map(|_| ())
 }
@@ -37,56 +53,59 @@ pub fn insert(conn: &mut DbConnection, row: &DeviceRow) -> QueryResult<()> {
 pub fn find_for_account(
     conn: &mut DbConnection,
     hash: &str,
-    account_id: &str,
-) -> QueryResult<Option<DeviceRow>> {
+    account_id: &AccountId,
+) -> QueryResult<Option<Device>> {
     devices::table
         .filter(devices::token_hash.eq(hash))
-        .filter(devices::account_id.eq(account_id))
+        .filter(devices::account_id.eq(account_id.as_str()))
         .select(DeviceRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(DeviceRow::into_domain))
 }
 
 /// A device by id.
-pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<DeviceRow>> {
+pub fn find(conn: &mut DbConnection, id: &DeviceId) -> QueryResult<Option<Device>> {
     devices::table
-        .find(id)
+        .find(id.as_str())
         .select(DeviceRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(DeviceRow::into_domain))
 }
 
 /// Records a sign-in from the device.
-pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(devices::table.find(id))
-        .set(devices::last_seen_at.eq(now))
+pub fn touch(conn: &mut DbConnection, id: &DeviceId, now: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(devices::table.find(id.as_str()))
+        .set(devices::last_seen_at.eq(naive(now)))
         .execute(conn)
         .map(|_| ())
 }
 
 /// The account's devices, most recently seen first.
-pub fn list(conn: &mut DbConnection, account_id: &str) -> QueryResult<Vec<DeviceRow>> {
+pub fn list(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<Vec<Device>> {
     devices::table
-        .filter(devices::account_id.eq(account_id))
+        .filter(devices::account_id.eq(account_id.as_str()))
         .order((devices::last_seen_at.desc(), devices::id))
         .select(DeviceRow::as_select())
         .load(conn)
+        .map(|rows| rows.into_iter().map(DeviceRow::into_domain).collect())
 }
 
 /// Forgets one of the account's devices (its sessions stay, no longer tied to it); returns
 /// whether it existed.
-pub fn delete(conn: &mut DbConnection, account_id: &str, id: &str) -> QueryResult<bool> {
+pub fn delete(conn: &mut DbConnection, account_id: &AccountId, id: &DeviceId) -> QueryResult<bool> {
     diesel::update(
         sessions::table
-            .filter(sessions::account_id.eq(account_id))
-            .filter(sessions::device_id.eq(id)),
+            .filter(sessions::account_id.eq(account_id.as_str()))
+            .filter(sessions::device_id.eq(id.as_str())),
     )
     .set(sessions::device_id.eq(None::<String>))
     .execute(conn)?;
     diesel::delete(
         devices::table
-            .filter(devices::account_id.eq(account_id))
-            .filter(devices::id.eq(id)),
+            .filter(devices::account_id.eq(account_id.as_str()))
+            .filter(devices::id.eq(id.as_str())),
     )
     .execute(conn)
     .map(|n| n == 1)

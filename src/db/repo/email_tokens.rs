@@ -1,38 +1,66 @@
 //! The `email_tokens` table: single-use tokens sent by email (verify-email, reset-password),
 //! stored as SHA-256 hashes.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::db::repo::{naive, utc};
 use crate::db::schema::email_tokens;
+use crate::domain::{AccountId, EmailToken, TokenPurpose};
 
-/// A stored email token.
+/// A stored email token, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = email_tokens)]
-pub struct EmailTokenRow {
-    /// SHA-256 of the token, hex.
-    pub token_hash: String,
-    /// `verify_email` or `reset_password`.
-    pub purpose: String,
-    /// The account.
-    pub account_id: String,
-    /// The address the link went to.
-    pub email: String,
-    /// When it was issued.
-    pub created_at: NaiveDateTime,
-    /// When it stops working.
-    pub expires_at: NaiveDateTime,
-    /// When it was used.
-    pub used_at: Option<NaiveDateTime>,
-    /// When a newer token or a password change voided it.
-    pub revoked_at: Option<NaiveDateTime>,
+struct EmailTokenRow {
+    token_hash: String,
+    purpose: String,
+    account_id: String,
+    email: String,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    used_at: Option<NaiveDateTime>,
+    revoked_at: Option<NaiveDateTime>,
+}
+
+impl EmailTokenRow {
+    fn into_domain(self) -> QueryResult<EmailToken> {
+        let purpose = TokenPurpose::parse(&self.purpose).ok_or_else(|| {
+            tracing::error!(purpose = %self.purpose, "stored email_tokens.purpose does not parse");
+            diesel::result::Error::DeserializationError(
+                format!(
+                    "email_tokens.purpose holds an unknown value: {}",
+                    self.purpose
+                )
+                .into(),
+            )
+        })?;
+        Ok(EmailToken {
+            token_hash: self.token_hash,
+            purpose,
+            account_id: AccountId::from_stored(self.account_id),
+            email: self.email,
+            created_at: utc(self.created_at),
+            expires_at: utc(self.expires_at),
+            used_at: self.used_at.map(utc),
+            revoked_at: self.revoked_at.map(utc),
+        })
+    }
 }
 
 /// Stores a token.
-pub fn insert(conn: &mut DbConnection, row: &EmailTokenRow) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, token: &EmailToken) -> QueryResult<()> {
     diesel::insert_into(email_tokens::table)
-        .values(row)
+        .values(EmailTokenRow {
+            token_hash: token.token_hash.clone(),
+            purpose: token.purpose.as_str().to_owned(),
+            account_id: token.account_id.as_str().to_owned(),
+            email: token.email.clone(),
+            created_at: naive(token.created_at),
+            expires_at: naive(token.expires_at),
+            used_at: token.used_at.map(naive),
+            revoked_at: token.revoked_at.map(naive),
+        })
         .execute(conn)
         .map(|_| ())
 }
@@ -40,18 +68,18 @@ pub fn insert(conn: &mut DbConnection, row: &EmailTokenRow) -> QueryResult<()> {
 /// Voids every live token of `purpose` for the account; returns how many.
 pub fn revoke_all(
     conn: &mut DbConnection,
-    account_id: &str,
-    purpose: &str,
-    now: NaiveDateTime,
+    account_id: &AccountId,
+    purpose: TokenPurpose,
+    now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     diesel::update(
         email_tokens::table
-            .filter(email_tokens::account_id.eq(account_id))
-            .filter(email_tokens::purpose.eq(purpose))
+            .filter(email_tokens::account_id.eq(account_id.as_str()))
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
             .filter(email_tokens::used_at.is_null())
             .filter(email_tokens::revoked_at.is_null()),
     )
-    .set(email_tokens::revoked_at.eq(now))
+    .set(email_tokens::revoked_at.eq(naive(now)))
     .execute(conn)
 }
 
@@ -60,18 +88,20 @@ pub fn revoke_all(
 pub fn find_live(
     conn: &mut DbConnection,
     hash: &str,
-    purpose: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Option<EmailTokenRow>> {
+    purpose: TokenPurpose,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<EmailToken>> {
     email_tokens::table
         .filter(email_tokens::token_hash.eq(hash))
-        .filter(email_tokens::purpose.eq(purpose))
+        .filter(email_tokens::purpose.eq(purpose.as_str()))
         .filter(email_tokens::used_at.is_null())
         .filter(email_tokens::revoked_at.is_null())
-        .filter(email_tokens::expires_at.gt(now))
+        .filter(email_tokens::expires_at.gt(naive(now)))
         .select(EmailTokenRow::as_select())
         .get_result(conn)
-        .optional()
+        .optional()?
+        .map(EmailTokenRow::into_domain)
+        .transpose()
 }
 
 /// Consumes a live token of `purpose`: one conditional UPDATE whose row count decides, so
@@ -79,13 +109,14 @@ pub fn find_live(
 pub fn consume(
     conn: &mut DbConnection,
     hash: &str,
-    purpose: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Option<EmailTokenRow>> {
+    purpose: TokenPurpose,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<EmailToken>> {
+    let now = naive(now);
     let consumed = diesel::update(
         email_tokens::table
             .filter(email_tokens::token_hash.eq(hash))
-            .filter(email_tokens::purpose.eq(purpose))
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
             .filter(email_tokens::used_at.is_null())
             .filter(email_tokens::revoked_at.is_null())
             .filter(email_tokens::expires_at.gt(now)),
@@ -99,5 +130,7 @@ pub fn consume(
         .find(hash)
         .select(EmailTokenRow::as_select())
         .get_result(conn)
-        .optional()
+        .optional()?
+        .map(EmailTokenRow::into_domain)
+        .transpose()
 }

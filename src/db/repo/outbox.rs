@@ -184,11 +184,14 @@ pub fn mark_failed(
 }
 
 /// Mails not yet delivered and when the oldest of them was queued.
-pub fn backlog(conn: &mut DbConnection) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+pub fn backlog(
+    conn: &mut DbConnection,
+) -> QueryResult<(i64, Option<chrono::DateTime<chrono::Utc>>)> {
     outbox::table
         .filter(outbox::sent_at.is_null())
         .select((count_star(), diesel::dsl::min(outbox::created_at)))
-        .get_result(conn)
+        .get_result::<(i64, Option<NaiveDateTime>)>(conn)
+        .map(|(n, oldest)| (n, oldest.map(crate::db::repo::utc)))
 }
 
 /// The earliest time a pending mail becomes due, if any.

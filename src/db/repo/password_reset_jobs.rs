@@ -3,22 +3,50 @@
 //! transaction that issues its token and mail. `FOR UPDATE SKIP LOCKED` on PostgreSQL lets
 //! several instances work at once; SQLite's IMMEDIATE transaction excludes other writers.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::db::repo::{naive, utc};
 use crate::db::schema::password_reset_jobs;
+use crate::domain::AccountId;
 
-/// A recorded reset request.
+/// A recorded reset request, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = password_reset_jobs)]
-pub struct PasswordResetJobRow {
+struct JobRow {
+    id: String,
+    step: String,
+    account_id: Option<String>,
+    email_key: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    requested_at: NaiveDateTime,
+}
+
+impl JobRow {
+    fn into_job(self) -> ResetJob {
+        ResetJob {
+            id: self.id,
+            step: self.step,
+            account_id: self.account_id.map(AccountId::from_stored),
+            email_key: self.email_key,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            requested_at: utc(self.requested_at),
+        }
+    }
+}
+
+/// A recorded reset request.
+#[derive(Debug, Clone)]
+pub struct ResetJob {
     /// Id (UUID).
     pub id: String,
     /// What to do: `link`, `unverified`, `rehearse` or `nothing`.
     pub step: String,
     /// The account the login matched, if any.
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     /// A keyed hash of the address the request was decided on (or of the unknown login).
     pub email_key: Option<String>,
     /// The requester's IP, for the mail.
@@ -26,13 +54,21 @@ pub struct PasswordResetJobRow {
     /// The requester's user agent, for the mail.
     pub user_agent: Option<String>,
     /// When it was asked for.
-    pub requested_at: NaiveDateTime,
+    pub requested_at: DateTime<Utc>,
 }
 
 /// Records a job (inside the request's transaction).
-pub fn insert(conn: &mut DbConnection, row: &PasswordResetJobRow) -> QueryResult<()> {
+pub fn insert(conn: &mut DbConnection, job: &ResetJob) -> QueryResult<()> {
     diesel::insert_into(password_reset_jobs::table)
-        .values(row)
+        .values(JobRow {
+            id: job.id.clone(),
+            step: job.step.clone(),
+            account_id: job.account_id.as_ref().map(|a| a.as_str().to_owned()),
+            email_key: job.email_key.clone(),
+            ip: job.ip.clone(),
+            user_agent: job.user_agent.clone(),
+            requested_at: naive(job.requested_at),
+        })
         .execute(conn)
         .map(|_| ())
 }
@@ -41,7 +77,7 @@ pub fn insert(conn: &mut DbConnection, row: &PasswordResetJobRow) -> QueryResult
 #[derive(Debug)]
 pub enum Taken {
     /// The oldest job, now deleted in the caller's transaction: it is the caller's alone.
-    Job(PasswordResetJobRow),
+    Job(ResetJob),
     /// Another worker took the job first.
     Lost,
     /// No job waits.
@@ -56,19 +92,16 @@ pub fn take_next(conn: &mut DbConnection) -> QueryResult<Taken> {
             .order(password_reset_jobs::requested_at.asc())
             .limit(1)
     };
-    let job: Option<PasswordResetJobRow> = match conn {
+    let job: Option<JobRow> = match conn {
         // Several instances: skip the job another transaction is carrying out right now.
         DbConnection::Pg(pg) => oldest()
-            .select(PasswordResetJobRow::as_select())
+            .select(JobRow::as_select())
             .for_update()
             .skip_locked()
             .load(pg)?
             .pop(),
         // SQLite: the IMMEDIATE transaction already excludes every other writer.
-        DbConnection::Sqlite(lite) => oldest()
-            .select(PasswordResetJobRow::as_select())
-            .load(lite)?
-            .pop(),
+        DbConnection::Sqlite(lite) => oldest().select(JobRow::as_select()).load(lite)?.pop(),
     };
     let Some(job) = job else {
         return Ok(Taken::Empty);
@@ -77,7 +110,7 @@ pub fn take_next(conn: &mut DbConnection) -> QueryResult<Taken> {
         diesel::delete(password_reset_jobs::table.filter(password_reset_jobs::id.eq(&job.id)))
             .execute(conn)?;
     Ok(if deleted == 1 {
-        Taken::Job(job)
+        Taken::Job(job.into_job())
     } else {
         Taken::Lost
     })

@@ -14,8 +14,8 @@ use crate::db::DbConnection;
 use crate::db::repo::{Page, naive, utc};
 use crate::db::schema::{recovery_request_messages, recovery_requests};
 use crate::domain::{
-    AccountId, DeliverTo, MessageId, MessageKind, Ownership, RecoveryMessage, RecoveryRequest,
-    RecoveryStatus, RequestId,
+    AccountId, DeliverTo, DeviceId, MessageId, MessageKind, Ownership, RecoveryMessage,
+    RecoveryRequest, RecoveryStatus, RequestId,
 };
 
 diesel::define_sql_function! {
@@ -125,7 +125,7 @@ impl RequestRow {
             completed_at: self.completed_at.map(utc),
             submitted_ip: self.submitted_ip,
             submitted_user_agent: self.submitted_user_agent,
-            submitted_device_id: self.submitted_device_id,
+            submitted_device_id: self.submitted_device_id.map(DeviceId::from_stored),
             id: RequestId::from_stored(id),
         })
     }
@@ -159,7 +159,10 @@ impl RequestRow {
             completed_at: r.completed_at.map(naive),
             submitted_ip: r.submitted_ip.clone(),
             submitted_user_agent: r.submitted_user_agent.clone(),
-            submitted_device_id: r.submitted_device_id.clone(),
+            submitted_device_id: r
+                .submitted_device_id
+                .as_ref()
+                .map(|d| d.as_str().to_owned()),
         }
     }
 }

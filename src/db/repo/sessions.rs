@@ -1,64 +1,106 @@
-//! The `sessions` and `refresh_tokens` tables.
+//! The `sessions` and `refresh_tokens` tables. Rows come out as the domain's [`Session`] and
+//! [`RefreshToken`]; times are converted between stored naive UTC and `DateTime<Utc>` here.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::db::repo::{naive, utc};
 use crate::db::schema::{refresh_tokens, sessions};
+use crate::domain::{AccountId, DeviceId, RefreshToken, SecondFactor, Session, SessionId};
 
-/// A stored session.
+/// A stored session, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
-pub struct SessionRow {
-    /// Id (UUID), carried in access tokens as `sid`.
-    pub id: String,
-    /// The account.
-    pub account_id: String,
-    /// When it was opened.
-    pub created_at: NaiveDateTime,
-    /// When it was last used (refreshed or used, at most once a minute).
-    pub last_used_at: NaiveDateTime,
-    /// When its refresh token chain ends.
-    pub expires_at: NaiveDateTime,
-    /// When it was revoked.
-    pub revoked_at: Option<NaiveDateTime>,
-    /// Why it was revoked.
-    pub revoked_reason: Option<String>,
-    /// Client IP at login.
-    pub ip: Option<String>,
-    /// Client user agent at login.
-    pub user_agent: Option<String>,
-    /// `none`, `totp` or `recovery_code`.
-    pub second_factor: String,
-    /// The device it was opened from.
-    pub device_id: Option<String>,
+struct SessionRow {
+    id: String,
+    account_id: String,
+    created_at: NaiveDateTime,
+    last_used_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    revoked_at: Option<NaiveDateTime>,
+    revoked_reason: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    second_factor: String,
+    device_id: Option<String>,
 }
 
-/// A stored refresh token (its hash).
+impl SessionRow {
+    fn from_domain(s: &Session) -> Self {
+        Self {
+            id: s.id.as_str().to_owned(),
+            account_id: s.account_id.as_str().to_owned(),
+            created_at: naive(s.created_at),
+            last_used_at: naive(s.last_used_at),
+            expires_at: naive(s.expires_at),
+            revoked_at: s.revoked_at.map(naive),
+            revoked_reason: s.revoked_reason.clone(),
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            second_factor: s.second_factor.as_str().to_owned(),
+            device_id: s.device_id.as_ref().map(|d| d.as_str().to_owned()),
+        }
+    }
+
+    fn into_domain(self) -> Session {
+        Session {
+            id: SessionId::from_stored(self.id),
+            account_id: AccountId::from_stored(self.account_id),
+            created_at: utc(self.created_at),
+            last_used_at: utc(self.last_used_at),
+            expires_at: utc(self.expires_at),
+            revoked_at: self.revoked_at.map(utc),
+            revoked_reason: self.revoked_reason,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            second_factor: SecondFactor::from_stored(&self.second_factor),
+            device_id: self.device_id.map(DeviceId::from_stored),
+        }
+    }
+}
+
+/// A stored refresh token, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
-pub struct RefreshTokenRow {
-    /// SHA-256 of the token, hex.
-    pub token_hash: String,
-    /// The session it refreshes.
-    pub session_id: String,
-    /// When it was issued.
-    pub created_at: NaiveDateTime,
-    /// When it was exchanged for a new one.
-    pub rotated_at: Option<NaiveDateTime>,
+struct RefreshTokenRow {
+    token_hash: String,
+    session_id: String,
+    created_at: NaiveDateTime,
+    rotated_at: Option<NaiveDateTime>,
+}
+
+impl RefreshTokenRow {
+    fn from_domain(t: &RefreshToken) -> Self {
+        Self {
+            token_hash: t.token_hash.clone(),
+            session_id: t.session_id.as_str().to_owned(),
+            created_at: naive(t.created_at),
+            rotated_at: t.rotated_at.map(naive),
+        }
+    }
+
+    fn into_domain(self) -> RefreshToken {
+        RefreshToken {
+            token_hash: self.token_hash,
+            session_id: SessionId::from_stored(self.session_id),
+            created_at: utc(self.created_at),
+            rotated_at: self.rotated_at.map(utc),
+        }
+    }
 }
 
 /// Opens a session with its first refresh token.
 pub fn insert(
     conn: &mut DbConnection,
-    session: &SessionRow,
-    refresh: &RefreshTokenRow,
+    session: &Session,
+    refresh: &RefreshToken,
 ) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
-        .values(session)
+        .values(SessionRow::from_domain(session))
         .execute(conn)?;
     diesel::insert_into(refresh_tokens::table)
-        .values(refresh)
+        .values(RefreshTokenRow::from_domain(refresh))
         .execute(conn)?;
     Ok(())
 }
@@ -66,46 +108,48 @@ pub fn insert(
 /// A session that is neither revoked nor expired.
 pub fn find_live(
     conn: &mut DbConnection,
-    id: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Option<SessionRow>> {
+    id: &SessionId,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Session>> {
     sessions::table
-        .find(id)
+        .find(id.as_str())
         .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::expires_at.gt(naive(now)))
         .select(SessionRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(SessionRow::into_domain))
 }
 
 /// The account's live sessions, newest first.
 pub fn list_live(
     conn: &mut DbConnection,
-    account_id: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Vec<SessionRow>> {
+    account_id: &AccountId,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Session>> {
     sessions::table
-        .filter(sessions::account_id.eq(account_id))
+        .filter(sessions::account_id.eq(account_id.as_str()))
         .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::expires_at.gt(naive(now)))
         .order((sessions::created_at.desc(), sessions::id.desc()))
         .select(SessionRow::as_select())
         .load(conn)
+        .map(|rows| rows.into_iter().map(SessionRow::into_domain).collect())
 }
 
 /// Records use, at most once a minute, so reads stay reads.
 pub fn touch(
     conn: &mut DbConnection,
-    id: &str,
-    now: NaiveDateTime,
-    stale_before: NaiveDateTime,
+    id: &SessionId,
+    now: DateTime<Utc>,
+    stale_before: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::update(
         sessions::table
-            .find(id)
-            .filter(sessions::last_used_at.lt(stale_before)),
+            .find(id.as_str())
+            .filter(sessions::last_used_at.lt(naive(stale_before))),
     )
-    .set(sessions::last_used_at.eq(now))
+    .set(sessions::last_used_at.eq(naive(now)))
     .execute(conn)
     .map(|_| ())
 }
@@ -113,19 +157,19 @@ pub fn touch(
 /// Revokes one live session of an account; returns whether it was live.
 pub fn revoke(
     conn: &mut DbConnection,
-    account_id: &str,
-    id: &str,
-    now: NaiveDateTime,
+    account_id: &AccountId,
+    id: &SessionId,
+    now: DateTime<Utc>,
     reason: &str,
 ) -> QueryResult<bool> {
     diesel::update(
         sessions::table
-            .filter(sessions::id.eq(id))
-            .filter(sessions::account_id.eq(account_id))
+            .filter(sessions::id.eq(id.as_str()))
+            .filter(sessions::account_id.eq(account_id.as_str()))
             .filter(sessions::revoked_at.is_null()),
     )
     .set((
-        sessions::revoked_at.eq(now),
+        sessions::revoked_at.eq(naive(now)),
         sessions::revoked_reason.eq(reason),
     ))
     .execute(conn)
@@ -135,52 +179,53 @@ pub fn revoke(
 /// Revokes every live session of an account except `keep`; returns how many.
 pub fn revoke_all(
     conn: &mut DbConnection,
-    account_id: &str,
-    keep: Option<&str>,
-    now: NaiveDateTime,
+    account_id: &AccountId,
+    keep: Option<&SessionId>,
+    now: DateTime<Utc>,
     reason: &str,
 ) -> QueryResult<usize> {
     let target = sessions::table
-        .filter(sessions::account_id.eq(account_id))
+        .filter(sessions::account_id.eq(account_id.as_str()))
         .filter(sessions::revoked_at.is_null())
-        .filter(sessions::id.ne(keep.unwrap_or("")));
+        .filter(sessions::id.ne(keep.map_or("", SessionId::as_str)));
     diesel::update(target)
         .set((
-            sessions::revoked_at.eq(now),
+            sessions::revoked_at.eq(naive(now)),
             sessions::revoked_reason.eq(reason),
         ))
         .execute(conn)
 }
 
 /// A refresh token by hash.
-pub fn find_refresh(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<RefreshTokenRow>> {
+pub fn find_refresh(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<RefreshToken>> {
     refresh_tokens::table
         .find(hash)
         .select(RefreshTokenRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(RefreshTokenRow::into_domain))
 }
 
 /// Marks a refresh token rotated if it was not yet; the row count decides a race.
 pub fn rotate_refresh(
     conn: &mut DbConnection,
     hash: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     diesel::update(
         refresh_tokens::table
             .find(hash)
             .filter(refresh_tokens::rotated_at.is_null()),
     )
-    .set(refresh_tokens::rotated_at.eq(now))
+    .set(refresh_tokens::rotated_at.eq(naive(now)))
     .execute(conn)
     .map(|n| n == 1)
 }
 
 /// Stores a new refresh token.
-pub fn insert_refresh(conn: &mut DbConnection, row: &RefreshTokenRow) -> QueryResult<()> {
+pub fn insert_refresh(conn: &mut DbConnection, token: &RefreshToken) -> QueryResult<()> {
     diesel::insert_into(refresh_tokens::table)
-        .values(row)
+        .values(RefreshTokenRow::from_domain(token))
         .execute(conn)
         .map(|_| ())
 }

@@ -1,99 +1,152 @@
 //! The two-factor tables: `totp_credentials`, `recovery_code_sets`, `recovery_codes` and
 //! `mfa_challenges`. Single-use things are consumed with conditional UPDATEs.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
+use crate::db::repo::{naive, utc};
 use crate::db::schema::{mfa_challenges, recovery_code_sets, recovery_codes, totp_credentials};
+use crate::domain::{AccountId, ChallengeId, CodeSet, MfaChallenge, StoredCode, TotpCredential};
 
-/// A TOTP credential (pending until confirmed).
+/// A TOTP credential, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = totp_credentials)]
-pub struct TotpRow {
-    /// The account.
-    pub account_id: String,
-    /// The base32 secret, sealed with the data key.
-    pub secret_sealed: String,
-    /// When enrollment started.
-    pub created_at: NaiveDateTime,
-    /// When the first code confirmed it (2FA is on from then).
-    pub confirmed_at: Option<NaiveDateTime>,
-    /// The last time step accepted (a code is accepted once per step).
-    pub last_used_step: Option<i64>,
+struct TotpRow {
+    account_id: String,
+    secret_sealed: String,
+    created_at: NaiveDateTime,
+    confirmed_at: Option<NaiveDateTime>,
+    last_used_step: Option<i64>,
 }
 
-/// A set of recovery codes.
+impl TotpRow {
+    fn into_domain(self) -> TotpCredential {
+        TotpCredential {
+            account_id: AccountId::from_stored(self.account_id),
+            secret_sealed: self.secret_sealed,
+            created_at: utc(self.created_at),
+            confirmed_at: self.confirmed_at.map(utc),
+            last_used_step: self.last_used_step,
+        }
+    }
+}
+
+/// A set of recovery codes, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = recovery_code_sets)]
-pub struct CodeSetRow {
-    /// Id.
-    pub id: String,
-    /// The account.
-    pub account_id: String,
-    /// When it was generated.
-    pub created_at: NaiveDateTime,
-    /// When a newer set replaced it.
-    pub superseded_at: Option<NaiveDateTime>,
+struct CodeSetRow {
+    id: String,
+    account_id: String,
+    created_at: NaiveDateTime,
+    superseded_at: Option<NaiveDateTime>,
 }
 
-/// One recovery code (its hash).
+impl CodeSetRow {
+    fn into_domain(self) -> CodeSet {
+        CodeSet {
+            id: self.id,
+            account_id: AccountId::from_stored(self.account_id),
+            created_at: utc(self.created_at),
+            superseded_at: self.superseded_at.map(utc),
+        }
+    }
+}
+
+/// One recovery code, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = recovery_codes)]
-pub struct CodeRow {
-    /// Id.
-    pub id: String,
-    /// Its set.
-    pub set_id: String,
-    /// The account.
-    pub account_id: String,
-    /// The non-secret lookup id (unique per account).
-    pub lookup: String,
-    /// Argon2id hash of the secret part.
-    pub code_hash: String,
-    /// When it was used.
-    pub used_at: Option<NaiveDateTime>,
-    /// From which IP.
-    pub used_ip: Option<String>,
-    /// From which user agent.
-    pub used_user_agent: Option<String>,
+struct CodeRow {
+    id: String,
+    set_id: String,
+    account_id: String,
+    lookup: String,
+    code_hash: String,
+    used_at: Option<NaiveDateTime>,
+    used_ip: Option<String>,
+    used_user_agent: Option<String>,
 }
 
-/// An mfa challenge: the password step of a login, waiting for a second factor.
+impl CodeRow {
+    fn from_domain(c: &StoredCode) -> Self {
+        Self {
+            id: c.id.clone(),
+            set_id: c.set_id.clone(),
+            account_id: c.account_id.as_str().to_owned(),
+            lookup: c.lookup.clone(),
+            code_hash: c.code_hash.clone(),
+            used_at: c.used_at.map(naive),
+            used_ip: c.used_ip.clone(),
+            used_user_agent: c.used_user_agent.clone(),
+        }
+    }
+
+    fn into_domain(self) -> StoredCode {
+        StoredCode {
+            id: self.id,
+            set_id: self.set_id,
+            account_id: AccountId::from_stored(self.account_id),
+            lookup: self.lookup,
+            code_hash: self.code_hash,
+            used_at: self.used_at.map(utc),
+            used_ip: self.used_ip,
+            used_user_agent: self.used_user_agent,
+        }
+    }
+}
+
+/// An mfa challenge, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mfa_challenges)]
-pub struct ChallengeRow {
-    /// Id (carried in the mfa token).
-    pub id: String,
-    /// The account.
-    pub account_id: String,
-    /// When the password step succeeded.
-    pub created_at: NaiveDateTime,
-    /// When it stops working.
-    pub expires_at: NaiveDateTime,
-    /// When a second factor finished it.
-    pub used_at: Option<NaiveDateTime>,
+struct ChallengeRow {
+    id: String,
+    account_id: String,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    used_at: Option<NaiveDateTime>,
+}
+
+impl ChallengeRow {
+    fn into_domain(self) -> MfaChallenge {
+        MfaChallenge {
+            id: ChallengeId::from_stored(self.id),
+            account_id: AccountId::from_stored(self.account_id),
+            created_at: utc(self.created_at),
+            expires_at: utc(self.expires_at),
+            used_at: self.used_at.map(utc),
+        }
+    }
 }
 
 /// The account's TOTP credential, pending or confirmed.
-pub fn find_totp(conn: &mut DbConnection, account_id: &str) -> QueryResult<Option<TotpRow>> {
+pub fn find_totp(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+) -> QueryResult<Option<TotpCredential>> {
     totp_credentials::table
-        .find(account_id)
+        .find(account_id.as_str())
         .select(TotpRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(TotpRow::into_domain))
 }
 
 /// Replaces a pending enrollment (never a confirmed one: the caller checks).
-pub fn put_pending_totp(conn: &mut DbConnection, row: &TotpRow) -> QueryResult<()> {
+pub fn put_pending_totp(conn: &mut DbConnection, totp: &TotpCredential) -> QueryResult<()> {
     diesel::delete(
         totp_credentials::table
-            .find(&row.account_id)
+            .find(totp.account_id.as_str())
             .filter(totp_credentials::confirmed_at.is_null()),
     )
     .execute(conn)?;
     diesel::insert_into(totp_credentials::table)
-        .values(row)
+        .values(TotpRow {
+            account_id: totp.account_id.as_str().to_owned(),
+            secret_sealed: totp.secret_sealed.clone(),
+            created_at: naive(totp.created_at),
+            confirmed_at: totp.confirmed_at.map(naive),
+            last_used_step: totp.last_used_step,
+        })
         .execute(conn)
         .map(|_| ())
 }
@@ -101,17 +154,17 @@ pub fn put_pending_totp(conn: &mut DbConnection, row: &TotpRow) -> QueryResult<(
 /// Confirms a pending enrollment with the step of its first code; false if not pending.
 pub fn confirm_totp(
     conn: &mut DbConnection,
-    account_id: &str,
+    account_id: &AccountId,
     step: i64,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> QueryResult<bool> {
     diesel::update(
         totp_credentials::table
-            .find(account_id)
+            .find(account_id.as_str())
             .filter(totp_credentials::confirmed_at.is_null()),
     )
     .set((
-        totp_credentials::confirmed_at.eq(now),
+        totp_credentials::confirmed_at.eq(naive(now)),
         totp_credentials::last_used_step.eq(step),
     ))
     .execute(conn)
@@ -119,10 +172,14 @@ pub fn confirm_totp(
 }
 
 /// Accepts `step` if it is newer than the last accepted one; the row count decides a race.
-pub fn use_totp_step(conn: &mut DbConnection, account_id: &str, step: i64) -> QueryResult<bool> {
+pub fn use_totp_step(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+    step: i64,
+) -> QueryResult<bool> {
     diesel::update(
         totp_credentials::table
-            .find(account_id)
+            .find(account_id.as_str())
             .filter(totp_credentials::confirmed_at.is_not_null())
             .filter(
                 totp_credentials::last_used_step
@@ -136,7 +193,8 @@ pub fn use_totp_step(conn: &mut DbConnection, account_id: &str, step: i64) -> Qu
 }
 
 /// Removes TOTP and every recovery code of the account.
-pub fn remove_all(conn: &mut DbConnection, account_id: &str) -> QueryResult<()> {
+pub fn remove_all(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<()> {
+    let account_id = account_id.as_str();
     diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(account_id)))
         .execute(conn)?;
     diesel::delete(recovery_code_sets::table.filter(recovery_code_sets::account_id.eq(account_id)))
@@ -148,35 +206,40 @@ pub fn remove_all(conn: &mut DbConnection, account_id: &str) -> QueryResult<()> 
 /// Marks the account's current set superseded.
 pub fn supersede_sets(
     conn: &mut DbConnection,
-    account_id: &str,
-    now: NaiveDateTime,
+    account_id: &AccountId,
+    now: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::update(
         recovery_code_sets::table
-            .filter(recovery_code_sets::account_id.eq(account_id))
+            .filter(recovery_code_sets::account_id.eq(account_id.as_str()))
             .filter(recovery_code_sets::superseded_at.is_null()),
     )
-    .set(recovery_code_sets::superseded_at.eq(now))
+    .set(recovery_code_sets::superseded_at.eq(naive(now)))
     .execute(conn)
     .map(|_| ())
 }
 
 /// Every lookup id the account has (current and superseded sets), to keep new ones unique.
-pub fn lookups(conn: &mut DbConnection, account_id: &str) -> QueryResult<Vec<String>> {
+pub fn lookups(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<Vec<String>> {
     recovery_codes::table
-        .filter(recovery_codes::account_id.eq(account_id))
+        .filter(recovery_codes::account_id.eq(account_id.as_str()))
         .select(recovery_codes::lookup)
         .load(conn)
 }
 
 /// Stores a new set with its codes.
-pub fn insert_set(conn: &mut DbConnection, set: &CodeSetRow, codes: &[CodeRow]) -> QueryResult<()> {
+pub fn insert_set(conn: &mut DbConnection, set: &CodeSet, codes: &[StoredCode]) -> QueryResult<()> {
     diesel::insert_into(recovery_code_sets::table)
-        .values(set)
+        .values(CodeSetRow {
+            id: set.id.clone(),
+            account_id: set.account_id.as_str().to_owned(),
+            created_at: naive(set.created_at),
+            superseded_at: set.superseded_at.map(naive),
+        })
         .execute(conn)?;
     for code in codes {
         diesel::insert_into(recovery_codes::table)
-            .values(code)
+            .values(CodeRow::from_domain(code))
             .execute(conn)?;
     }
     Ok(())
@@ -185,23 +248,24 @@ pub fn insert_set(conn: &mut DbConnection, set: &CodeSetRow, codes: &[CodeRow]) 
 /// The code with `lookup` and its set, in any set of the account.
 pub fn find_code(
     conn: &mut DbConnection,
-    account_id: &str,
+    account_id: &AccountId,
     lookup: &str,
-) -> QueryResult<Option<(CodeRow, CodeSetRow)>> {
+) -> QueryResult<Option<(StoredCode, CodeSet)>> {
     recovery_codes::table
         .inner_join(recovery_code_sets::table)
-        .filter(recovery_codes::account_id.eq(account_id))
+        .filter(recovery_codes::account_id.eq(account_id.as_str()))
         .filter(recovery_codes::lookup.eq(lookup))
         .select((CodeRow::as_select(), CodeSetRow::as_select()))
-        .get_result(conn)
+        .get_result::<(CodeRow, CodeSetRow)>(conn)
         .optional()
+        .map(|found| found.map(|(code, set)| (code.into_domain(), set.into_domain())))
 }
 
 /// Consumes an unused code; the row count decides a race.
 pub fn consume_code(
     conn: &mut DbConnection,
     code_id: &str,
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
     ip: Option<&str>,
     user_agent: Option<&str>,
 ) -> QueryResult<bool> {
@@ -211,7 +275,7 @@ pub fn consume_code(
             .filter(recovery_codes::used_at.is_null()),
     )
     .set((
-        recovery_codes::used_at.eq(now),
+        recovery_codes::used_at.eq(naive(now)),
         recovery_codes::used_ip.eq(ip),
         recovery_codes::used_user_agent.eq(user_agent),
     ))
@@ -222,10 +286,10 @@ pub fn consume_code(
 /// The account's current set and its codes.
 pub fn current_set(
     conn: &mut DbConnection,
-    account_id: &str,
-) -> QueryResult<Option<(CodeSetRow, Vec<CodeRow>)>> {
+    account_id: &AccountId,
+) -> QueryResult<Option<(CodeSet, Vec<StoredCode>)>> {
     let Some(set) = recovery_code_sets::table
-        .filter(recovery_code_sets::account_id.eq(account_id))
+        .filter(recovery_code_sets::account_id.eq(account_id.as_str()))
         .filter(recovery_code_sets::superseded_at.is_null())
         .select(CodeSetRow::as_select())
         .get_result(conn)
@@ -238,13 +302,22 @@ pub fn current_set(
         .order(recovery_codes::used_at.asc())
         .select(CodeRow::as_select())
         .load(conn)?;
-    Ok(Some((set, codes)))
+    Ok(Some((
+        set.into_domain(),
+        codes.into_iter().map(CodeRow::into_domain).collect(),
+    )))
 }
 
 /// Stores an mfa challenge.
-pub fn insert_challenge(conn: &mut DbConnection, row: &ChallengeRow) -> QueryResult<()> {
+pub fn insert_challenge(conn: &mut DbConnection, challenge: &MfaChallenge) -> QueryResult<()> {
     diesel::insert_into(mfa_challenges::table)
-        .values(row)
+        .values(ChallengeRow {
+            id: challenge.id.as_str().to_owned(),
+            account_id: challenge.account_id.as_str().to_owned(),
+            created_at: naive(challenge.created_at),
+            expires_at: naive(challenge.expires_at),
+            used_at: challenge.used_at.map(naive),
+        })
         .execute(conn)
         .map(|_| ())
 }
@@ -252,27 +325,29 @@ pub fn insert_challenge(conn: &mut DbConnection, row: &ChallengeRow) -> QueryRes
 /// A challenge that is neither used nor expired.
 pub fn find_live_challenge(
     conn: &mut DbConnection,
-    id: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Option<ChallengeRow>> {
+    id: &ChallengeId,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<MfaChallenge>> {
     mfa_challenges::table
-        .find(id)
+        .find(id.as_str())
         .filter(mfa_challenges::used_at.is_null())
-        .filter(mfa_challenges::expires_at.gt(now))
+        .filter(mfa_challenges::expires_at.gt(naive(now)))
         .select(ChallengeRow::as_select())
         .get_result(conn)
         .optional()
+        .map(|row| row.map(ChallengeRow::into_domain))
 }
 
 /// Consumes a live challenge; the row count decides a race.
 pub fn consume_challenge(
     conn: &mut DbConnection,
-    id: &str,
-    now: NaiveDateTime,
+    id: &ChallengeId,
+    now: DateTime<Utc>,
 ) -> QueryResult<bool> {
+    let now = naive(now);
     diesel::update(
         mfa_challenges::table
-            .find(id)
+            .find(id.as_str())
             .filter(mfa_challenges::used_at.is_null())
             .filter(mfa_challenges::expires_at.gt(now)),
     )
@@ -285,14 +360,14 @@ pub fn consume_challenge(
 /// password changes or the account is recovered); returns how many.
 pub fn void_challenges(
     conn: &mut DbConnection,
-    account_id: &str,
-    now: NaiveDateTime,
+    account_id: &AccountId,
+    now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     diesel::update(
         mfa_challenges::table
-            .filter(mfa_challenges::account_id.eq(account_id))
+            .filter(mfa_challenges::account_id.eq(account_id.as_str()))
             .filter(mfa_challenges::used_at.is_null()),
     )
-    .set(mfa_challenges::used_at.eq(now))
+    .set(mfa_challenges::used_at.eq(naive(now)))
     .execute(conn)
 }

@@ -8,7 +8,8 @@
 
 use super::{RequesterError, after, ownership_link, unseal};
 use crate::context::Ctx;
-use crate::db::repo::{self, accounts::AccountRow, recovery_requests::RequestChanges};
+use crate::db::repo::{self, recovery_requests::RequestChanges};
+use crate::domain::Account;
 use crate::domain::{
     AccountId, DeliverTo, EventType, NewPassword, Ownership, RecoveryAction, RecoveryRequest,
     RecoveryStatus, RequestId,
@@ -41,7 +42,7 @@ pub(super) fn send_completion_link(w: &mut Work<'_>, id: &RequestId) -> Result<b
     let Some(account) = request
         .account_id
         .as_ref()
-        .map(|a| repo::accounts::find(w.conn, a.as_str()))
+        .map(|a| repo::accounts::find(w.conn, a))
         .transpose()?
         .flatten()
     else {
@@ -81,7 +82,7 @@ pub(super) fn send_completion_link(w: &mut Work<'_>, id: &RequestId) -> Result<b
     w.audit(
         Event::new(EventType::RecoveryRequestLinkSent, Actor::System, &client)
             .account(Some(&account.id))
-            .request(request.id.as_str())
+            .request(&request.id)
             .details(serde_json::json!({
                 "to": deliver_to.as_str(),
                 "expires_at": expires,
@@ -133,11 +134,11 @@ pub async fn complete(
     let lookup = hash.clone();
     let (request, account) = unit_of_work::read(
         ctx,
-        move |conn| -> Result<(RecoveryRequest, AccountRow), RequesterError> {
+        move |conn| -> Result<(RecoveryRequest, Account), RequesterError> {
             let found = repo::recovery_requests::find_by_completion_token(conn, &lookup)?;
             let (request, account_id) = live_link(found, now)?;
-            let account = repo::accounts::find(conn, account_id.as_str())?
-                .ok_or(RequesterError::InvalidToken)?;
+            let account =
+                repo::accounts::find(conn, &account_id)?.ok_or(RequesterError::InvalidToken)?;
             Ok((request, account))
         },
     )
@@ -183,7 +184,7 @@ pub async fn complete(
                 event: EventType::PasswordReset,
                 actor: Actor::Account(&account.id),
                 client: &client,
-                request_id: Some(request.id.as_str()),
+                request_id: Some(&request.id),
             },
         )?;
         w.audit(
@@ -193,7 +194,7 @@ pub async fn complete(
                 &client,
             )
             .account(Some(&account.id))
-            .request(request.id.as_str())
+            .request(&request.id)
             .details(serde_json::json!({"two_factor_removed": true})),
         )?;
         let context = serde_json::json!({

@@ -193,8 +193,8 @@ fn request_event<'a>(
     client: &'a ClientInfo,
 ) -> Event<'a> {
     Event::new(event_type, actor, client)
-        .account(request.account_id.as_ref().map(AccountId::as_str))
-        .request(request.id.as_str())
+        .account(request.account_id.as_ref())
+        .request(&request.id)
 }
 
 /// Writes a status change conditionally on the status it starts from; a request that moved

@@ -13,7 +13,8 @@ use super::{
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
-use crate::db::repo::{self, accounts::AccountRow, recovery_requests::RequestChanges};
+use crate::db::repo::{self, recovery_requests::RequestChanges};
+use crate::domain::Account;
 use crate::domain::{
     AccountId, EmailAddress, EventType, MessageId, MessageKind, Ownership, RecoveryAction,
     RecoveryMessage, RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS,
@@ -176,9 +177,7 @@ pub async fn submit(
         limit_ip(w, "recovery-request", &client)?;
         let key = crate::domain::username_key(&valid.username);
         let account = repo::accounts::find_by_username_key(w.conn, &key)?;
-        let account_id = account
-            .as_ref()
-            .map(|a| AccountId::from_stored(a.id.clone()));
+        let account_id = account.as_ref().map(|a| a.id.clone());
         let duplicate_of = match &account_id {
             Some(a) => repo::recovery_requests::first_open_for_account(w.conn, a)?,
             None => None,
@@ -288,7 +287,7 @@ fn limit_ip(w: &mut Work<'_>, what: &str, client: &ClientInfo) -> Result<(), Req
 /// few such mails a day per account, so requests cannot be used to flood the owner).
 fn mail_ownership_question(
     w: &mut Work<'_>,
-    account: &AccountRow,
+    account: &Account,
     email: String,
     token: &str,
 ) -> Result<(), Failure> {

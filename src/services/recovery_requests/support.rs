@@ -132,16 +132,16 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
     };
     if let Some(device_id) = &request.submitted_device_id {
         evidence.known_device_first_seen_at =
-            repo::devices::find(conn, device_id)?.map(|d| repo::utc(d.first_seen_at));
+            repo::devices::find(conn, device_id)?.map(|d| d.first_seen_at);
     }
     if let Some(account_id) = &request.account_id
-        && let Some(account) = repo::accounts::find(conn, account_id.as_str())?
+        && let Some(account) = repo::accounts::find(conn, account_id)?
     {
         evidence.account_exists = true;
         evidence.account_id = Some(account_id.clone());
-        evidence.created_at = Some(repo::utc(account.created_at));
+        evidence.created_at = Some(account.created_at);
         evidence.email_verified = account.email_verified_at.is_some();
-        evidence.last_login_at = account.last_login_at.map(repo::utc);
+        evidence.last_login_at = account.last_login_at;
         evidence.two_factor = two_factor::status(conn, &account.id)?;
         evidence.earlier_requests = repo::recovery_requests::for_account(conn, account_id)?
             .into_iter()
@@ -220,7 +220,7 @@ async fn support_message(
         } else {
             (MessageKind::Note, EventType::RecoveryRequestNoteAdded)
         };
-        let author = AccountId::from_stored(support.clone());
+        let author = support.clone();
         let message = add_message(w, &request, kind, Some(author), body.clone())?;
         w.audit(
             request_event(&request, event, Actor::Support(&support), &client)
@@ -302,8 +302,7 @@ pub(super) fn approve_in(
 ) -> Result<(), SupportError> {
     let to = request.status.apply(RecoveryAction::Approve)?;
     let account_id = request.account_id.as_ref().ok_or(SupportError::NoAccount)?;
-    let account =
-        repo::accounts::find(w.conn, account_id.as_str())?.ok_or(SupportError::NoAccount)?;
+    let account = repo::accounts::find(w.conn, account_id)?.ok_or(SupportError::NoAccount)?;
     if approval.deliver_to == DeliverTo::AccountEmail && account.email_verified_at.is_none() {
         return Err(SupportError::NoVerifiedEmail);
     }
