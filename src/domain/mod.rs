@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod device;
 pub mod ids;
+pub mod limits;
 pub mod password;
 pub mod password_lists;
 pub mod recovery_code;
