@@ -11,6 +11,7 @@ use crate::api::common::{Accepted, PageQuery, invalid_token};
 use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
+use crate::api::rules;
 use crate::context::Ctx;
 use crate::services::accounts::{self, AccountView, ChangePasswordError};
 use crate::services::audit::EventView;
@@ -24,12 +25,15 @@ use crate::services::sessions::{self, RevokeError};
 #[schema(example = json!({"username": "jbber", "email": "jbber@example.com", "password": "orbit lantern mosaic 42"}))]
 pub struct RegisterBody {
     /// 3–50 letters, digits, `-`, `_` or `.`; unique ignoring case.
+    #[schema(schema_with = rules::username)]
     pub username: String,
     /// Unique ignoring case; a verification email is sent there.
+    #[schema(schema_with = rules::email)]
     pub email: String,
     /// 8–128 characters; refused (each with its field-error code) when it contains the username,
     /// the email or the service's name, is a common breached password, is on the operator's
     /// list, or is otherwise easy to guess.
+    #[schema(schema_with = rules::new_password)]
     pub password: String,
 }
 
@@ -40,6 +44,7 @@ impl TextFields for RegisterBody {}
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
 pub struct TokenBody {
     /// The `token` parameter of the link.
+    #[schema(schema_with = rules::token)]
     pub token: String,
 }
 
@@ -50,8 +55,10 @@ impl TextFields for TokenBody {}
 #[schema(example = json!({"current_password": "orbit lantern mosaic 42", "new_password": "velvet compass harbor 19"}))]
 pub struct ChangePasswordBody {
     /// The password in use now.
+    #[schema(schema_with = rules::password)]
     pub current_password: String,
     /// The new password (policy applies).
+    #[schema(schema_with = rules::new_password)]
     pub new_password: String,
 }
 
@@ -218,10 +225,13 @@ pub struct SecurityEventPage {
     /// Newest first.
     pub items: Vec<SecurityEvent>,
     /// This page (from 1).
+    #[schema(value_type = u32)]
     pub page: i64,
     /// Page size.
+    #[schema(value_type = u32)]
     pub per_page: i64,
     /// Events in all pages.
+    #[schema(value_type = u32)]
     pub total: i64,
 }
 
@@ -302,7 +312,12 @@ impl From<RevokeError> for ApiError {
 }
 
 /// Creates an account and sends a verification email.
+///
+/// The username and the email must be free (ignoring case and look-alikes) and the password
+/// must follow the policy; every field error is listed in one 422. The account can log in at
+/// once; a verification link goes to the email address.
 #[utoipa::path(
+    security(),
     tag = "accounts",
     operation_id = "register_account",
     request_body = RegisterBody,
@@ -348,7 +363,11 @@ pub async fn register_account(
 }
 
 /// Verifies the email address with the token of the verification link.
+///
+/// Posts the `token` parameter of the `{FRONTEND_URL}/verify-email?token=…` link. The link
+/// works once and expires; an unknown, used or expired token is a 400 `invalid_token`.
 #[utoipa::path(
+    security(),
     tag = "accounts",
     operation_id = "verify_account_email",
     request_body = TokenBody,
@@ -373,6 +392,9 @@ pub async fn verify_account_email(
 }
 
 /// Sends a new verification email (at most 3 an hour).
+///
+/// Sends a fresh link to the account's address and invalidates none of the earlier ones until
+/// they expire. At most 3 mails an hour per account; the 429 says when to try again.
 #[utoipa::path(
     tag = "accounts",
     operation_id = "resend_verification_email",
@@ -394,6 +416,10 @@ pub async fn resend_verification_email(
 }
 
 /// The caller's account.
+///
+/// Answers the account of the access token: identity, whether the email is verified, the role,
+/// whether two-factor authentication is on and how many recovery codes remain. A frontend reads
+/// it after login and after each security change.
 #[utoipa::path(
     tag = "accounts",
     operation_id = "get_account",
@@ -413,6 +439,10 @@ pub async fn get_account(
 }
 
 /// Changes the password. Every other session is revoked and a notice is mailed.
+///
+/// Needs the current password (which counts against the re-authentication budget when wrong).
+/// The new one must follow the password policy. The calling session stays open; every other
+/// session is revoked, and a notice goes to the account's address.
 #[utoipa::path(
     tag = "accounts",
     operation_id = "change_password",
@@ -442,6 +472,9 @@ pub async fn change_password(
 }
 
 /// The caller's live sessions.
+///
+/// Each live session with when and from where it was opened and how (password only, TOTP or
+/// recovery code); `current` marks the session of this access token.
 #[utoipa::path(
     tag = "accounts",
     operation_id = "list_sessions",
@@ -473,6 +506,10 @@ pub async fn list_sessions(
 }
 
 /// Revokes one of the caller's sessions: its tokens stop working at once.
+///
+/// Its access token and refresh token stop working on the next request. Revoking the current
+/// session is a logout. An id that is not one of the caller's live sessions is a 404, whoever
+/// owns it.
 #[utoipa::path(
     tag = "accounts",
     operation_id = "revoke_session",
@@ -496,6 +533,10 @@ pub async fn revoke_session(
 }
 
 /// The caller's own security events, newest first.
+///
+/// Logins, failed logins, password and two-factor changes and recovery steps on the caller's
+/// account, for a "security activity" page. Support's internal notes and whereabouts are never
+/// shown. Paged with `page` and `per_page`.
 #[utoipa::path(
     tag = "accounts",
     operation_id = "list_account_events",

@@ -14,6 +14,7 @@ use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::recovery_requests::{
     MessageBody, OwnershipDto, RecoveryStatusDto, invalid_transition,
 };
+use crate::api::rules;
 use crate::context::Ctx;
 use crate::domain::{DeliverTo, MessageKind, RecoveryRequest, RequestId};
 use crate::services::accounts;
@@ -34,11 +35,11 @@ pub struct QueueQuery {
     pub username: Option<String>,
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, value_type = Option<i64>)]
+    #[param(schema_with = crate::api::rules::page)]
     pub page: Option<i128>,
     /// Items per page, 1 to 100 (default 50).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
+    #[param(schema_with = crate::api::rules::per_page)]
     pub per_page: Option<i128>,
 }
 
@@ -56,11 +57,11 @@ pub struct AuditQuery {
     pub event_type: Option<String>,
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, value_type = Option<i64>)]
+    #[param(schema_with = crate::api::rules::page)]
     pub page: Option<i128>,
     /// Items per page, 1 to 100 (default 50).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
+    #[param(schema_with = crate::api::rules::per_page)]
     pub per_page: Option<i128>,
 }
 
@@ -104,6 +105,7 @@ pub struct AdminRequest {
     /// Last change.
     pub updated_at: DateTime<Utc>,
     /// Seconds since it was filed.
+    #[schema(value_type = u32)]
     pub age_seconds: i64,
     /// When approved or denied.
     pub decided_at: Option<DateTime<Utc>>,
@@ -159,10 +161,13 @@ pub struct QueuePage {
     /// Oldest first.
     pub items: Vec<AdminRequest>,
     /// This page.
+    #[schema(value_type = u32)]
     pub page: i64,
     /// Page size.
+    #[schema(value_type = u32)]
     pub per_page: i64,
     /// Requests in all pages.
+    #[schema(value_type = u32)]
     pub total: i64,
 }
 
@@ -318,10 +323,13 @@ pub struct AuditPage {
     /// Newest first.
     pub items: Vec<AuditEvent>,
     /// This page.
+    #[schema(value_type = u32)]
     pub page: i64,
     /// Page size.
+    #[schema(value_type = u32)]
     pub per_page: i64,
     /// Events in all pages.
+    #[schema(value_type = u32)]
     pub total: i64,
 }
 
@@ -406,12 +414,14 @@ impl From<DeliverTo> for DeliverToDto {
 pub struct ApproveBody {
     /// A comment for the log, at most 5000 characters.
     #[serde(default)]
+    #[schema(schema_with = rules::optional_free_text)]
     pub comment: Option<String>,
     /// Where the completion link goes (default `account_email`).
     #[serde(default)]
     pub deliver_to: DeliverToDto,
     /// Why the contact email (required with `contact_email`), at most 5000 characters.
     #[serde(default)]
+    #[schema(schema_with = rules::optional_free_text)]
     pub justification: Option<String>,
 }
 
@@ -424,7 +434,7 @@ impl TextFields for ApproveBody {
 #[schema(example = json!({"reason": "We could not verify that you own this account."}))]
 pub struct DenyBody {
     /// Emailed to the requester.
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::free_text)]
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -464,6 +474,9 @@ impl From<SupportError> for ApiError {
 }
 
 /// The queue of recovery requests, oldest first, with each request's age.
+///
+/// The review queue for support staff, oldest first, optionally filtered by status or username,
+/// paged. Each item has its age in seconds. Needs the `support` role.
 #[utoipa::path(
     tag = "support",
     operation_id = "list_recovery_requests",
@@ -500,6 +513,10 @@ pub async fn list_recovery_requests(
 }
 
 /// One request: the request, the account's evidence, messages, internal notes and timeline.
+///
+/// Everything support needs to decide: the request, what the account shows (email verified,
+/// two-factor, last logins), the messages, the internal notes and the timeline of audit events.
+/// Needs the `support` role.
 #[utoipa::path(
     tag = "support",
     operation_id = "get_recovery_request_detail",
@@ -522,6 +539,9 @@ pub async fn get_recovery_request_detail(
 }
 
 /// Adds an internal note, never shown to the requester (a submitted request moves to review).
+///
+/// Notes are for support only: never mailed, never shown on the tracking page. A `submitted`
+/// request moves to `in_review`.
 #[utoipa::path(
     tag = "support",
     operation_id = "add_recovery_request_note",
@@ -549,6 +569,9 @@ pub async fn add_recovery_request_note(
 }
 
 /// Sends a message to the requester (emailed); the request waits for their answer (`needs_info`).
+///
+/// The message is mailed to the requester's contact email and shown on the tracking page; the
+/// request moves to `needs_info` until they reply.
 #[utoipa::path(
     tag = "support",
     operation_id = "message_recovery_requester",
@@ -578,6 +601,10 @@ pub async fn message_recovery_requester(
 
 /// Approves a request. With ownership proven the completion link is emailed now; otherwise it is
 /// held for the waiting period and the account's verified email is told, with a link to stop it.
+///
+/// Moves the request to `approved`. The completion link goes to the account's verified email by
+/// default; sending it to the request's contact email needs a `justification`. The owner can
+/// still dispute the request until the link is used.
 #[utoipa::path(
     tag = "support",
     operation_id = "approve_recovery_request",
@@ -614,6 +641,9 @@ pub async fn approve_recovery_request(
 }
 
 /// Denies a request; the requester is emailed the reason.
+///
+/// Moves the request to `denied` (final); the reason is mailed to the requester's contact
+/// email.
 #[utoipa::path(
     tag = "support",
     operation_id = "deny_recovery_request",
@@ -642,6 +672,9 @@ pub async fn deny_recovery_request(
 }
 
 /// Every security event and support action, newest first; filter by account, request or type.
+///
+/// The complete audit log for support staff, paged and filterable by account id, recovery
+/// request id and event type. Needs the `support` role.
 #[utoipa::path(
     tag = "support",
     operation_id = "list_audit_events",

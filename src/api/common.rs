@@ -13,11 +13,11 @@ use crate::api::problem::{ApiError, Code};
 pub struct PageQuery {
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, value_type = Option<i64>)]
+    #[param(schema_with = crate::api::rules::page)]
     pub page: Option<i128>,
     /// Items per page, 1 to 100 (default 50).
     #[serde(default, deserialize_with = "page_number")]
-    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
+    #[param(schema_with = crate::api::rules::per_page)]
     pub per_page: Option<i128>,
 }
 

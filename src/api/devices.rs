@@ -86,6 +86,10 @@ pub async fn list_devices(
 
 /// Forgets one of the caller's devices: on its next login it is a new device (a new failed-login
 /// budget does not come with it: it shares the account's untrusted one).
+///
+/// The device's token stops being recognised at once; the device's sessions stay open (revoke
+/// them with `DELETE /api/v1/account/sessions/{id}`). An id that is not one of the caller's
+/// devices is a 404, whoever owns it.
 #[utoipa::path(
     tag = "accounts",
     operation_id = "forget_device",

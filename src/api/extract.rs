@@ -78,7 +78,7 @@ impl FromRequest for DeviceToken {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = crate::api::edge::header_line(req, "x-device-token")
-            .filter(|t| t.len() <= 256)
+            .filter(|t| t.len() <= crate::domain::limits::DEVICE_TOKEN_MAX_BYTES)
             .map(str::to_owned);
         std::future::ready(Ok(Self(token)))
     }

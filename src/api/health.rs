@@ -18,7 +18,11 @@ pub struct HealthStatus {
 }
 
 /// Liveness: answers 200 while the process runs.
+///
+/// For orchestrators: 200 while the process can answer HTTP, without touching the database. Not
+/// under `/api/v1` and not rate limited.
 #[utoipa::path(
+    security(),
     tag = "operations",
     operation_id = "get_liveness",
     responses((status = 200, description = "The process runs.", body = HealthStatus))
@@ -29,7 +33,11 @@ pub async fn get_liveness() -> HttpResponse {
 }
 
 /// Readiness: answers 200 when a write to the database commits, else a 503 problem.
+///
+/// For load balancers: 200 when a write transaction commits on the database, a 503 problem
+/// (with `Retry-After`) when it does not. Not under `/api/v1`.
 #[utoipa::path(
+    security(),
     tag = "operations",
     operation_id = "get_readiness",
     responses(

@@ -10,6 +10,7 @@ use crate::api::common::{Accepted, invalid_token};
 use crate::api::edge::{Body, TextFields};
 use crate::api::extract::Client;
 use crate::api::problem::{ApiError, Problem};
+use crate::api::rules;
 use crate::context::Ctx;
 use crate::services::password_reset::{self, ConfirmResetError, StartResetError};
 
@@ -18,6 +19,7 @@ use crate::services::password_reset::{self, ConfirmResetError, StartResetError};
 #[schema(example = json!({"login": "jbber"}))]
 pub struct StartPasswordResetBody {
     /// Username or email address (case does not matter).
+    #[schema(schema_with = rules::login)]
     pub login: String,
 }
 
@@ -28,9 +30,11 @@ impl TextFields for StartPasswordResetBody {}
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "new_password": "velvet compass harbor 19"}))]
 pub struct ConfirmPasswordResetBody {
     /// The `token` parameter of the `reset-password` link.
+    #[schema(schema_with = rules::token)]
     pub token: String,
     /// The new password (8–128 characters; refused like a registration's password when it
     /// contains the username, the email or the service's name, or is common or guessable).
+    #[schema(schema_with = rules::new_password)]
     pub new_password: String,
 }
 
@@ -67,6 +71,7 @@ impl From<ConfirmResetError> for ApiError {
 /// pointer to account recovery, never a link. At most 3 such emails per account per hour; further
 /// requests still answer 202. Requests are limited per client IP.
 #[utoipa::path(
+    security(),
     tag = "password_resets",
     operation_id = "start_password_reset",
     request_body = StartPasswordResetBody,
@@ -102,6 +107,7 @@ pub async fn start_password_reset(
 /// back: log in afterwards, with the second factor if the account has one. A refused new
 /// password (422) leaves the link usable.
 #[utoipa::path(
+    security(),
     tag = "password_resets",
     operation_id = "confirm_password_reset",
     request_body = ConfirmPasswordResetBody,

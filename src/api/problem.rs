@@ -28,6 +28,9 @@ macro_rules! codes {
         )* }
 
         impl Code {
+            /// Every code, in the order of API.md.
+            pub const ALL: &'static [Code] = &[$(Self::$variant,)*];
+
             /// The code as it appears in the `code` field.
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text,)* }

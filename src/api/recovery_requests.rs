@@ -15,6 +15,7 @@ use crate::api::common::{Accepted, invalid_token};
 use crate::api::edge::{Body, PathId, TextFields, header_line};
 use crate::api::extract::{Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, Problem};
+use crate::api::rules;
 use crate::context::Ctx;
 use crate::domain::{MessageKind, Ownership, RecoveryStatus, RequestId};
 use crate::services::recovery_requests::{
@@ -54,27 +55,27 @@ fn request_id(raw: &str) -> Result<RequestId, ApiError> {
 }))]
 pub struct SubmitBody {
     /// The account's username.
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::request_username)]
     #[serde(default)]
     pub username: Option<String>,
     /// Where we can reach you (the tracking link goes there).
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::contact_email)]
     #[serde(default)]
     pub contact_email: Option<String>,
     /// What happened, 10 to 5000 characters.
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::reason)]
     #[serde(default)]
     pub reason: Option<String>,
     /// "I never generated or have lost access to the recovery codes."
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::must_be_true)]
     #[serde(default)]
     pub recovery_codes_lost: Option<bool>,
     /// "I agree to follow the Code of Conduct."
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::must_be_true)]
     #[serde(default)]
     pub code_of_conduct_accepted: Option<bool>,
     /// "I understand that it may take a significant amount of time."
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::must_be_true)]
     #[serde(default)]
     pub processing_time_acknowledged: Option<bool>,
 }
@@ -216,7 +217,7 @@ impl From<RequesterView> for RequesterStatusResponse {
 #[schema(example = json!({"body": "My last release was mypkg 2.3.1 on 2026-10-02."}))]
 pub struct MessageBody {
     /// 1 to 5000 characters.
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::free_text)]
     #[serde(default)]
     pub body: Option<String>,
 }
@@ -230,7 +231,7 @@ impl TextFields for MessageBody {
 #[schema(example = json!({"contact_email": "jb.new@example.org"}))]
 pub struct TrackingLinksBody {
     /// The contact email the requests were filed with.
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::contact_email)]
     #[serde(default)]
     pub contact_email: Option<String>,
 }
@@ -242,6 +243,7 @@ impl TextFields for TrackingLinksBody {}
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "confirm": false}))]
 pub struct OwnershipBody {
     /// The `token` of the `recovery/verify` link.
+    #[schema(schema_with = rules::token)]
     pub token: String,
     /// `true`: it was me; `false`: it was not me.
     pub confirm: bool,
@@ -284,9 +286,10 @@ pub struct OwnershipResponse {
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "new_password": "velvet compass harbor 19"}))]
 pub struct CompleteBody {
     /// The `token` of the `recovery/complete` link.
+    #[schema(schema_with = rules::token)]
     pub token: String,
     /// The new password (policy applies).
-    #[schema(required = true)]
+    #[schema(required = true, schema_with = rules::new_password)]
     #[serde(default)]
     pub new_password: Option<String>,
 }
@@ -335,6 +338,7 @@ pub fn invalid_transition(t: crate::domain::InvalidTransition) -> ApiError {
 /// The answer is the same 202 whether or not the username exists. The tracking link goes to
 /// the contact email; when the account has a verified email, an ownership mail goes there too.
 #[utoipa::path(
+    security(),
     tag = "recovery_requests",
     operation_id = "submit_recovery_request",
     request_body = SubmitBody,
@@ -381,7 +385,11 @@ pub async fn submit_recovery_request(
 
 /// Mails the tracking links of the open requests filed with this contact email again.
 /// Always 202: the answer says nothing about whether there are any.
+///
+/// For requesters who lost the tracking mail. The answer is the same 202 whether or not any
+/// request matches, so it tells nobody whether an address filed one.
 #[utoipa::path(
+    security(),
     tag = "recovery_requests",
     operation_id = "resend_tracking_links",
     request_body = TrackingLinksBody,
@@ -402,12 +410,16 @@ pub async fn resend_tracking_links(
 }
 
 /// The request's status, messages and next step, for the holder of its tracking token.
+///
+/// Authenticated by the request's tracking token in `X-Tracking-Token` (from the submission
+/// answer or the tracking mail). A wrong id or token is the same 404.
 #[utoipa::path(
+    security(("tracking_token" = [])),
     tag = "recovery_requests",
     operation_id = "get_recovery_request",
     params(
         ("id" = String, Path, description = "The request's id."),
-        ("X-Tracking-Token" = String, Header, description = "The request's tracking token."),
+        ("X-Tracking-Token" = String, Header, description = "The request's tracking token: the `tracking_token` security scheme, listed as a parameter too for clients that do not apply security schemes."),
     ),
     responses(
         (status = 200, description = "The request.", body = RequesterStatusResponse),
@@ -425,13 +437,17 @@ pub async fn get_recovery_request(
 }
 
 /// A reply to support; a request waiting for information goes back to review.
+///
+/// Authenticated by the tracking token. The reply is shown to support; a request in
+/// `needs_info` goes back to `in_review`. Replies are limited per request per day.
 #[utoipa::path(
+    security(("tracking_token" = [])),
     tag = "recovery_requests",
     operation_id = "reply_to_recovery_request",
     request_body = MessageBody,
     params(
         ("id" = String, Path, description = "The request's id."),
-        ("X-Tracking-Token" = String, Header, description = "The request's tracking token."),
+        ("X-Tracking-Token" = String, Header, description = "The request's tracking token: the `tracking_token` security scheme, listed as a parameter too for clients that do not apply security schemes."),
     ),
     responses(
         (status = 201, description = "Recorded.", body = RequesterMessage),
@@ -455,12 +471,16 @@ pub async fn reply_to_recovery_request(
 }
 
 /// Withdraws the request.
+///
+/// The requester closes their own request (`withdrawn`, final). Authenticated by the tracking
+/// token; a request already closed is a 409 `invalid_transition`.
 #[utoipa::path(
+    security(("tracking_token" = [])),
     tag = "recovery_requests",
     operation_id = "withdraw_recovery_request",
     params(
         ("id" = String, Path, description = "The request's id."),
-        ("X-Tracking-Token" = String, Header, description = "The request's tracking token."),
+        ("X-Tracking-Token" = String, Header, description = "The request's tracking token: the `tracking_token` security scheme, listed as a parameter too for clients that do not apply security schemes."),
     ),
     responses(
         (status = 204, description = "Withdrawn."),
@@ -483,6 +503,7 @@ pub async fn withdraw_recovery_request(
 ///
 /// "It was not me" stops an approved request's completion link and sends it back to review.
 #[utoipa::path(
+    security(),
     tag = "recovery_requests",
     operation_id = "answer_recovery_ownership",
     request_body = OwnershipBody,
@@ -509,6 +530,7 @@ pub async fn answer_recovery_ownership(
 /// marks the request completed. The owner then logs in with the password alone and sets up
 /// two-factor authentication again.
 #[utoipa::path(
+    security(),
     tag = "recovery_requests",
     operation_id = "complete_account_recovery",
     request_body = CompleteBody,

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, Problem};
+use crate::api::rules;
 use crate::context::Ctx;
 use crate::services::login::{
     self, ConfirmLoginError, Finished, LoginError, LoginOutcome, SecondStep,
@@ -19,8 +20,10 @@ use crate::services::sessions::{self, RefreshError, SessionTokens};
 #[schema(example = json!({"login": "jbber", "password": "correct horse battery staple"}))]
 pub struct LoginBody {
     /// Username or email address (case does not matter).
+    #[schema(schema_with = rules::login)]
     pub login: String,
     /// The password.
+    #[schema(schema_with = rules::password)]
     pub password: String,
 }
 
@@ -31,6 +34,7 @@ impl TextFields for LoginBody {}
 #[schema(example = json!({"refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"}))]
 pub struct RefreshBody {
     /// The refresh token of the last login or refresh.
+    #[schema(schema_with = rules::token)]
     pub refresh_token: String,
 }
 
@@ -79,6 +83,7 @@ pub struct AuthenticatedResponse {
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
+    #[schema(value_type = u32)]
     pub expires_in: u64,
     /// Exchange at POST /api/v1/sessions/refresh for a new pair; single use.
     pub refresh_token: String,
@@ -116,6 +121,7 @@ pub struct EmailConfirmationResponse {
     /// Always `email_confirmation_required`.
     pub status: EmailConfirmationStatus,
     /// Seconds until the mailed link expires.
+    #[schema(value_type = u32)]
     pub expires_in: u64,
     /// After a recovery code: unused codes left.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,9 +131,13 @@ pub struct EmailConfirmationResponse {
     pub recovery_codes_should_regenerate: Option<bool>,
 }
 
-/// The answer of a second step.
+/// The answer of a second step, told apart by `status`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(discriminator(property_name = "status", mapping(
+    ("authenticated" = "#/components/schemas/AuthenticatedResponse"),
+    ("email_confirmation_required" = "#/components/schemas/EmailConfirmationResponse"),
+)))]
 pub enum SecondStepResponse {
     /// The session is open.
     Authenticated(AuthenticatedResponse),
@@ -196,12 +206,17 @@ pub struct MfaRequiredResponse {
     /// The methods that finish the login.
     pub methods: Vec<MfaMethod>,
     /// Seconds until the mfa token expires.
+    #[schema(value_type = u32)]
     pub expires_in: u64,
 }
 
-/// The answer of the password step.
+/// The answer of the password step, told apart by `status`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(discriminator(property_name = "status", mapping(
+    ("authenticated" = "#/components/schemas/AuthenticatedResponse"),
+    ("mfa_required" = "#/components/schemas/MfaRequiredResponse"),
+)))]
 pub enum LoginResponse {
     /// No second factor on the account: the session is open.
     Authenticated(AuthenticatedResponse),
@@ -245,6 +260,7 @@ impl From<RefreshError> for ApiError {
 /// An unknown login and a wrong password get the same answer, in the same time. With two-factor
 /// authentication on, the answer is `mfa_required` with a 5-minute single-use mfa token.
 #[utoipa::path(
+    security(),
     tag = "sessions",
     operation_id = "create_session",
     request_body = LoginBody,
@@ -290,6 +306,7 @@ pub async fn create_session(
 /// The old refresh token stops working. Presenting a refresh token that was already exchanged
 /// revokes the whole session: someone else holds a copy.
 #[utoipa::path(
+    security(),
     tag = "sessions",
     operation_id = "refresh_session",
     request_body = RefreshBody,
@@ -315,6 +332,9 @@ pub async fn refresh_session(
 }
 
 /// Logs out: the access token and its refresh token stop working.
+///
+/// Revokes the session of the access token: the access token and the session's refresh token
+/// stop working at once. Other sessions stay open.
 #[utoipa::path(
     tag = "sessions",
     operation_id = "delete_current_session",
@@ -339,6 +359,7 @@ pub async fn delete_current_session(
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
 pub struct ConfirmSessionBody {
     /// The `token` parameter of the `{FRONTEND_URL}/confirm-login?token=…` link.
+    #[schema(schema_with = rules::token)]
     pub token: String,
 }
 
@@ -359,6 +380,7 @@ impl From<ConfirmLoginError> for ApiError {
 /// The link works once, for 15 minutes; the session opens for the client that posts it, which
 /// gets a `device_token` unless it sent a valid `X-Device-Token` for the account.
 #[utoipa::path(
+    security(),
     tag = "sessions",
     operation_id = "confirm_session",
     request_body = ConfirmSessionBody,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, FieldError, Problem};
+use crate::api::rules;
 use crate::api::sessions::SecondStepResponse;
 use crate::context::Ctx;
 use crate::services::login;
@@ -22,6 +23,7 @@ use crate::services::two_factor::{self, NewCodes, TwoFactorError};
 #[schema(example = json!({"password": "orbit lantern mosaic 42"}))]
 pub struct PasswordBody {
     /// The account's password.
+    #[schema(schema_with = rules::password)]
     pub password: String,
 }
 
@@ -32,6 +34,7 @@ impl TextFields for PasswordBody {}
 #[schema(example = json!({"code": "492039"}))]
 pub struct CodeBody {
     /// Six digits.
+    #[schema(schema_with = rules::second_factor_code)]
     pub code: String,
 }
 
@@ -42,8 +45,10 @@ impl TextFields for CodeBody {}
 #[schema(example = json!({"password": "orbit lantern mosaic 42", "code": "k3vq-9x2m-hh4t-a7pe-w0cd"}))]
 pub struct DisableBody {
     /// The account's password.
+    #[schema(schema_with = rules::password)]
     pub password: String,
     /// A current authenticator code, or an unused recovery code (which this consumes).
+    #[schema(schema_with = rules::second_factor_code)]
     pub code: String,
 }
 
@@ -54,9 +59,11 @@ impl TextFields for DisableBody {}
 #[schema(example = json!({"mfa_token": "eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJtZmEifQ.c2lnbmF0dXJl", "code": "k3vq-9x2m-hh4t-a7pe-w0cd"}))]
 pub struct SecondStepBody {
     /// The `mfa_token` of the password step.
+    #[schema(schema_with = rules::token)]
     pub mfa_token: String,
     /// The authenticator code (`/sessions/totp`) or a recovery code (`/sessions/recovery-code`;
     /// case, dashes and spaces do not matter).
+    #[schema(schema_with = rules::second_factor_code)]
     pub code: String,
 }
 
@@ -232,6 +239,10 @@ fn no_store() -> CacheControl {
 }
 
 /// Starts TOTP enrollment. 2FA turns on only when a first code is confirmed.
+///
+/// Needs the account's password. Answers a new secret and its `otpauth://` URI (for a QR code);
+/// nothing changes on the account until `POST /api/v1/account/totp/confirm` proves the app
+/// holds the secret. Starting again replaces a pending enrollment.
 #[utoipa::path(
     tag = "two_factor",
     operation_id = "start_totp_enrollment",
@@ -262,6 +273,10 @@ pub async fn start_totp_enrollment(
 }
 
 /// Confirms enrollment with a first code: 2FA is on, and the first recovery codes are shown once.
+///
+/// Two-factor authentication is on from now; the answer carries the first set of recovery
+/// codes, shown once. A wrong code counts against the re-authentication budget and is a 422
+/// naming the field `code`.
 #[utoipa::path(
     tag = "two_factor",
     operation_id = "confirm_totp_enrollment",
@@ -320,6 +335,9 @@ pub async fn disable_two_factor(
 }
 
 /// How many recovery codes remain, when the set was made, and where used codes were used.
+///
+/// Never shows the codes themselves: they are shown once, when made. Lists how many are unused,
+/// whether the set is low, and when and from where each used code was used.
 #[utoipa::path(
     tag = "two_factor",
     operation_id = "get_recovery_codes_status",
@@ -354,6 +372,9 @@ pub async fn get_recovery_codes_status(
 }
 
 /// Generates a new set of recovery codes (shown once); every older code stops working.
+///
+/// Needs the account's password. The answer shows the new codes once; store them offline. Every
+/// code of every older set stops working at once.
 #[utoipa::path(
     tag = "two_factor",
     operation_id = "regenerate_recovery_codes",
@@ -381,7 +402,12 @@ pub async fn regenerate_recovery_codes(
 }
 
 /// Finishes a login with an authenticator code (one step of drift either way; each code once).
+///
+/// Second step of a login with two-factor authentication: the `mfa_token` of `POST
+/// /api/v1/sessions` and a six-digit code. The mfa token is single use and lives 5 minutes;
+/// failed codes count against the account's second-factor budget.
 #[utoipa::path(
+    security(),
     tag = "sessions",
     operation_id = "create_session_with_totp",
     request_body = SecondStepBody,
@@ -415,6 +441,7 @@ pub async fn create_session_with_totp(
 /// has been previously used") and `recovery_code_superseded` (the code belonged to a set
 /// replaced on the date in `detail`).
 #[utoipa::path(
+    security(),
     tag = "sessions",
     operation_id = "create_session_with_recovery_code",
     request_body = SecondStepBody,

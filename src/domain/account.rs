@@ -9,6 +9,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+use super::limits::{EMAIL_MAX_BYTES, LOGIN_MAX_BYTES, USERNAME_MAX_CHARS, USERNAME_MIN_CHARS};
+
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_security::{GeneralSecurityProfile as _, MixedScript as _};
 
@@ -82,10 +84,10 @@ impl Username {
         let normalised: String = raw.trim().nfkc().collect();
         let s = normalised.trim();
         let len = s.chars().count();
-        if len < 3 {
+        if len < USERNAME_MIN_CHARS {
             return Err(UsernameError::TooShort);
         }
-        if len > 50 {
+        if len > USERNAME_MAX_CHARS {
             return Err(UsernameError::TooLong);
         }
         if !s
@@ -157,7 +159,7 @@ impl EmailAddress {
         if s.is_empty() {
             return Err(EmailError::Empty);
         }
-        if s.len() > 254 {
+        if s.len() > EMAIL_MAX_BYTES {
             return Err(EmailError::TooLong);
         }
         let (local, domain) = s.split_once('@').ok_or(EmailError::Malformed)?;
@@ -213,7 +215,7 @@ impl Login {
     /// Trims and folds ([`fold`]: NFKC, lower case); `None` when empty or absurdly long.
     pub fn parse(raw: &str) -> Option<Self> {
         let s = fold(raw.trim()).trim().to_owned();
-        (!s.is_empty() && s.len() <= 254).then_some(Self(s))
+        (!s.is_empty() && s.len() <= LOGIN_MAX_BYTES).then_some(Self(s))
     }
 
     /// The normalised text: compared with username keys and with emails.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod device;
 pub mod email_token;
 pub mod ids;
+pub mod limits;
 pub mod password;
 pub mod password_lists;
 pub mod recovery_code;

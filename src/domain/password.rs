@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use super::limits::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+
 /// The score a new password must reach (zxcvbn 3: more than 10^8 guesses).
 const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
 
@@ -84,10 +86,10 @@ impl NewPassword {
     /// passwords; the operator's list; then a zxcvbn estimate fed all those names.
     pub fn parse(raw: &str, context: &[&str]) -> Result<Self, PasswordError> {
         let len = raw.chars().count();
-        if len < 8 {
+        if len < PASSWORD_MIN_CHARS {
             return Err(PasswordError::TooShort);
         }
-        if len > 128 {
+        if len > PASSWORD_MAX_CHARS {
             return Err(PasswordError::TooLong);
         }
         let lower = raw.to_lowercase();

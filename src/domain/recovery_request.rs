@@ -9,10 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::ids::{AccountId, DeviceId, MessageId, RequestId};
 
-/// The most characters (after trimming) of any free text on a recovery request: the reason,
-/// requester replies, support messages and notes, the approval comment and justification, and
-/// the denial reason.
-pub const TEXT_MAX_CHARS: usize = 5_000;
+pub use crate::domain::limits::TEXT_MAX_CHARS;
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@ use crate::context::Ctx;
 use crate::db::DbConnection;
 use crate::db::repo::{self, Page};
 use crate::domain::{
-    Account, AccountId, EventType, NewPassword, RequestId, Role, SessionId, TokenPurpose,
+    Account, AccountId, EventType, NewPassword, RequestId, Role, SessionId, TokenPurpose, limits,
 };
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_time};
@@ -243,9 +243,9 @@ pub async fn events(
 /// the field named, never capped.
 pub fn page(page: Option<i128>, per_page: Option<i128>) -> Result<Page, Vec<FieldIssue>> {
     let mut issues = Vec::new();
-    let page = page.unwrap_or(1);
-    let per_page = per_page.unwrap_or(50);
-    if page < 1 {
+    let page = page.unwrap_or(i128::from(limits::PAGE_MIN));
+    let per_page = per_page.unwrap_or(i128::from(limits::PER_PAGE_DEFAULT));
+    if page < i128::from(limits::PAGE_MIN) {
         issues.push(FieldIssue::new("page", "too_small", "must be at least 1"));
     } else if page > i128::from(i64::MAX) {
         issues.push(FieldIssue::new(
@@ -254,7 +254,7 @@ pub fn page(page: Option<i128>, per_page: Option<i128>) -> Result<Page, Vec<Fiel
             format!("must be at most {}", i64::MAX),
         ));
     }
-    if !(1..=100).contains(&per_page) {
+    if !(i128::from(limits::PER_PAGE_MIN)..=i128::from(limits::PER_PAGE_MAX)).contains(&per_page) {
         issues.push(FieldIssue::new(
             "per_page",
             "out_of_range",

@@ -17,7 +17,7 @@ use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::Account;
 use crate::domain::{
     AccountId, EmailAddress, EventType, MessageId, MessageKind, Ownership, RecoveryAction,
-    RecoveryMessage, RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS,
+    RecoveryMessage, RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS, limits,
 };
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
@@ -111,7 +111,13 @@ struct ValidSubmission {
 
 fn validate(s: &Submission) -> Result<ValidSubmission, Vec<FieldIssue>> {
     let mut issues = Vec::new();
-    let username = text_field(&mut issues, "username", s.username.as_deref(), 1, 50);
+    let username = text_field(
+        &mut issues,
+        "username",
+        s.username.as_deref(),
+        1,
+        limits::USERNAME_MAX_CHARS,
+    );
     let contact_email = match s
         .contact_email
         .as_deref()
@@ -130,7 +136,7 @@ fn validate(s: &Submission) -> Result<ValidSubmission, Vec<FieldIssue>> {
         &mut issues,
         "reason",
         s.reason.as_deref(),
-        10,
+        limits::REASON_MIN_CHARS,
         TEXT_MAX_CHARS,
     );
     for (field, value) in [
