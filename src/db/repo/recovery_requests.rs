@@ -505,6 +505,52 @@ pub fn list(
     Ok((all(rows)?, total))
 }
 
+/// The number of waiting requests (`submitted` or `in_review`) filed before the request filed
+/// at `submitted_at` with id `id` (ties broken by id, as the queue orders them): one count over
+/// the `(status, submitted_at)` index.
+pub fn waiting_ahead_of(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    submitted_at: DateTime<Utc>,
+) -> QueryResult<i64> {
+    let at = naive(submitted_at);
+    recovery_requests::table
+        .filter(recovery_requests::status.eq_any([
+            RecoveryStatus::Submitted.as_str(),
+            RecoveryStatus::InReview.as_str(),
+        ]))
+        .filter(
+            recovery_requests::submitted_at
+                .lt(at)
+                .or(recovery_requests::submitted_at
+                    .eq(at)
+                    .and(recovery_requests::id.lt(id.as_str()))),
+        )
+        .count()
+        .get_result(conn)
+}
+
+/// How long each request decided since `since` waited for its decision (decision time minus
+/// submission time), shortest first: one range over the `decided_at` index.
+pub fn decision_times_since(
+    conn: &mut DbConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<chrono::Duration>> {
+    let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>)> = recovery_requests::table
+        .filter(recovery_requests::decided_at.ge(naive(since)))
+        .select((
+            recovery_requests::submitted_at,
+            recovery_requests::decided_at,
+        ))
+        .load(conn)?;
+    let mut times: Vec<chrono::Duration> = rows
+        .into_iter()
+        .filter_map(|(submitted, decided)| decided.map(|d| d - submitted))
+        .collect();
+    times.sort();
+    Ok(times)
+}
+
 /// Stores a message or note.
 pub fn insert_message(conn: &mut DbConnection, message: &RecoveryMessage) -> QueryResult<()> {
     let row = MessageRow {
