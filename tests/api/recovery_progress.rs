@@ -140,3 +140,87 @@ async fn a_wrong_token_still_reveals_nothing_about_the_queue() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_support_accounts_request_needs_two_different_approvers() {
+    let app = spawn_app().await;
+    app.support_user("staff").await;
+    let ana = app.support_user("ana").await.access;
+    let bob = app.support_user("bob").await.access;
+    let (id, token) = app
+        .submit_recovery("staff", "staff.home@contact.test")
+        .await;
+    let approve = |who: String| {
+        let path = format!("/api/v1/admin/recovery-requests/{id}/approve");
+        let app = &app;
+        async move { app.post_auth(&path, &who, json!({})).await }
+    };
+
+    let first = json(approve(ana.clone()).await, 200).await;
+    assert_eq!(first["approvals"], 1, "{first}");
+    assert_eq!(first["approvals_needed"], 2, "{first}");
+    assert_eq!(first["request"]["status"], "submitted", "{first}");
+    assert_eq!(status(&app, &id, &token).await["status"], "submitted");
+
+    // The same support account cannot give the second approval.
+    problem(approve(ana.clone()).await, 403, "forbidden").await;
+    assert_eq!(status(&app, &id, &token).await["status"], "submitted");
+
+    let second = json(approve(bob.clone()).await, 200).await;
+    assert_eq!(second["request"]["status"], "approved", "{second}");
+    assert_eq!(second["approvals"], 2, "{second}");
+    let types: Vec<&str> = second["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"recovery_request.first_approval"),
+        "{types:?}"
+    );
+    assert!(types.contains(&"recovery_request.approved"), "{types:?}");
+}
+
+#[tokio::test]
+async fn an_ordinary_request_needs_one_approval() {
+    let app = spawn_app().await;
+    app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let ana = app.support_user("ana").await.access;
+    let (id, _) = app.submit_recovery("jbber", "jb.new@contact.test").await;
+    let approved = app.approve(&ana, &id, json!({})).await;
+    assert_eq!(approved["request"]["status"], "approved", "{approved}");
+    assert_eq!(approved["approvals"], 1);
+    assert_eq!(approved["approvals_needed"], 1);
+}
+
+#[tokio::test]
+async fn no_support_account_acts_on_its_own_request() {
+    let app = spawn_app().await;
+    let staff = app.support_user("Staff").await.access;
+    app.support_user("ana").await;
+    // Filed under another spelling of the same username.
+    let (id, _) = app
+        .submit_recovery("STAFF", "staff.home@contact.test")
+        .await;
+    let base = format!("/api/v1/admin/recovery-requests/{id}");
+    problem(app.get_auth(&base, &staff).await, 403, "forbidden").await;
+    for (path, body) in [
+        ("notes", json!({"body": "Looks fine to me."})),
+        ("messages", json!({"body": "Please confirm."})),
+        ("approve", json!({})),
+        ("deny", json!({"reason": "no"})),
+    ] {
+        problem(
+            app.post_auth(&format!("{base}/{path}"), &staff, body).await,
+            403,
+            "forbidden",
+        )
+        .await;
+    }
+    // Another support account still can.
+    let ana = app.login("ana", PASSWORD).await.access;
+    let detail = app.recovery_detail(&ana, &id).await;
+    assert_eq!(detail["request"]["status"], "submitted");
+    assert_eq!(detail["approvals_needed"], 2);
+}

@@ -279,6 +279,8 @@ pub async fn submit(
             submitted_ip: client.ip.clone(),
             submitted_user_agent: client.user_agent.clone(),
             submitted_device_id,
+            first_approval_by: None,
+            first_approval_at: None,
         };
         repo::recovery_requests::insert(w.conn, &request)?;
         w.audit(
