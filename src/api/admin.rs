@@ -20,7 +20,7 @@ use crate::domain::{DeliverTo, MessageKind, RecoveryRequest, RequestId};
 use crate::services::accounts;
 use crate::services::audit::{self, AuditFilter, EventView};
 use crate::services::recovery_requests::{
-    self, Approval, Detail, MessageView, QueueFilter, QueueItem, SupportError,
+    self, Approval, Detail, Forbidden, MessageView, QueueFilter, QueueItem, SupportError,
 };
 
 /// Queue filters and pagination.
@@ -344,6 +344,11 @@ pub struct AdminDetail {
     pub messages: Vec<AdminMessage>,
     /// Its audit events, newest first.
     pub timeline: Vec<AuditEvent>,
+    /// Approvals given so far: a request for a support account needs two, by different
+    /// support accounts (four eyes); the first answers `approvals: 1` with the status unchanged.
+    pub approvals: u8,
+    /// 2 for a request naming an account with the `support` role, else 1.
+    pub approvals_needed: u8,
 }
 
 fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
@@ -385,6 +390,8 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
         evidence,
         messages: d.messages.into_iter().map(AdminMessage::from).collect(),
         timeline: d.timeline.into_iter().map(AuditEvent::from).collect(),
+        approvals: d.approvals,
+        approvals_needed: d.approvals_needed,
     }
 }
 
@@ -468,6 +475,16 @@ impl From<SupportError> for ApiError {
                 Code::NoVerifiedEmail,
                 "The account has no verified email address. Deliver to the contact email, with a justification.",
             ),
+            SupportError::Forbidden(Forbidden::OwnRequest) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::Forbidden,
+                "No support account may act on a request for its own username.",
+            ),
+            SupportError::Forbidden(Forbidden::SameApprover) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::Forbidden,
+                "This request needs its second approval from another support account.",
+            ),
             SupportError::Failure(f) => f.into(),
         }
     }
@@ -525,16 +542,16 @@ pub async fn list_recovery_requests(
     responses(
         (status = 200, description = "The request in full.", body = AdminDetail),
         (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account, or the request names the caller's own username (`forbidden`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/admin/recovery-requests/{id}")]
 pub async fn get_recovery_request_detail(
     ctx: web::Data<Ctx>,
-    _support: SupportUser,
+    SupportUser(who): SupportUser,
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let d = recovery_requests::detail(&ctx, &request_id(&id)?).await?;
+    let d = recovery_requests::detail(&ctx, &who, &request_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
 }
 
@@ -552,7 +569,7 @@ pub async fn get_recovery_request_detail(
         (status = 201, description = "Added.", body = AdminMessage),
         (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty or too long.", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account, or the request names the caller's own username (`forbidden`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/admin/recovery-requests/{id}/notes")]
@@ -583,7 +600,7 @@ pub async fn add_recovery_request_note(
         (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not possible in this status (`invalid_transition`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Empty or too long.", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account, or the request names the caller's own username (`forbidden`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/admin/recovery-requests/{id}/messages")]
@@ -612,11 +629,11 @@ pub async fn message_recovery_requester(
     request_body = ApproveBody,
     params(("id" = String, Path, description = "The request's id.")),
     responses(
-        (status = 200, description = "Approved.", body = AdminDetail),
+        (status = 200, description = "Approved; or, for a request naming a support account, the first of its two approvals recorded (`approvals: 1, approvals_needed: 2`, status unchanged).", body = AdminDetail),
         (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition` (status, or no such account) or `no_verified_email`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A justification is required with `contact_email` (`required`); `comment` and `justification` hold at most 5000 characters each (`too_long`, with the field).", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account; the request names the caller's own username; or (four eyes) the caller already gave the first of the two approvals a support account's request needs (`forbidden`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/admin/recovery-requests/{id}/approve")]
@@ -655,7 +672,7 @@ pub async fn approve_recovery_request(
         (status = 404, description = "No such request.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not possible in this status (`invalid_transition`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The reason is required.", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a support account.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account, or the request names the caller's own username (`forbidden`).", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/admin/recovery-requests/{id}/deny")]

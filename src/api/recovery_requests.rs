@@ -182,7 +182,8 @@ impl From<MessageView> for RequesterMessage {
     "id": "5b8f0c52-6a1e-4d3b-9f7c-2e4a1b0c9d8e", "status": "needs_info",
     "submitted_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-24T09:00:00Z",
     "messages": [{"from": "support", "body": "Which packages did you publish last?", "sent_at": "2026-11-24T09:00:00Z"}],
-    "next_step": "Support needs more information from you: read their message below and reply here."
+    "next_step": "Support needs more information from you: read their message below and reply here.",
+    "queue_position": null, "estimated_decision_at": "2026-11-27T10:00:00Z"
 }))]
 pub struct RequesterStatusResponse {
     /// The request's id.
@@ -197,6 +198,13 @@ pub struct RequesterStatusResponse {
     pub messages: Vec<RequesterMessage>,
     /// What happens next, for people.
     pub next_step: &'static str,
+    /// The request's place in the queue (1 = next): the open requests in `submitted` or
+    /// `in_review` filed before it, plus one; null in any other status.
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub queue_position: Option<i64>,
+    /// `submitted_at` plus the median time to a decision of the requests decided in the last
+    /// 30 days; null with fewer than five such decisions, and once this request is decided.
+    pub estimated_decision_at: Option<DateTime<Utc>>,
 }
 
 impl From<RequesterView> for RequesterStatusResponse {
@@ -208,6 +216,8 @@ impl From<RequesterView> for RequesterStatusResponse {
             updated_at: v.updated_at,
             messages: v.messages.into_iter().map(RequesterMessage::from).collect(),
             next_step: v.status.next_step(),
+            queue_position: v.queue_position,
+            estimated_decision_at: v.estimated_decision_at,
         }
     }
 }

@@ -179,6 +179,8 @@ diesel::table! {
         submitted_ip -> Nullable<Text>,
         submitted_user_agent -> Nullable<Text>,
         submitted_device_id -> Nullable<Text>,
+        first_approval_by -> Nullable<Text>,
+        first_approval_at -> Nullable<Timestamp>,
     }
 }
 

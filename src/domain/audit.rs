@@ -55,6 +55,7 @@ event_types! {
     RecoveryRequestLinkSent => "recovery_request.link_sent",
     RecoveryRequestCompleted => "recovery_request.completed",
     RecoveryRequestExpired => "recovery_request.expired",
+    RecoveryRequestFirstApproval => "recovery_request.first_approval",
 }
 
 #[cfg(test)]

@@ -316,6 +316,10 @@ pub struct RecoveryRequest {
     pub submitted_user_agent: Option<String>,
     /// The device it came from, when the account knows it (its `X-Device-Token`).
     pub submitted_device_id: Option<DeviceId>,
+    /// Four eyes: the support account that gave the first of two approvals.
+    pub first_approval_by: Option<String>,
+    /// When it did.
+    pub first_approval_at: Option<DateTime<Utc>>,
 }
 
 /// A message or internal note on a request.

@@ -22,6 +22,7 @@ mod openapi;
 mod password_policy;
 mod password_resets;
 mod recovery_caps;
+mod recovery_progress;
 mod recovery_requests;
 mod reset_crash;
 mod secrets;

@@ -55,6 +55,8 @@ struct RequestRow {
     submitted_ip: Option<String>,
     submitted_user_agent: Option<String>,
     submitted_device_id: Option<String>,
+    first_approval_by: Option<String>,
+    first_approval_at: Option<NaiveDateTime>,
 }
 
 /// A stored value that is not one of its type's stable strings: a query error, logged with
@@ -126,6 +128,8 @@ impl RequestRow {
             submitted_ip: self.submitted_ip,
             submitted_user_agent: self.submitted_user_agent,
             submitted_device_id: self.submitted_device_id.map(DeviceId::from_stored),
+            first_approval_by: self.first_approval_by,
+            first_approval_at: self.first_approval_at.map(utc),
             id: RequestId::from_stored(id),
         })
     }
@@ -163,6 +167,8 @@ impl RequestRow {
                 .submitted_device_id
                 .as_ref()
                 .map(|d| d.as_str().to_owned()),
+            first_approval_by: r.first_approval_by.clone(),
+            first_approval_at: r.first_approval_at.map(naive),
         }
     }
 }
@@ -208,6 +214,10 @@ pub struct RequestChanges {
     pub link_expires_at: Option<Option<DateTime<Utc>>>,
     /// When it was completed.
     pub completed_at: Option<Option<DateTime<Utc>>>,
+    /// The support account of the first of two approvals.
+    pub first_approval_by: Option<Option<String>>,
+    /// When it was given.
+    pub first_approval_at: Option<Option<DateTime<Utc>>>,
 }
 
 #[derive(AsChangeset)]
@@ -229,6 +239,8 @@ struct ChangesRow {
     link_sent_at: Option<Option<NaiveDateTime>>,
     link_expires_at: Option<Option<NaiveDateTime>>,
     completed_at: Option<Option<NaiveDateTime>>,
+    first_approval_by: Option<Option<String>>,
+    first_approval_at: Option<Option<NaiveDateTime>>,
 }
 
 impl RequestChanges {
@@ -251,6 +263,8 @@ impl RequestChanges {
             link_sent_at: time(self.link_sent_at),
             link_expires_at: time(self.link_expires_at),
             completed_at: time(self.completed_at),
+            first_approval_by: self.first_approval_by,
+            first_approval_at: time(self.first_approval_at),
         }
     }
 }
@@ -508,6 +522,52 @@ pub fn list(
     Ok((all(rows)?, total))
 }
 
+/// The number of waiting requests (`submitted` or `in_review`) filed before the request filed
+/// at `submitted_at` with id `id` (ties broken by id, as the queue orders them): one count over
+/// the `(status, submitted_at)` index.
+pub fn waiting_ahead_of(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    submitted_at: DateTime<Utc>,
+) -> QueryResult<i64> {
+    let at = naive(submitted_at);
+    recovery_requests::table
+        .filter(recovery_requests::status.eq_any([
+            RecoveryStatus::Submitted.as_str(),
+            RecoveryStatus::InReview.as_str(),
+        ]))
+        .filter(
+            recovery_requests::submitted_at
+                .lt(at)
+                .or(recovery_requests::submitted_at
+                    .eq(at)
+                    .and(recovery_requests::id.lt(id.as_str()))),
+        )
+        .count()
+        .get_result(conn)
+}
+
+/// How long each request decided since `since` waited for its decision (decision time minus
+/// submission time), shortest first: one range over the `decided_at` index.
+pub fn decision_times_since(
+    conn: &mut DbConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<chrono::Duration>> {
+    let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>)> = recovery_requests::table
+        .filter(recovery_requests::decided_at.ge(naive(since)))
+        .select((
+            recovery_requests::submitted_at,
+            recovery_requests::decided_at,
+        ))
+        .load(conn)?;
+    let mut times: Vec<chrono::Duration> = rows
+        .into_iter()
+        .filter_map(|(submitted, decided)| decided.map(|d| d - submitted))
+        .collect();
+    times.sort();
+    Ok(times)
+}
+
 /// Stores a message or note.
 pub fn insert_message(conn: &mut DbConnection, message: &RecoveryMessage) -> QueryResult<()> {
     let row = MessageRow {
@@ -566,6 +626,30 @@ pub fn claim_link(
         recovery_requests::completion_token_hash.eq(token_hash),
         recovery_requests::link_sent_at.eq(naive(now)),
         recovery_requests::link_expires_at.eq(naive(expires_at)),
+        recovery_requests::updated_at.eq(naive(now)),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Records the first of two approvals by `support` if none is recorded yet and the request is
+/// still in `expected_status`; the row count decides between two support accounts at once.
+pub fn record_first_approval(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    expected_status: RecoveryStatus,
+    support: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(expected_status.as_str()))
+            .filter(recovery_requests::first_approval_by.is_null()),
+    )
+    .set((
+        recovery_requests::first_approval_by.eq(support),
+        recovery_requests::first_approval_at.eq(naive(now)),
         recovery_requests::updated_at.eq(naive(now)),
     ))
     .execute(conn)

@@ -96,11 +96,26 @@ pub enum SupportError {
     /// The link was to go to the account's email, which is not verified.
     #[error("the account has no verified email address")]
     NoVerifiedEmail,
+    /// A support account acting on a request for its own username, or giving the second of
+    /// two approvals after giving the first.
+    #[error("{0}")]
+    Forbidden(Forbidden),
     /// Infrastructure.
     #[error(transparent)]
     Failure(Failure),
 }
 failure_conversions!(SupportError);
+
+/// Why a support account may not act on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Forbidden {
+    /// The request names the support account's own username.
+    #[error("the request is for the support account's own username")]
+    OwnRequest,
+    /// Four eyes: the second approval must come from another support account.
+    #[error("the second approval must come from another support account")]
+    SameApprover,
+}
 
 /// A required text of `min` to `max` characters (trimmed), or the issue it has.
 fn text_field(

@@ -101,6 +101,65 @@ pub struct RequesterView {
     pub updated_at: DateTime<Utc>,
     /// Messages between requester and support, oldest first.
     pub messages: Vec<MessageView>,
+    /// 1 = next in line; `None` unless `submitted` or `in_review`.
+    pub queue_position: Option<i64>,
+    /// `submitted_at` plus the median time to a decision of recent decisions; `None` when the
+    /// request is decided or too few requests were decided recently.
+    pub estimated_decision_at: Option<DateTime<Utc>>,
+}
+
+/// How far back the decisions behind the estimate go.
+const ESTIMATE_WINDOW_DAYS: i64 = 30;
+/// Fewer recent decisions than this give no estimate.
+const ESTIMATE_MIN_DECISIONS: usize = 5;
+
+/// The request's place in the queue: one count of the waiting requests filed before it.
+fn queue_position(
+    conn: &mut DbConnection,
+    request: &RecoveryRequest,
+) -> Result<Option<i64>, Failure> {
+    if !matches!(
+        request.status,
+        RecoveryStatus::Submitted | RecoveryStatus::InReview
+    ) {
+        return Ok(None);
+    }
+    let ahead = repo::recovery_requests::waiting_ahead_of(conn, &request.id, request.submitted_at)?;
+    Ok(Some(ahead + 1))
+}
+
+/// `submitted_at` plus the median wait of the requests decided in the last 30 days (null with
+/// fewer than five, and for a request no longer waiting for a decision).
+fn estimated_decision_at(
+    conn: &mut DbConnection,
+    request: &RecoveryRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, Failure> {
+    if !matches!(
+        request.status,
+        RecoveryStatus::Submitted | RecoveryStatus::InReview | RecoveryStatus::NeedsInfo
+    ) {
+        return Ok(None);
+    }
+    let since = now - chrono::Duration::days(ESTIMATE_WINDOW_DAYS);
+    let times = repo::recovery_requests::decision_times_since(conn, since)?;
+    Ok(median(&times).map(|m| request.submitted_at + m))
+}
+
+/// The median of sorted durations (the mean of the middle two for an even count); `None`
+/// below [`ESTIMATE_MIN_DECISIONS`].
+fn median(sorted: &[chrono::Duration]) -> Option<chrono::Duration> {
+    let n = sorted.len();
+    if n < ESTIMATE_MIN_DECISIONS {
+        return None;
+    }
+    let mid = n / 2;
+    if n % 2 == 1 {
+        sorted.get(mid).copied()
+    } else {
+        let (a, b) = (sorted.get(mid - 1)?, sorted.get(mid)?);
+        Some(*a + (*b - *a) / 2)
+    }
 }
 
 struct ValidSubmission {
@@ -225,6 +284,8 @@ pub async fn submit(
             submitted_ip: client.ip.clone(),
             submitted_user_agent: client.user_agent.clone(),
             submitted_device_id,
+            first_approval_by: None,
+            first_approval_at: None,
         };
         repo::recovery_requests::insert(w.conn, &request)?;
         w.audit(
@@ -389,8 +450,11 @@ pub async fn status(
     token: &str,
 ) -> Result<RequesterView, RequesterError> {
     let (id, token) = (id.clone(), token.to_owned());
+    let now = ctx.clock.now();
     unit_of_work::read(ctx, move |conn| {
         let request = tracked(conn, &id, &token)?;
+        let queue_position = queue_position(conn, &request)?;
+        let estimated_decision_at = estimated_decision_at(conn, &request, now)?;
         let messages = repo::recovery_requests::messages(conn, &request.id, false)?
             .into_iter()
             .map(MessageView::from)
@@ -401,6 +465,8 @@ pub async fn status(
             submitted_at: request.submitted_at,
             updated_at: request.updated_at,
             messages,
+            queue_position,
+            estimated_decision_at,
         })
     })
     .await
@@ -530,4 +596,26 @@ pub async fn answer_ownership(
         Ok(answer)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mins(v: &[i64]) -> Vec<chrono::Duration> {
+        v.iter().map(|m| chrono::Duration::minutes(*m)).collect()
+    }
+
+    #[test]
+    fn the_median_needs_five_decisions() {
+        assert_eq!(median(&mins(&[1, 2, 3, 4])), None);
+        assert_eq!(
+            median(&mins(&[1, 2, 3, 4, 50])),
+            Some(chrono::Duration::minutes(3))
+        );
+        assert_eq!(
+            median(&mins(&[1, 2, 3, 5, 60, 70])),
+            Some(chrono::Duration::minutes(4))
+        );
+    }
 }

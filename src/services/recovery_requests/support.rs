@@ -9,15 +9,15 @@ use chrono::{DateTime, Utc};
 
 use super::completion::send_completion_link;
 use super::{
-    SupportError, add_message, after, free_text, message_body, move_status, optional_free_text,
-    ownership_link, request_event, seal, unseal,
+    Forbidden, SupportError, add_message, after, free_text, message_body, move_status,
+    optional_free_text, ownership_link, request_event, seal, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
 use crate::db::repo::{self, Page, recovery_requests::RequestChanges};
 use crate::domain::{
-    AccountId, DeliverTo, EventType, MessageKind, Ownership, RecoveryAction, RecoveryRequest,
-    RecoveryStatus, RequestId,
+    Account, AccountId, DeliverTo, EventType, MessageKind, Ownership, RecoveryAction,
+    RecoveryRequest, RecoveryStatus, RequestId, Role, username_key,
 };
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens::{self, NewToken};
@@ -114,6 +114,49 @@ pub struct Detail {
     pub messages: Vec<MessageView>,
     /// The request's audit events, newest first.
     pub timeline: Vec<EventView>,
+    /// Approvals given so far (the first of two is recorded; a full approval counts them all).
+    pub approvals: u8,
+    /// Approvals it needs: 2 for an account with the `support` role (four eyes), else 1.
+    pub approvals_needed: u8,
+}
+
+/// Four eyes: how many approvals a request for this account needs.
+fn approvals_needed(account: Option<&Account>) -> u8 {
+    match account {
+        Some(a) if a.role == Role::Support => 2,
+        _ => 1,
+    }
+}
+
+/// Refuses a support account acting on a request for its own account or username.
+fn not_own(
+    conn: &mut DbConnection,
+    request: &RecoveryRequest,
+    support: &AccountId,
+) -> Result<(), SupportError> {
+    let own = SupportError::Forbidden(Forbidden::OwnRequest);
+    if request.account_id.as_ref() == Some(support) {
+        return Err(own);
+    }
+    let Some(me) = repo::accounts::find(conn, support)? else {
+        return Err(own);
+    };
+    if username_key(&request.username) == me.username_key {
+        return Err(own);
+    }
+    Ok(())
+}
+
+/// The request, locked for the rest of the transaction, if `support` may act on it.
+fn actionable(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    support: &AccountId,
+) -> Result<RecoveryRequest, SupportError> {
+    repo::recovery_requests::lock(conn, id)?;
+    let request = repo::recovery_requests::find(conn, id)?.ok_or(SupportError::NotFound)?;
+    not_own(conn, &request, support)?;
+    Ok(request)
 }
 
 fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, SupportError> {
@@ -134,9 +177,11 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         evidence.known_device_first_seen_at =
             repo::devices::find(conn, device_id)?.map(|d| d.first_seen_at);
     }
+    let mut needed = 1;
     if let Some(account_id) = &request.account_id
         && let Some(account) = repo::accounts::find(conn, account_id)?
     {
+        needed = approvals_needed(Some(&account));
         evidence.account_exists = true;
         evidence.account_id = Some(account_id.clone());
         evidence.created_at = Some(account.created_at);
@@ -163,18 +208,30 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
             per_page: 200,
         },
     )?;
+    let approvals = match request.status {
+        RecoveryStatus::Approved | RecoveryStatus::Completed => needed,
+        _ => u8::from(request.first_approval_by.is_some()),
+    };
     Ok(Detail {
         request,
         evidence,
         messages,
         timeline,
+        approvals,
+        approvals_needed: needed,
     })
 }
 
-/// A request with its evidence, messages, notes and timeline.
-pub async fn detail(ctx: &Ctx, id: &RequestId) -> Result<Detail, SupportError> {
-    let id = id.clone();
-    unit_of_work::read(ctx, move |conn| load_detail(conn, &id)).await
+/// A request with its evidence, messages, notes and timeline (never to the support account
+/// whose own username it names).
+pub async fn detail(ctx: &Ctx, who: &Principal, id: &RequestId) -> Result<Detail, SupportError> {
+    let (id, support) = (id.clone(), who.account_id.clone());
+    unit_of_work::read(ctx, move |conn| {
+        let detail = load_detail(conn, &id)?;
+        not_own(conn, &detail.request, &support)?;
+        Ok(detail)
+    })
+    .await
 }
 
 /// Adds an internal note (never shown to the requester); a submitted request moves to review.
@@ -210,8 +267,7 @@ async fn support_message(
     let body = message_body(body).map_err(SupportError::Invalid)?;
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<MessageView, SupportError> {
-        repo::recovery_requests::lock(w.conn, &id)?;
-        let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
+        let request = actionable(w.conn, &id, &support)?;
         let to = request.status.apply(action)?;
         move_status(w, &request, to, RequestChanges::default())?;
         let to_requester = action == RecoveryAction::SendMessage;
@@ -284,27 +340,64 @@ pub async fn approve(
     }
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
-        repo::recovery_requests::lock(w.conn, &id)?;
-        let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
+        let request = actionable(w.conn, &id, &support)?;
         approve_in(w, &request, &approval, Actor::Support(&support), &client)?;
         load_detail(w.conn, &request.id)
     })
     .await
 }
 
-/// Approves `request` inside the caller's unit of work, by support or by the system.
+/// Approves `request` inside the caller's unit of work, by support or by the system. Answers
+/// `false` when it only recorded the first of the two approvals a support account's request
+/// needs (four eyes), or, for the system, when such a request is left to support.
 pub(super) fn approve_in(
     w: &mut Work<'_>,
     request: &RecoveryRequest,
     approval: &Approval,
     actor: Actor<'_>,
     client: &ClientInfo,
-) -> Result<(), SupportError> {
+) -> Result<bool, SupportError> {
     let to = request.status.apply(RecoveryAction::Approve)?;
     let account_id = request.account_id.as_ref().ok_or(SupportError::NoAccount)?;
     let account = repo::accounts::find(w.conn, account_id)?.ok_or(SupportError::NoAccount)?;
     if approval.deliver_to == DeliverTo::AccountEmail && account.email_verified_at.is_none() {
         return Err(SupportError::NoVerifiedEmail);
+    }
+    if approvals_needed(Some(&account)) == 2 {
+        let Actor::Support(support) = actor else {
+            // Staff accounts are never recovered by policy alone.
+            return Ok(false);
+        };
+        match request.first_approval_by.as_deref() {
+            None => {
+                if !repo::recovery_requests::record_first_approval(
+                    w.conn,
+                    &request.id,
+                    request.status,
+                    support.as_str(),
+                    w.now,
+                )? {
+                    return Err(Failure::Internal(anyhow::anyhow!(
+                        "recovery request changed concurrently"
+                    ))
+                    .into());
+                }
+                w.audit(
+                    request_event(
+                        request,
+                        EventType::RecoveryRequestFirstApproval,
+                        actor,
+                        client,
+                    )
+                    .details(serde_json::json!({"approvals": 1, "approvals_needed": 2})),
+                )?;
+                return Ok(false);
+            }
+            Some(first) if first == support.as_str() => {
+                return Err(SupportError::Forbidden(Forbidden::SameApprover));
+            }
+            Some(_) => {}
+        }
     }
     let proven = request.ownership == Ownership::Proven;
     let due = if proven {
@@ -330,6 +423,8 @@ pub(super) fn approve_in(
             link_due_at: Some(Some(due)),
             link_sent_at: Some(None),
             link_expires_at: Some(None),
+            first_approval_by: Some(None),
+            first_approval_at: Some(None),
             ..Default::default()
         },
     )?;
@@ -342,6 +437,7 @@ pub(super) fn approve_in(
                 "comment": approval.comment,
                 "ownership": request.ownership.as_str(),
                 "link_due_at": due,
+                "first_approval_by": request.first_approval_by,
             }),
         ),
     )?;
@@ -370,7 +466,7 @@ pub(super) fn approve_in(
             carries_token: true,
         })?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Gives a request an ownership link (one filed while the account's email was unverified).
@@ -408,8 +504,7 @@ pub async fn deny(
     let reason = reason.ok_or(SupportError::Invalid(issues))?;
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
-        repo::recovery_requests::lock(w.conn, &id)?;
-        let request = repo::recovery_requests::find(w.conn, &id)?.ok_or(SupportError::NotFound)?;
+        let request = actionable(w.conn, &id, &support)?;
         let to = request.status.apply(RecoveryAction::Deny)?;
         move_status(
             w,

@@ -1,0 +1,226 @@
+//! What keeps a requester informed (issue 18): the place in the queue, the estimated decision
+//! time, reminders and closing of unanswered requests, and four eyes on staff accounts.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, TestApp, json, problem, spawn_app};
+
+async fn status(app: &TestApp, id: &str, token: &str) -> Value {
+    json(
+        app.http
+            .get(app.url(&format!("/api/v1/recovery-requests/{id}")))
+            .header("X-Tracking-Token", token)
+            .send()
+            .await
+            .expect("request"),
+        200,
+    )
+    .await
+}
+
+async fn deny(app: &TestApp, support: &str, id: &str) {
+    json(
+        app.post_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}/deny"),
+            support,
+            json!({"reason": "We could not confirm that the account is yours."}),
+        )
+        .await,
+        200,
+    )
+    .await;
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+}
+
+#[tokio::test]
+async fn queue_positions_count_the_waiting_requests_filed_earlier() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await.access;
+    let mut filed = Vec::new();
+    for name in ["first", "second", "third"] {
+        filed.push(
+            app.submit_recovery(name, &format!("{name}@contact.test"))
+                .await,
+        );
+        app.clock.advance(Duration::minutes(1));
+    }
+    for (n, (id, token)) in filed.iter().enumerate() {
+        let s = status(&app, id, token).await;
+        assert_eq!(s["queue_position"], json!(n + 1), "{s}");
+        assert_eq!(s["estimated_decision_at"], Value::Null, "{s}");
+    }
+
+    // A note moves the first to review: still waiting, still first.
+    json(
+        app.post_auth(
+            &format!("/api/v1/admin/recovery-requests/{}/notes", filed[0].0),
+            &support,
+            json!({"body": "Looking at it."}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        status(&app, &filed[0].0, &filed[0].1).await["queue_position"],
+        1
+    );
+
+    deny(&app, &support, &filed[0].0).await;
+    let s = status(&app, &filed[0].0, &filed[0].1).await;
+    assert_eq!(s["queue_position"], Value::Null, "{s}");
+    assert_eq!(
+        status(&app, &filed[1].0, &filed[1].1).await["queue_position"],
+        1
+    );
+    assert_eq!(
+        status(&app, &filed[2].0, &filed[2].1).await["queue_position"],
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_decision_estimate_needs_five_recent_decisions() {
+    let app = spawn_app().await;
+    app.support_user("ana").await;
+    let (id, token) = app.submit_recovery("waiting", "waiting@contact.test").await;
+    let submitted_at = time(&status(&app, &id, &token).await["submitted_at"]);
+
+    let mut decided = Vec::new();
+    for n in 0..5 {
+        decided.push(
+            app.submit_recovery(&format!("user{n}"), &format!("user{n}@contact.test"))
+                .await
+                .0,
+        );
+    }
+    app.clock.advance(Duration::hours(2));
+    // Access tokens live 15 minutes: log in again after moving the clock.
+    let support = app.login("ana", PASSWORD).await.access;
+    for (n, other) in decided.iter().enumerate() {
+        let before = status(&app, &id, &token).await;
+        assert_eq!(before["estimated_decision_at"], Value::Null, "after {n}");
+        deny(&app, &support, other).await;
+    }
+    // Five decisions, each two hours after its submission: the median is two hours.
+    let s = status(&app, &id, &token).await;
+    let estimate = time(&s["estimated_decision_at"]);
+    let expected = submitted_at + Duration::hours(2);
+    assert!(
+        (estimate - expected).num_seconds().abs() <= 1,
+        "estimate {estimate}, expected about {expected}"
+    );
+
+    // Decisions older than 30 days no longer count.
+    app.clock.advance(Duration::days(31));
+    let s = status(&app, &id, &token).await;
+    assert_eq!(s["estimated_decision_at"], Value::Null, "{s}");
+}
+
+#[tokio::test]
+async fn a_wrong_token_still_reveals_nothing_about_the_queue() {
+    let app = spawn_app().await;
+    let (id, _) = app.submit_recovery("someone", "someone@contact.test").await;
+    problem(
+        app.http
+            .get(app.url(&format!("/api/v1/recovery-requests/{id}")))
+            .header("X-Tracking-Token", "wrong")
+            .send()
+            .await
+            .expect("request"),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_support_accounts_request_needs_two_different_approvers() {
+    let app = spawn_app().await;
+    app.support_user("staff").await;
+    let ana = app.support_user("ana").await.access;
+    let bob = app.support_user("bob").await.access;
+    let (id, token) = app
+        .submit_recovery("staff", "staff.home@contact.test")
+        .await;
+    let approve = |who: String| {
+        let path = format!("/api/v1/admin/recovery-requests/{id}/approve");
+        let app = &app;
+        async move { app.post_auth(&path, &who, json!({})).await }
+    };
+
+    let first = json(approve(ana.clone()).await, 200).await;
+    assert_eq!(first["approvals"], 1, "{first}");
+    assert_eq!(first["approvals_needed"], 2, "{first}");
+    assert_eq!(first["request"]["status"], "submitted", "{first}");
+    assert_eq!(status(&app, &id, &token).await["status"], "submitted");
+
+    // The same support account cannot give the second approval.
+    problem(approve(ana.clone()).await, 403, "forbidden").await;
+    assert_eq!(status(&app, &id, &token).await["status"], "submitted");
+
+    let second = json(approve(bob.clone()).await, 200).await;
+    assert_eq!(second["request"]["status"], "approved", "{second}");
+    assert_eq!(second["approvals"], 2, "{second}");
+    let types: Vec<&str> = second["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"recovery_request.first_approval"),
+        "{types:?}"
+    );
+    assert!(types.contains(&"recovery_request.approved"), "{types:?}");
+}
+
+#[tokio::test]
+async fn an_ordinary_request_needs_one_approval() {
+    let app = spawn_app().await;
+    app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let ana = app.support_user("ana").await.access;
+    let (id, _) = app.submit_recovery("jbber", "jb.new@contact.test").await;
+    let approved = app.approve(&ana, &id, json!({})).await;
+    assert_eq!(approved["request"]["status"], "approved", "{approved}");
+    assert_eq!(approved["approvals"], 1);
+    assert_eq!(approved["approvals_needed"], 1);
+}
+
+#[tokio::test]
+async fn no_support_account_acts_on_its_own_request() {
+    let app = spawn_app().await;
+    let staff = app.support_user("Staff").await.access;
+    app.support_user("ana").await;
+    // Filed under another spelling of the same username.
+    let (id, _) = app
+        .submit_recovery("STAFF", "staff.home@contact.test")
+        .await;
+    let base = format!("/api/v1/admin/recovery-requests/{id}");
+    problem(app.get_auth(&base, &staff).await, 403, "forbidden").await;
+    for (path, body) in [
+        ("notes", json!({"body": "Looks fine to me."})),
+        ("messages", json!({"body": "Please confirm."})),
+        ("approve", json!({})),
+        ("deny", json!({"reason": "no"})),
+    ] {
+        problem(
+            app.post_auth(&format!("{base}/{path}"), &staff, body).await,
+            403,
+            "forbidden",
+        )
+        .await;
+    }
+    // Another support account still can.
+    let ana = app.login("ana", PASSWORD).await.access;
+    let detail = app.recovery_detail(&ana, &id).await;
+    assert_eq!(detail["request"]["status"], "submitted");
+    assert_eq!(detail["approvals_needed"], 2);
+}
