@@ -139,6 +139,20 @@ const FORMS = [
     fields: { body: FREE_TEXT },
   },
   {
+    form: "change password",
+    path: "/api/v1/account/password",
+    method: "PUT",
+    schema: "zChangePasswordBody",
+    needs: "account",
+    body: () => ({ current_password: "(the account's password)", new_password: noise(24, serial++) }),
+    fields: {
+      new_password: {
+        valid: ["quartz meadow lantern 88", noise(16, 21), noise(128, 22)],
+        invalid: ["short1!", "", noise(129, 23), 42],
+      },
+    },
+  },
+  {
     form: "support note",
     path: "/api/v1/admin/recovery-requests/{id}/notes",
     schema: "zMessageBody",
@@ -179,6 +193,7 @@ const EXCEPTIONS = [
   { form: "register", field: "username", value: "  spaced  ", client: false, server: true, why: "the server trims surrounding spaces first" },
   { form: "register", field: "password", value: "password1234", client: true, server: false, why: "a common breached password (`breached`): server only" },
   { form: "register", field: "password", value: "aaaaaaaaaaaa", client: true, server: false, why: "guessable (`weak`, zxcvbn): server only" },
+  { form: "change password", field: "new_password", value: "agreement-owner-77", client: true, server: false, why: "contains the username (`contains_personal_info`): server only" },
   { form: "register", field: "email", value: "josé@example.com", client: false, server: true, why: "zod's email format is ASCII; the server accepts letters of one script" },
   { form: "login", field: "login", value: "   ", client: true, server: false, why: "the server trims: blank is `required`" },
   { form: "recovery request", field: "reason", value: "   short   ", client: true, server: false, why: "the server counts characters after trimming" },
@@ -254,6 +269,16 @@ async function startServer() {
   throw new Error(`the server did not start:\n${readFileSync(join(work, "server.log"), "utf8").slice(-2000)}`);
 }
 
+/** An account of its own and a session (for the forms of a signed-in user). */
+async function ownAccount(server) {
+  const account = { username: "agreement-owner", password: "orbit lantern mosaic 42" };
+  const made = await call(server, "POST", "/api/v1/accounts", { ...account, email: "owner-box@example.org" });
+  if (made.status !== 201) throw new Error(`registering: ${made.status} ${made.text}`);
+  const r = await call(server, "POST", "/api/v1/sessions", { login: account.username, password: account.password });
+  if (r.status !== 200) throw new Error(`login: ${r.status} ${r.text}`);
+  return { ...account, token: r.json.access_token };
+}
+
 async function call(server, method, path, body, headers = {}) {
   const res = await fetch(`${server.base}${path}`, {
     method,
@@ -316,7 +341,8 @@ async function main() {
   let invalid = 0;
   try {
     const support = await supportToken(server);
-    async function send(form, body) {
+    const owner = await ownAccount(server);
+    async function send(form, body, field) {
       let path = form.path;
       const headers = {};
       if (form.needs === "request") {
@@ -327,8 +353,14 @@ async function main() {
         const r = await fileRequest(server);
         path = path.replace("{id}", r.id);
         headers.authorization = `Bearer ${support}`;
+      } else if (form.needs === "account") {
+        headers.authorization = `Bearer ${owner.token}`;
+        if (field !== "current_password") body = { ...body, current_password: owner.password };
       }
-      return call(server, "POST", path, body, headers);
+      const res = await call(server, form.method ?? "POST", path, body, headers);
+      // A change that went through: the account's password is the new one now.
+      if (form.needs === "account" && res.status === 204) owner.password = body.new_password;
+      return res;
     }
     for (const form of FORMS) {
       const schema = zod[form.schema];
@@ -345,7 +377,7 @@ async function main() {
           if (form.adjust && !c.body) body = form.adjust(field, body);
           if (c.value === undefined) delete body[field];
           const client = clientAccepts(schema, body, field);
-          const res = await send(form, body);
+          const res = await send(form, body, field);
           const srv = serverAccepts(res, field);
           rows++;
           if (!c.why) (c.client ? valid++ : invalid++);
