@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::api::common::{Accepted, PageQuery, invalid_token};
 use crate::api::edge::{Body, PathId, Query, TextFields};
@@ -21,14 +22,17 @@ use crate::services::registration::{
 use crate::services::sessions::{self, RevokeError};
 
 /// A new account.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"username": "jbber", "email": "jbber@example.com", "password": "orbit lantern mosaic 42"}))]
+#[validate(schema(function = register_password, skip_on_field_errors = false))]
 pub struct RegisterBody {
     /// 3–50 letters, digits, `-`, `_` or `.`; unique ignoring case.
     #[schema(schema_with = rules::username)]
+    #[validate(custom(function = rules::check_username))]
     pub username: String,
     /// Unique ignoring case; a verification email is sent there.
     #[schema(schema_with = rules::email)]
+    #[validate(custom(function = rules::check_email))]
     pub email: String,
     /// 8–128 characters; refused (each with its field-error code) when it contains the username,
     /// the email or the service's name, is a common breached password, is on the operator's
@@ -39,8 +43,13 @@ pub struct RegisterBody {
 
 impl TextFields for RegisterBody {}
 
+/// The password of a registration must not contain its username or email.
+fn register_password(b: &RegisterBody) -> Result<(), validator::ValidationError> {
+    rules::check_new_password("password", &b.password, &[&b.username, &b.email])
+}
+
 /// A token from an email link.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
 pub struct TokenBody {
     /// The `token` parameter of the link.
@@ -51,7 +60,7 @@ pub struct TokenBody {
 impl TextFields for TokenBody {}
 
 /// A password change.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"current_password": "orbit lantern mosaic 42", "new_password": "velvet compass harbor 19"}))]
 pub struct ChangePasswordBody {
     /// The password in use now.
@@ -348,7 +357,7 @@ pub async fn register_account(
     Client(client): Client,
     body: Body<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     let account = registration::register(
         &ctx,
         Registration {
@@ -387,6 +396,7 @@ pub async fn verify_account_email(
     Client(client): Client,
     body: Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let account = registration::verify_email(&ctx, &body.token, client).await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
@@ -466,7 +476,7 @@ pub async fn change_password(
     Client(client): Client,
     body: Body<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     accounts::change_password(&ctx, &who, body.current_password, body.new_password, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }

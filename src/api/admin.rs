@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
 use crate::api::common::page_number;
 use crate::api::edge::{Body, PathId, Query, TextFields};
@@ -416,12 +417,14 @@ impl From<DeliverTo> for DeliverToDto {
 }
 
 /// An approval.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"comment": "Ownership proven through the account email.", "deliver_to": "account_email"}))]
+#[validate(schema(function = approve_justification, skip_on_field_errors = false))]
 pub struct ApproveBody {
     /// A comment for the log, at most 5000 characters.
     #[serde(default)]
     #[schema(schema_with = rules::optional_free_text)]
+    #[validate(custom(function = rules::check_optional_free_text))]
     pub comment: Option<String>,
     /// Where the completion link goes (default `account_email`).
     #[serde(default)]
@@ -429,7 +432,24 @@ pub struct ApproveBody {
     /// Why the contact email (required with `contact_email`), at most 5000 characters.
     #[serde(default)]
     #[schema(schema_with = rules::optional_free_text)]
+    #[validate(custom(function = rules::check_optional_free_text))]
     pub justification: Option<String>,
+}
+
+/// A link to the contact email needs a justification.
+fn approve_justification(b: &ApproveBody) -> Result<(), validator::ValidationError> {
+    let blank = b
+        .justification
+        .as_deref()
+        .is_none_or(|j| j.trim().is_empty());
+    if matches!(b.deliver_to, DeliverToDto::ContactEmail) && blank {
+        return Err(rules::field_refusal(
+            "justification",
+            "required",
+            "is required when deliver_to is contact_email".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 impl TextFields for ApproveBody {
@@ -437,12 +457,13 @@ impl TextFields for ApproveBody {
 }
 
 /// A denial.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"reason": "We could not verify that you own this account."}))]
 pub struct DenyBody {
     /// Emailed to the requester.
     #[schema(required = true, schema_with = rules::free_text)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_free_text))]
     pub reason: Option<String>,
 }
 
@@ -581,6 +602,7 @@ pub async fn add_recovery_request_note(
     body: Body<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
+    let body = body.validated()?;
     let m = recovery_requests::add_note(&ctx, &who, &id, body.body.as_deref(), client).await?;
     Ok(HttpResponse::Created().json(AdminMessage::from(m)))
 }
@@ -612,6 +634,7 @@ pub async fn message_recovery_requester(
     body: Body<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
+    let body = body.validated()?;
     let m = recovery_requests::send_message(&ctx, &who, &id, body.body.as_deref(), client).await?;
     Ok(HttpResponse::Created().json(AdminMessage::from(m)))
 }
@@ -644,7 +667,8 @@ pub async fn approve_recovery_request(
     id: PathId,
     body: Body<ApproveBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+    let id = request_id(&id)?;
+    let b = body.validated()?;
     let approval = Approval {
         comment: b.comment,
         deliver_to: match b.deliver_to {
@@ -653,7 +677,7 @@ pub async fn approve_recovery_request(
         },
         justification: b.justification,
     };
-    let d = recovery_requests::approve(&ctx, &who, &request_id(&id)?, approval, client).await?;
+    let d = recovery_requests::approve(&ctx, &who, &id, approval, client).await?;
     Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
 }
 
@@ -684,6 +708,7 @@ pub async fn deny_recovery_request(
     body: Body<DenyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
+    let body = body.validated()?;
     let d = recovery_requests::deny(&ctx, &who, &id, body.reason.as_deref(), client).await?;
     Ok(HttpResponse::Ok().json(admin_detail(d, ctx.clock.now())))
 }

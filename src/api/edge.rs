@@ -12,8 +12,12 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::PartialSchema;
+use utoipa::openapi::{RefOr, Schema};
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::api::problem::{ApiError, FieldError, deserialize_error};
+use crate::api::rules;
 use crate::domain::text::{self, TextKind};
 
 /// The field code of a value with a control character.
@@ -46,6 +50,63 @@ impl<T> Deref for Body<T> {
     fn deref(&self) -> &T {
         &self.0
     }
+}
+
+impl<T: Validate + PartialSchema> Body<T> {
+    /// The body once its `validator` rules hold (the `#[validate(…)]` derive, whose custom
+    /// rules call the domain parsers: `api/rules.rs`); otherwise the 422 of API.md, one entry
+    /// per failing field in the order the body declares them. A handler calls it where the
+    /// service would check the same fields, so the order of answers does not change.
+    pub fn validated(self) -> Result<T, ApiError> {
+        match self.0.validate() {
+            Ok(()) => Ok(self.0),
+            Err(errors) => Err(ApiError::validation(field_errors(
+                &errors,
+                &declared_fields::<T>(),
+            ))),
+        }
+    }
+}
+
+/// The top-level field names of a body, in declaration order (from its schema).
+fn declared_fields<T: PartialSchema>() -> Vec<String> {
+    match T::schema() {
+        RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The one mapping of `validator`'s errors to API.md's 422 field list: each error's field
+/// (for struct-level rules, the field they name with [`rules::FIELD_PARAM`]), its code and its
+/// message, ordered as the body declares its fields.
+pub fn field_errors(errors: &ValidationErrors, order: &[String]) -> Vec<FieldError> {
+    let mut out: Vec<FieldError> = Vec::new();
+    for (field, kind) in errors.errors() {
+        let ValidationErrorsKind::Field(list) = kind else {
+            continue;
+        };
+        for error in list {
+            let named = error
+                .params
+                .get(rules::FIELD_PARAM)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let field = named.unwrap_or_else(|| field.to_string());
+            let message = error
+                .message
+                .as_deref()
+                .map(str::to_owned)
+                .unwrap_or_else(|| "is not valid".to_owned());
+            out.push(FieldError::new(&field, &error.code, message));
+        }
+    }
+    let position = |f: &str| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
+    out.sort_by(|a, b| {
+        position(&a.field)
+            .cmp(&position(&b.field))
+            .then(a.field.cmp(&b.field))
+    });
+    out
 }
 
 impl<T: DeserializeOwned + TextFields + 'static> FromRequest for Body<T> {
@@ -209,6 +270,32 @@ mod tests {
             .collect();
         fields.sort();
         assert_eq!(fields, ["inner.x", "list[1]", "login", "note"]);
+    }
+
+    #[test]
+    fn validator_errors_map_to_the_field_list_in_declaration_order() {
+        use crate::api::accounts::RegisterBody;
+        let body: RegisterBody = serde_json::from_value(json!({
+            "username": "j", "email": "not-an-address", "password": "short"
+        }))
+        .expect("body");
+        let Err(e) = Body(body).validated() else {
+            panic!("refused")
+        };
+        let errors = e.field_errors_for_tests();
+        let got: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("username", "too_short"),
+                ("email", "invalid"),
+                ("password", "too_short")
+            ]
+        );
+        assert_eq!(errors[2].message, "must be at least 8 characters");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use actix_web::{HttpResponse, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::api::common::{Accepted, invalid_token};
 use crate::api::edge::{Body, TextFields};
@@ -15,18 +16,19 @@ use crate::context::Ctx;
 use crate::services::password_reset::{self, ConfirmResetError, StartResetError};
 
 /// A request for a reset link.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"login": "jbber"}))]
 pub struct StartPasswordResetBody {
     /// Username or email address (case does not matter).
     #[schema(schema_with = rules::login)]
+    #[validate(custom(function = rules::check_login))]
     pub login: String,
 }
 
 impl TextFields for StartPasswordResetBody {}
 
 /// A new password, with the token of the reset link.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "new_password": "velvet compass harbor 19"}))]
 pub struct ConfirmPasswordResetBody {
     /// The `token` parameter of the `reset-password` link.
@@ -96,6 +98,7 @@ pub async fn start_password_reset(
     Client(client): Client,
     body: Body<StartPasswordResetBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     password_reset::start(&ctx, &body.login, client).await?;
     Ok(HttpResponse::Accepted().json(Accepted::new()))
 }
@@ -132,7 +135,7 @@ pub async fn confirm_password_reset(
     Client(client): Client,
     body: Body<ConfirmPasswordResetBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     password_reset::confirm(&ctx, &body.token, body.new_password, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -272,6 +272,12 @@ impl ApiError {
         self.status
     }
 
+    /// The field errors of a 422 (for unit tests of the mappings).
+    #[cfg(test)]
+    pub fn field_errors_for_tests(&self) -> &[FieldError] {
+        &self.errors
+    }
+
     /// The code of this answer.
     pub fn code(&self) -> Code {
         self.code

@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::api::common::{Accepted, invalid_token};
 use crate::api::edge::{Body, PathId, TextFields, header_line};
@@ -47,7 +48,7 @@ fn request_id(raw: &str) -> Result<RequestId, ApiError> {
 }
 
 /// A new recovery request. Every field is required; the three statements must be `true`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({
     "username": "jbber", "contact_email": "jb.new@example.org",
     "reason": "I lost my phone with the authenticator app and never saved my recovery codes.",
@@ -57,26 +58,32 @@ pub struct SubmitBody {
     /// The account's username.
     #[schema(required = true, schema_with = rules::request_username)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_request_username))]
     pub username: Option<String>,
     /// Where we can reach you (the tracking link goes there).
     #[schema(required = true, schema_with = rules::contact_email)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_contact_email))]
     pub contact_email: Option<String>,
     /// What happened, 10 to 5000 characters.
     #[schema(required = true, schema_with = rules::reason)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_reason))]
     pub reason: Option<String>,
     /// "I never generated or have lost access to the recovery codes."
     #[schema(required = true, schema_with = rules::must_be_true)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_true))]
     pub recovery_codes_lost: Option<bool>,
     /// "I agree to follow the Code of Conduct."
     #[schema(required = true, schema_with = rules::must_be_true)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_true))]
     pub code_of_conduct_accepted: Option<bool>,
     /// "I understand that it may take a significant amount of time."
     #[schema(required = true, schema_with = rules::must_be_true)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_true))]
     pub processing_time_acknowledged: Option<bool>,
 }
 
@@ -223,12 +230,13 @@ impl From<RequesterView> for RequesterStatusResponse {
 }
 
 /// A message body.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"body": "My last release was mypkg 2.3.1 on 2026-10-02."}))]
 pub struct MessageBody {
     /// 1 to 5000 characters.
     #[schema(required = true, schema_with = rules::free_text)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_free_text))]
     pub body: Option<String>,
 }
 
@@ -237,19 +245,20 @@ impl TextFields for MessageBody {
 }
 
 /// Asking for lost tracking links.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"contact_email": "jb.new@example.org"}))]
 pub struct TrackingLinksBody {
     /// The contact email the requests were filed with.
     #[schema(required = true, schema_with = rules::contact_email)]
     #[serde(default)]
+    #[validate(required(message = "is required"), custom(function = rules::check_contact_email))]
     pub contact_email: Option<String>,
 }
 
 impl TextFields for TrackingLinksBody {}
 
 /// The owner's answer to the ownership mail.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "confirm": false}))]
 pub struct OwnershipBody {
     /// The `token` of the `recovery/verify` link.
@@ -292,7 +301,7 @@ pub struct OwnershipResponse {
 }
 
 /// Completing a recovery.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM", "new_password": "velvet compass harbor 19"}))]
 pub struct CompleteBody {
     /// The `token` of the `recovery/complete` link.
@@ -370,7 +379,7 @@ pub async fn submit_recovery_request(
     DeviceToken(device): DeviceToken,
     body: Body<SubmitBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+    let b = body.validated()?;
     let done = recovery_requests::submit(
         &ctx,
         Submission {
@@ -415,6 +424,7 @@ pub async fn resend_tracking_links(
     Client(client): Client,
     body: Body<TrackingLinksBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     recovery_requests::resend_tracking_links(&ctx, body.contact_email.as_deref(), client).await?;
     Ok(HttpResponse::Accepted().json(Accepted::new()))
 }
@@ -476,6 +486,7 @@ pub async fn reply_to_recovery_request(
     body: Body<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
+    let body = body.validated()?;
     let m = recovery_requests::reply(&ctx, &id, &token, body.body.as_deref(), client).await?;
     Ok(HttpResponse::Created().json(RequesterMessage::from(m)))
 }
@@ -528,6 +539,7 @@ pub async fn answer_recovery_ownership(
     Client(client): Client,
     body: Body<OwnershipBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let o = recovery_requests::answer_ownership(&ctx, &body.token, body.confirm, client).await?;
     Ok(HttpResponse::Ok().json(OwnershipResponse {
         ownership: o.into(),
@@ -556,6 +568,7 @@ pub async fn complete_account_recovery(
     Client(client): Client,
     body: Body<CompleteBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let done = recovery_requests::complete(&ctx, &body.token, body.new_password.as_deref(), client)
         .await?;
     Ok(HttpResponse::Ok().json(CompletedResponse {

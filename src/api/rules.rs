@@ -9,14 +9,19 @@
 //! passwords, look-alikes, mixed scripts, what trimming and NFKC change). The agreement table
 //! in `.ci/contract/` checks both directions against the running server.
 
+use std::borrow::Cow;
+
 use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
+use validator::ValidationError;
 
 use crate::domain::limits::{
     EMAIL_MAX_BYTES, LOGIN_MAX_BYTES, PAGE_MIN, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS,
     PER_PAGE_DEFAULT, PER_PAGE_MAX, PER_PAGE_MIN, REASON_MIN_CHARS, TEXT_MAX_CHARS,
     USERNAME_MAX_CHARS, USERNAME_MIN_CHARS,
 };
+use crate::domain::text;
+use crate::domain::{EmailAddress, Login, NewPassword, Username};
 
 /// The characters a new username may hold, as far as a portable pattern can say it: no space
 /// and no ASCII punctuation but `-`, `.` and `_`. The server's rule is stricter (letters,
@@ -257,4 +262,104 @@ pub fn per_page() -> RefOr<Schema> {
                 "Items per page, {PER_PAGE_MIN} to {PER_PAGE_MAX} (default {PER_PAGE_DEFAULT})."
             ))),
     )
+}
+
+// The same rules as request validators (`#[validate(custom(function = rules::check_…))]` on
+// the request bodies): each calls the domain parser that the service calls, so a value refused
+// here is refused with the same field-error code and message the service would give.
+// `Body::validated` (api/edge.rs) runs them and maps their errors to API.md's 422 field list.
+
+/// A field-level error with the code and sentence of a domain refusal.
+fn refusal(code: &'static str, message: String) -> ValidationError {
+    ValidationError::new(code).with_message(Cow::Owned(message))
+}
+
+/// A refusal that names its field: for struct-level rules (`#[validate(schema(…))]`), whose
+/// errors validator files under `__all__`.
+pub fn field_refusal(field: &'static str, code: &'static str, message: String) -> ValidationError {
+    let mut error = refusal(code, message);
+    error.add_param(Cow::Borrowed(FIELD_PARAM), &field);
+    error
+}
+
+/// The parameter that names the field of a struct-level error.
+pub const FIELD_PARAM: &str = "field";
+
+/// A new username ([`Username::parse`]).
+pub fn check_username(value: &str) -> Result<(), ValidationError> {
+    Username::parse(value)
+        .map(|_| ())
+        .map_err(|e| refusal(e.code(), e.to_string()))
+}
+
+/// An email address ([`EmailAddress::parse`]).
+pub fn check_email(value: &str) -> Result<(), ValidationError> {
+    EmailAddress::parse(value)
+        .map(|_| ())
+        .map_err(|e| refusal(e.code(), e.to_string()))
+}
+
+/// A new password with what it must not contain ([`NewPassword::parse`]): the account's
+/// username and email (`context`).
+pub fn check_new_password(
+    field: &'static str,
+    value: &str,
+    context: &[&str],
+) -> Result<(), ValidationError> {
+    NewPassword::parse(value, context)
+        .map(|_| ())
+        .map_err(|e| field_refusal(field, e.code(), e.to_string()))
+}
+
+/// A login text ([`Login::parse`]): blank or longer than an address is `required`.
+pub fn check_login(value: &str) -> Result<(), ValidationError> {
+    Login::parse(value)
+        .map(|_| ())
+        .ok_or_else(|| refusal("required", "is required".to_owned()))
+}
+
+fn check_bounded(value: &str, min: usize, max: usize) -> Result<(), ValidationError> {
+    text::bounded(Some(value), min, max)
+        .map(|_| ())
+        .map_err(|e| refusal(e.code(), e.to_string()))
+}
+
+/// The username named in a recovery request.
+pub fn check_request_username(value: &str) -> Result<(), ValidationError> {
+    check_bounded(value, 1, USERNAME_MAX_CHARS)
+}
+
+/// A contact email: blank is `required`, otherwise an email address.
+pub fn check_contact_email(value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(refusal("required", "is required".to_owned()));
+    }
+    check_email(value.trim())
+}
+
+/// The reason of a recovery request.
+pub fn check_reason(value: &str) -> Result<(), ValidationError> {
+    check_bounded(value, REASON_MIN_CHARS, TEXT_MAX_CHARS)
+}
+
+/// A required free text.
+pub fn check_free_text(value: &str) -> Result<(), ValidationError> {
+    check_bounded(value, 1, TEXT_MAX_CHARS)
+}
+
+/// An optional free text: blank counts as absent.
+pub fn check_optional_free_text(value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Ok(());
+    }
+    check_free_text(value)
+}
+
+/// A statement that must be accepted.
+pub fn check_true(value: &bool) -> Result<(), ValidationError> {
+    if *value {
+        Ok(())
+    } else {
+        Err(refusal("must_be_true", "must be true".to_owned()))
+    }
 }

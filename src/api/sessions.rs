@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client, DeviceToken};
@@ -16,11 +17,12 @@ use crate::services::login::{
 use crate::services::sessions::{self, RefreshError, SessionTokens};
 
 /// Password step of a login.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"login": "jbber", "password": "correct horse battery staple"}))]
 pub struct LoginBody {
     /// Username or email address (case does not matter).
     #[schema(schema_with = rules::login)]
+    #[validate(custom(function = rules::check_login))]
     pub login: String,
     /// The password.
     #[schema(schema_with = rules::password)]
@@ -30,7 +32,7 @@ pub struct LoginBody {
 impl TextFields for LoginBody {}
 
 /// A new refresh.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"}))]
 pub struct RefreshBody {
     /// The refresh token of the last login or refresh.
@@ -283,7 +285,7 @@ pub async fn create_session(
     DeviceToken(device): DeviceToken,
     body: Body<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     let outcome = login::login(&ctx, &body.login, body.password, client, device).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         LoginOutcome::Authenticated(t) => {
@@ -327,6 +329,7 @@ pub async fn refresh_session(
     Client(client): Client,
     body: Body<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let tokens = sessions::refresh(&ctx, &body.refresh_token, client).await?;
     Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens)))
 }
@@ -355,7 +358,7 @@ pub async fn delete_current_session(
 }
 
 /// The token of a `confirm-login` link.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"token": "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"}))]
 pub struct ConfirmSessionBody {
     /// The `token` parameter of the `{FRONTEND_URL}/confirm-login?token=…` link.
@@ -398,6 +401,6 @@ pub async fn confirm_session(
     DeviceToken(device): DeviceToken,
     body: Body<ConfirmSessionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = login::confirm(&ctx, &body.into_inner().token, client, device).await?;
+    let tokens = login::confirm(&ctx, &body.validated()?.token, client, device).await?;
     Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens)))
 }

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client, DeviceToken};
@@ -19,7 +20,7 @@ use crate::services::second_factor::{CodeRefusal, SecondFactorError};
 use crate::services::two_factor::{self, NewCodes, TwoFactorError};
 
 /// A password confirmation.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"password": "orbit lantern mosaic 42"}))]
 pub struct PasswordBody {
     /// The account's password.
@@ -30,7 +31,7 @@ pub struct PasswordBody {
 impl TextFields for PasswordBody {}
 
 /// A code from the authenticator app.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"code": "492039"}))]
 pub struct CodeBody {
     /// Six digits.
@@ -41,7 +42,7 @@ pub struct CodeBody {
 impl TextFields for CodeBody {}
 
 /// Turning 2FA off.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"password": "orbit lantern mosaic 42", "code": "k3vq-9x2m-hh4t-a7pe-w0cd"}))]
 pub struct DisableBody {
     /// The account's password.
@@ -55,7 +56,7 @@ pub struct DisableBody {
 impl TextFields for DisableBody {}
 
 /// The second step of a login.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"mfa_token": "eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJtZmEifQ.c2lnbmF0dXJl", "code": "k3vq-9x2m-hh4t-a7pe-w0cd"}))]
 pub struct SecondStepBody {
     /// The `mfa_token` of the password step.
@@ -263,7 +264,7 @@ pub async fn start_totp_enrollment(
     Client(client): Client,
     body: Body<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let e = two_factor::enroll(&ctx, &who, body.into_inner().password, client).await?;
+    let e = two_factor::enroll(&ctx, &who, body.validated()?.password, client).await?;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(EnrollmentResponse {
@@ -297,6 +298,7 @@ pub async fn confirm_totp_enrollment(
     Client(client): Client,
     body: Body<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let codes = two_factor::confirm(&ctx, &who, &body.code, client).await?;
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
@@ -329,7 +331,7 @@ pub async fn disable_two_factor(
     Client(client): Client,
     body: Body<DisableBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     two_factor::disable(&ctx, &who, body.password, &body.code, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -395,7 +397,7 @@ pub async fn regenerate_recovery_codes(
     Client(client): Client,
     body: Body<PasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let codes = two_factor::regenerate(&ctx, &who, body.into_inner().password, client).await?;
+    let codes = two_factor::regenerate(&ctx, &who, body.validated()?.password, client).await?;
     Ok(HttpResponse::Created()
         .insert_header(no_store())
         .json(RecoveryCodesResponse::from(codes)))
@@ -430,6 +432,7 @@ pub async fn create_session_with_totp(
     DeviceToken(device): DeviceToken,
     body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let step = login::login_with_totp(&ctx, &body.mfa_token, &body.code, client, device).await?;
     Ok(HttpResponse::Ok().json(SecondStepResponse::from(step)))
 }
@@ -468,6 +471,7 @@ pub async fn create_session_with_recovery_code(
     DeviceToken(device): DeviceToken,
     body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let step =
         login::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client, device).await?;
     Ok(HttpResponse::Ok().json(SecondStepResponse::from(step)))

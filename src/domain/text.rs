@@ -52,6 +52,47 @@ pub fn strip_controls(s: &str) -> String {
     out.trim().to_owned()
 }
 
+/// Why a required text of bounded length is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BoundedTextError {
+    /// Absent, or nothing but spaces.
+    #[error("is required")]
+    Required,
+    /// Fewer characters than the minimum (after trimming).
+    #[error("must be at least {0} characters")]
+    TooShort(usize),
+    /// More characters than the maximum (after trimming).
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+}
+
+impl BoundedTextError {
+    /// The field-error code of API.md.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::TooShort(_) => "too_short",
+            Self::TooLong(_) => "too_long",
+        }
+    }
+}
+
+/// A required text of `min` to `max` characters once trimmed: the trimmed text, or why not.
+pub fn bounded(value: Option<&str>, min: usize, max: usize) -> Result<&str, BoundedTextError> {
+    let v = value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or(BoundedTextError::Required)?;
+    let n = v.chars().count();
+    if n < min {
+        return Err(BoundedTextError::TooShort(min));
+    }
+    if n > max {
+        return Err(BoundedTextError::TooLong(max));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

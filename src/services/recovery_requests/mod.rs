@@ -41,7 +41,7 @@ use crate::context::Ctx;
 use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::{
     AccountId, EventType, InvalidTransition, MessageId, MessageKind, RecoveryMessage,
-    RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
+    RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS, text,
 };
 use crate::failure_conversions;
 use crate::services::audit::{Actor, Event};
@@ -117,7 +117,8 @@ pub enum Forbidden {
     SameApprover,
 }
 
-/// A required text of `min` to `max` characters (trimmed), or the issue it has.
+/// A required text of `min` to `max` characters (trimmed), or the issue it has
+/// ([`text::bounded`], which the request validators call too).
 fn text_field(
     issues: &mut Vec<FieldIssue>,
     field: &'static str,
@@ -125,28 +126,10 @@ fn text_field(
     min: usize,
     max: usize,
 ) -> Option<String> {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        issues.push(FieldIssue::new(field, "required", "is required"));
-        return None;
-    };
-    let n = v.chars().count();
-    if n < min {
-        issues.push(FieldIssue::new(
-            field,
-            "too_short",
-            format!("must be at least {min} characters"),
-        ));
-        return None;
-    }
-    if n > max {
-        issues.push(FieldIssue::new(
-            field,
-            "too_long",
-            format!("must be at most {max} characters"),
-        ));
-        return None;
-    }
-    Some(v.to_owned())
+    text::bounded(value, min, max)
+        .map_err(|e| issues.push(FieldIssue::new(field, e.code(), e.to_string())))
+        .ok()
+        .map(str::to_owned)
 }
 
 /// A required free text of 1 to [`TEXT_MAX_CHARS`] characters (trimmed).
