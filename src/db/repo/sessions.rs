@@ -46,6 +46,8 @@ pub struct RefreshTokenRow {
     pub created_at: NaiveDateTime,
     /// When it was exchanged for a new one.
     pub rotated_at: Option<NaiveDateTime>,
+    /// New pairs it answered after its rotation, inside `REFRESH_REUSE_GRACE`.
+    pub grace_uses: i32,
 }
 
 /// Opens a session with its first refresh token.
@@ -173,6 +175,26 @@ pub fn rotate_refresh(
             .filter(refresh_tokens::rotated_at.is_null()),
     )
     .set(refresh_tokens::rotated_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Counts one more answer of a rotated refresh token inside the reuse grace: only if it was
+/// rotated after `rotated_after` and has answered fewer than `max` times. The row count decides
+/// a burst (the UPDATE re-checks its condition on the row another request just changed).
+pub fn take_grace_use(
+    conn: &mut DbConnection,
+    hash: &str,
+    rotated_after: NaiveDateTime,
+    max: i32,
+) -> QueryResult<bool> {
+    diesel::update(
+        refresh_tokens::table
+            .find(hash)
+            .filter(refresh_tokens::rotated_at.gt(rotated_after))
+            .filter(refresh_tokens::grace_uses.lt(max)),
+    )
+    .set(refresh_tokens::grace_uses.eq(refresh_tokens::grace_uses + 1))
     .execute(conn)
     .map(|n| n == 1)
 }
