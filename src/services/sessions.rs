@@ -237,7 +237,9 @@ pub async fn refresh(
             // because the grace counts from the winner's rotation, not from what it read).
             if !repo::sessions::rotate_refresh(w.conn, &hash, now)? {
                 match grace_reuse(w, &hash)? {
-                    Grace::Granted => {}
+                    Grace::Granted => {
+                        tracing::info!(session.id = %session.id, "a rotated refresh token was presented again inside the reuse grace; new pair on the same session");
+                    }
                     Grace::Exhausted => return Err(RefreshError::InvalidRefreshToken),
                     Grace::Over => {
                         repo::sessions::revoke(

@@ -484,6 +484,82 @@ async fn logout_of_a_cookie_session_clears_the_cookies() {
     assert!(set_cookies(&res).is_empty());
 }
 
+#[tokio::test]
+async fn hostile_cookies_and_csrf_headers_are_refused_never_a_500() {
+    let app = spawn_app().await;
+    app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let jar = cookie_login(&app).await;
+    let long = "a".repeat(5000);
+
+    // Access cookies that are junk, over-long or of odd bytes: 401, never a 500.
+    for cookie in [
+        "ar_access=".to_string(),
+        "ar_access=not-a-jwt".to_string(),
+        format!("ar_access={long}"),
+        "ar_access".to_string(),
+        ";;;=;".to_string(),
+    ] {
+        let res = app
+            .http
+            .get(app.url("/api/v1/account"))
+            .header("Cookie", cookie.clone())
+            .send()
+            .await
+            .expect("request");
+        problem(res, 401, "unauthorized").await;
+    }
+    let res = app
+        .http
+        .get(app.url("/api/v1/account"))
+        .header(
+            "Cookie",
+            reqwest::header::HeaderValue::from_bytes(b"ar_access=\xff\xfe").expect("obs-text"),
+        )
+        .send()
+        .await
+        .expect("request");
+    problem(res, 401, "unauthorized").await;
+
+    // CSRF headers of odd bytes or length: 403, and nothing changes.
+    for csrf in [
+        reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").expect("obs-text"),
+        reqwest::header::HeaderValue::from_str(&long).expect("long"),
+        reqwest::header::HeaderValue::from_str(&format!("{} ", jar.csrf)).expect("padded"),
+        reqwest::header::HeaderValue::from_str(&jar.csrf.to_uppercase()).expect("upper"),
+    ] {
+        let res = with_cookies(&app, Method::POST, "/api/v1/sessions/refresh", &jar, None)
+            .header("X-CSRF-Token", csrf.clone())
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        // A padded header is trimmed like every header line; it is the right token then.
+        if csrf.as_bytes().ends_with(b" ") {
+            let (next, _) = cookie_answer(res, PLAIN).await;
+            assert_eq!(next.csrf, jar.csrf);
+            continue;
+        }
+        problem(res, 403, "csrf_failed").await;
+    }
+
+    // Junk refresh cookies: 401 (or, over-long, as if absent: 422), never a 500.
+    for (refresh, status, code) in [
+        ("ar_refresh=junk".to_string(), 401, "invalid_refresh_token"),
+        (format!("ar_refresh={long}"), 422, "validation_failed"),
+    ] {
+        let res = app
+            .http
+            .post(app.url("/api/v1/sessions/refresh"))
+            .header("Cookie", refresh)
+            .header("X-CSRF-Token", jar.csrf.clone())
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        problem(res, status, code).await;
+    }
+}
+
 const FRONTEND: &str = "https://app.example.test";
 
 #[tokio::test]
