@@ -247,6 +247,9 @@ fn run(
             .wrap(CatchPanic::default())
             .wrap(from_fn(api::slow_clients::body_read_deadline))
             .wrap(api::middleware::cors(&cors_config))
+            .wrap(from_fn(
+                api::middleware::credentials_for_allowed_origins_only,
+            ))
             .wrap(from_fn(api::middleware::render_other_errors))
             .wrap(from_fn(api::middleware::request_id_and_log))
             .wrap(from_fn(api::middleware::security_headers))

@@ -4,26 +4,15 @@
 //
 //   node build/src/swagger-ui.js BINARY [CHROMIUM]      (CHROMIUM defaults to /usr/bin/chromium)
 
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 
+import { launch, type Browser } from "./browser.js";
 import { assert, CheckFailed, eq, Steps } from "./check.js";
-import { startServer, within, type Server } from "./server.js";
+import { startServer, type Server } from "./server.js";
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** `METHOD path` of every operation in the committed document. */
 async function documentedOperations(): Promise<string[]> {
@@ -37,12 +26,6 @@ async function documentedOperations(): Promise<string[]> {
     }
   }
   return operations.sort();
-}
-
-function isLoopback(url: string): boolean {
-  const { protocol, hostname } = new URL(url);
-  if (protocol === "data:" || protocol === "blob:") return true;
-  return hostname === "127.0.0.1" || hostname === "localhost" || hostname === "[::1]";
 }
 
 async function check(page: Page, server: Server, steps: Steps): Promise<number> {
@@ -111,25 +94,14 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const steps = new Steps();
-  const profile = await mkdtemp(join(tmpdir(), "account-recovery-e2e-chromium-"));
   let server: Server | undefined;
-  let context: BrowserContext | undefined;
+  let browser: Browser | undefined;
   let operations = 0;
   try {
     server = await startServer(bin, { MAIL_TRANSPORT: "log" });
     console.log(`server at ${server.base}`);
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 30_000,
-    });
-    // Only the server under test is reached; anything else fails the check.
-    await context.route("**/*", async (route) => {
-      if (isLoopback(route.request().url())) await route.continue();
-      else await route.abort("blockedbyclient");
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
+    browser = await launch(executablePath);
+    const page = browser.context.pages()[0] ?? (await browser.context.newPage());
     page.setDefaultTimeout(15_000);
     operations = await check(page, server, steps);
   } catch (e) {
@@ -139,10 +111,8 @@ async function main(): Promise<void> {
     console.log(`swagger-ui: ${steps.count} passed, 1 failed`);
     process.exitCode = 1;
   } finally {
-    // Closing the browser is bounded too; the process exit kills what is left.
-    if (context !== undefined) await within(context.close(), 15_000);
+    await browser?.close();
     await server?.stop();
-    await rm(profile, { recursive: true, force: true });
   }
   if (process.exitCode === 1) process.exit(1);
   console.log(`swagger-ui: ${operations} operations listed`);

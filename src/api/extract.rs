@@ -10,12 +10,13 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use crate::api::problem::ApiError;
+use crate::api::session_cookies::Credential;
 use crate::context::Ctx;
 use crate::domain::{Role, text};
 use crate::services::sessions::{self, AuthError, Principal};
 use crate::services::{ClientInfo, short_user_agent};
 
-/// The caller, authenticated by a bearer access token whose session is live.
+/// The caller, authenticated by an access token (bearer or cookie) whose session is live.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
 
@@ -23,22 +24,19 @@ impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
+    /// A bearer access token, or the access cookie of a cookie session (whose writes must also
+    /// carry its CSRF token: [`crate::api::session_cookies`]).
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ctx = req.app_data::<web::Data<Ctx>>().cloned();
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_owned());
+        let credential = Credential::of(req);
         Box::pin(async move {
             let ctx = ctx.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no app state")))?;
-            let bearer = bearer.ok_or_else(ApiError::unauthorized)?;
-            match sessions::authenticate(&ctx, &bearer).await {
-                Ok(p) => Ok(Self(p)),
+            let credential = credential.ok_or_else(ApiError::unauthorized)?;
+            match sessions::authenticate(&ctx, &credential.token).await {
+                Ok(p) => {
+                    credential.check_csrf(&ctx, &p.session_id)?;
+                    Ok(Self(p))
+                }
                 Err(AuthError::Unauthorized) => Err(ApiError::invalid_access_token()),
                 Err(AuthError::Failure(f)) => Err(f.into()),
             }

@@ -177,7 +177,9 @@ fn set_security_headers(headers: &mut HeaderMap, hsts: bool) {
 }
 
 /// CORS for browser frontends: only `CORS_ALLOWED_ORIGINS` (none when unset), the API's
-/// methods, the headers it reads, and the headers a frontend needs to see. A request from
+/// methods, the headers it reads, and the headers a frontend needs to see. Those origins, and
+/// only those, get `Access-Control-Allow-Credentials: true` (with their own origin echoed,
+/// never `*`), so their pages can use cookie sessions and send `X-CSRF-Token`. A request from
 /// another origin is served without CORS headers (the browser then keeps the answer from the
 /// page; same-origin pages such as Swagger UI keep working); a refused preflight is a 400.
 pub fn cors(config: &Config) -> Cors {
@@ -188,13 +190,31 @@ pub fn cors(config: &Config) -> Cors {
             header::CONTENT_TYPE,
             X_TRACKING_TOKEN,
             X_DEVICE_TOKEN,
+            crate::api::session_cookies::X_CSRF_TOKEN,
         ])
+        .supports_credentials()
         .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE, X_REQUEST_ID])
         .max_age(CORS_MAX_AGE_SECS);
     for origin in &config.cors_allowed_origins {
         cors = cors.allowed_origin(origin);
     }
     cors
+}
+
+/// Middleware, right outside [`cors`]: removes `Access-Control-Allow-Credentials` (and the
+/// exposed headers) from answers without `Access-Control-Allow-Origin`, which actix-cors adds
+/// to every answer, so that only the allowed origins ever see credentials allowed.
+pub async fn credentials_for_allowed_origins_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+        headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+    }
+    Ok(res)
 }
 
 /// Middleware: answers any error response that did not come from [`ApiError`] (actix's own

@@ -17,6 +17,7 @@ pub mod password_resets;
 pub mod problem;
 pub mod recovery_requests;
 pub mod rules;
+pub mod session_cookies;
 pub mod sessions;
 pub mod slow_clients;
 pub mod two_factor;

@@ -90,8 +90,184 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .openapi(ApiDoc::openapi())
         .configure(crate::api::routes)
         .split_for_parts();
+    add_cookie_sessions(&mut doc);
     add_general_responses(&mut doc);
     doc
+}
+
+/// The operations whose 200 opens (or refreshes) a session, and so sets the session's cookies
+/// in cookie mode. `create_session_with_webauthn` is listed for when passkey logins exist.
+pub const SESSION_OPENING_OPERATIONS: [&str; 6] = [
+    "create_session",
+    "create_session_with_totp",
+    "create_session_with_recovery_code",
+    "create_session_with_webauthn",
+    "confirm_session",
+    "refresh_session",
+];
+
+/// Documents cookie sessions ([`crate::api::session_cookies`]) on the collected operations, in
+/// one place rather than on every handler: the `cookie` and `refresh_cookie` security schemes,
+/// `cookie` beside `bearer` on every authenticated operation, the `X-CSRF-Token` header and its
+/// 403 `csrf_failed` on the authenticated writes, and `Set-Cookie` on the answers that set or
+/// clear the cookies.
+fn add_cookie_sessions(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement};
+    use utoipa::openapi::{HeaderBuilder, ObjectBuilder, Required, Type};
+
+    use crate::api::session_cookies::{HOST_COOKIES, PLAIN_COOKIES, X_CSRF_TOKEN};
+
+    let plain_note = format!(
+        "Over plain http (development) the names drop the `__Host-` prefix (`{}`, `{}`, `{}`).",
+        PLAIN_COOKIES.access, PLAIN_COOKIES.refresh, PLAIN_COOKIES.csrf
+    );
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            HOST_COOKIES.access.to_owned(),
+            format!(
+                "The access token as an HttpOnly cookie, set by a login with \
+                 `\"session_transport\": \"cookie\"`. Calls other than GET must also send \
+                 `X-CSRF-Token`. {plain_note}"
+            ),
+        ))),
+    );
+    components.add_security_scheme(
+        "refresh_cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            HOST_COOKIES.refresh.to_owned(),
+            format!(
+                "The refresh token as an HttpOnly cookie (cookie sessions), read by \
+                 POST /api/v1/sessions/refresh when the body has no `refresh_token`; the call \
+                 must send `X-CSRF-Token`. {plain_note}"
+            ),
+        ))),
+    );
+    components.parameters.insert(
+        "CsrfToken".to_owned(),
+        RefOr::T(
+            ParameterBuilder::new()
+                .name(X_CSRF_TOKEN.as_str())
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(format!(
+                    "Required when the call is authenticated by the session cookie: the \
+                     `csrf_token` of the login answer (also in the readable `{}` cookie). \
+                     Without it, or with another session's, the answer is 403 `csrf_failed`.",
+                    HOST_COOKIES.csrf
+                )))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .max_length(Some(256)),
+                ))
+                .build(),
+        ),
+    );
+    let mut csrf_failed = ResponseBuilder::new()
+        .description(
+            "Authenticated by the session cookie without the session's `X-CSRF-Token` \
+             (`csrf_failed`); nothing changed.",
+        )
+        .build();
+    declare_codes(&mut csrf_failed, "403", &[Code::CsrfFailed]);
+    components
+        .responses
+        .insert("CsrfFailed".to_owned(), RefOr::T(csrf_failed));
+    let set_cookie = |description: &str| {
+        RefOr::T(
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .description(Some(description.to_owned()))
+                .build(),
+        )
+    };
+    let sets = format!(
+        "Cookie mode only (`session_transport: cookie`, or a refresh through the cookie): \
+         `{}` and `{}` (HttpOnly) and `{}` (readable), each `Secure; SameSite=Strict; Path=/` \
+         with a `Max-Age`. {plain_note}",
+        HOST_COOKIES.access, HOST_COOKIES.refresh, HOST_COOKIES.csrf
+    );
+    let clears = "When the call was authenticated by the session cookie: the session's cookies, \
+                  emptied with `Max-Age=0`.";
+    let csrf_parameter = || RefOr::Ref(Ref::new("#/components/parameters/CsrfToken"));
+
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let operations = [
+            (&mut item.get, false),
+            (&mut item.put, true),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.patch, true),
+        ];
+        for (operation, writes) in operations {
+            let Some(operation) = operation.as_mut() else {
+                continue;
+            };
+            let id = operation.operation_id.clone().unwrap_or_default();
+            let bearer = operation.security.as_ref().is_some_and(|all| {
+                all.iter()
+                    .any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("bearer").is_some()))
+            });
+            if bearer {
+                if let Some(all) = operation.security.as_mut() {
+                    all.push(SecurityRequirement::new("cookie", Vec::<String>::new()));
+                }
+                if writes {
+                    operation
+                        .parameters
+                        .get_or_insert_with(Vec::new)
+                        .push(csrf_parameter());
+                    operation
+                        .responses
+                        .responses
+                        .entry("403".to_owned())
+                        .and_modify(|r| {
+                            if let RefOr::T(r) = r {
+                                r.description.push_str(
+                                    " With the session cookie and no (or a wrong) \
+                                     `X-CSRF-Token`: `csrf_failed`.",
+                                );
+                            }
+                        })
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name("CsrfFailed")));
+                }
+            }
+            if id == "refresh_session" {
+                // Public with a body token, or authenticated by the refresh cookie.
+                operation.security = Some(vec![
+                    SecurityRequirement::default(),
+                    SecurityRequirement::new("refresh_cookie", Vec::<String>::new()),
+                ]);
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(csrf_parameter());
+                operation
+                    .responses
+                    .responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("CsrfFailed")));
+            }
+            let (status, description) = if SESSION_OPENING_OPERATIONS.contains(&id.as_str()) {
+                ("200", sets.as_str())
+            } else if id == "delete_current_session" {
+                ("204", clears)
+            } else {
+                continue;
+            };
+            if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) {
+                response
+                    .headers
+                    .insert("Set-Cookie".to_owned(), set_cookie(description));
+            }
+        }
+    }
 }
 
 /// The answers any operation can give whatever its handler says, as reusable responses:

@@ -72,6 +72,7 @@ codes! {
     TwoFactorNotEnabled => "two_factor_not_enabled", "Two-factor authentication not enabled";
     InvalidTransition => "invalid_transition", "Invalid status change";
     NoVerifiedEmail => "no_verified_email", "No verified email address";
+    CsrfFailed => "csrf_failed", "CSRF token missing or wrong";
 }
 
 /// One failing field of a 422.

@@ -1,7 +1,7 @@
 //! `/api/v1/sessions`: login, refresh, logout.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, delete, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -10,6 +10,7 @@ use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::rules;
+use crate::api::session_cookies::{self, OpensSession, SessionCookies, SessionTransport};
 use crate::context::Ctx;
 use crate::services::login::{
     self, ConfirmLoginError, Finished, LoginError, LoginOutcome, SecondStep,
@@ -27,6 +28,12 @@ pub struct LoginBody {
     /// The password.
     #[schema(schema_with = rules::password)]
     pub password: String,
+    /// `bearer` (default): the tokens come in the body. `cookie`: they come as `HttpOnly`
+    /// cookies instead, for browsers that keep no token in JavaScript (applies when the
+    /// login completes, here or at its second step, which names its own transport).
+    #[schema(value_type = SessionTransport, required = false)]
+    #[serde(default)]
+    pub session_transport: Option<String>,
 }
 
 impl TextFields for LoginBody {}
@@ -35,9 +42,11 @@ impl TextFields for LoginBody {}
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"refresh_token": "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"}))]
 pub struct RefreshBody {
-    /// The refresh token of the last login or refresh.
-    #[schema(schema_with = rules::token)]
-    pub refresh_token: String,
+    /// The refresh token of the last login or refresh. A cookie session sends `{}` instead:
+    /// the refresh cookie carries it (with `X-CSRF-Token`).
+    #[schema(value_type = String, required = false)]
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 impl TextFields for RefreshBody {}
@@ -80,15 +89,29 @@ pub enum MfaMethod {
 pub struct AuthenticatedResponse {
     /// Always `authenticated`.
     pub status: AuthenticatedStatus,
-    /// Send as `Authorization: Bearer <access_token>`.
-    pub access_token: String,
+    /// Send as `Authorization: Bearer <access_token>`. Absent in cookie mode
+    /// (`session_transport: cookie`): the access cookie carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub access_token: Option<String>,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     #[schema(value_type = u32)]
     pub expires_in: u64,
-    /// Exchange at POST /api/v1/sessions/refresh for a new pair; single use.
-    pub refresh_token: String,
+    /// Exchange at POST /api/v1/sessions/refresh for a new pair; single use. Absent in cookie
+    /// mode: the refresh cookie carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub refresh_token: Option<String>,
+    /// Cookie mode only: the session's CSRF token (also in the readable CSRF cookie). Send it
+    /// as `X-CSRF-Token` on every cookie-authenticated call other than GET, refresh included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub csrf_token: Option<String>,
+    /// The session's CSRF token, kept for cookie mode.
+    #[serde(skip)]
+    session_csrf: String,
     /// After a recovery-code login: unused codes left.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes_remaining: Option<u32>,
@@ -174,10 +197,12 @@ impl AuthenticatedResponse {
     pub fn new(t: SessionTokens) -> Self {
         Self {
             status: AuthenticatedStatus::Authenticated,
-            access_token: t.access_token,
+            access_token: Some(t.access_token),
             token_type: "Bearer",
             expires_in: t.expires_in,
-            refresh_token: t.refresh_token,
+            refresh_token: Some(t.refresh_token),
+            csrf_token: None,
+            session_csrf: t.csrf_token,
             recovery_codes_remaining: None,
             recovery_codes_should_regenerate: None,
             device_token: t.device_token,
@@ -189,6 +214,38 @@ impl AuthenticatedResponse {
         self.recovery_codes_remaining = remaining;
         self.recovery_codes_should_regenerate = regenerate;
         self
+    }
+}
+
+impl OpensSession for AuthenticatedResponse {
+    fn take_for_cookies(&mut self) -> Option<SessionCookies> {
+        let access_token = self.access_token.take()?;
+        let refresh_token = self.refresh_token.take()?;
+        self.csrf_token = Some(self.session_csrf.clone());
+        Some(SessionCookies {
+            access_token,
+            expires_in: self.expires_in,
+            refresh_token,
+            csrf_token: self.session_csrf.clone(),
+        })
+    }
+}
+
+impl OpensSession for SecondStepResponse {
+    fn take_for_cookies(&mut self) -> Option<SessionCookies> {
+        match self {
+            Self::Authenticated(a) => a.take_for_cookies(),
+            Self::EmailConfirmationRequired(_) => None,
+        }
+    }
+}
+
+impl OpensSession for LoginResponse {
+    fn take_for_cookies(&mut self) -> Option<SessionCookies> {
+        match self {
+            Self::Authenticated(a) => a.take_for_cookies(),
+            Self::MfaRequired(_) => None,
+        }
     }
 }
 
@@ -252,6 +309,7 @@ impl From<RefreshError> for ApiError {
                 Code::InvalidRefreshToken,
                 "The refresh token is unknown, used, expired or revoked. Log in again.",
             ),
+            RefreshError::CsrfFailed => session_cookies::csrf_failed(),
             RefreshError::Failure(f) => f.into(),
         }
     }
@@ -261,6 +319,8 @@ impl From<RefreshError> for ApiError {
 ///
 /// An unknown login and a wrong password get the same answer, in the same time. With two-factor
 /// authentication on, the answer is `mfa_required` with a 5-minute single-use mfa token.
+/// With `"session_transport": "cookie"` an opened session's tokens come as `HttpOnly` cookies
+/// (`Set-Cookie`) instead of in the body, which carries `csrf_token` instead.
 #[utoipa::path(
     security(),
     tag = "sessions",
@@ -286,8 +346,9 @@ pub async fn create_session(
     body: Body<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.validated()?;
+    let transport = SessionTransport::from_field(body.session_transport.as_deref())?;
     let outcome = login::login(&ctx, &body.login, body.password, client, device).await?;
-    Ok(HttpResponse::Ok().json(match outcome {
+    let answer = match outcome {
         LoginOutcome::Authenticated(t) => {
             LoginResponse::Authenticated(AuthenticatedResponse::new(t))
         }
@@ -300,13 +361,24 @@ pub async fn create_session(
             methods: vec![MfaMethod::Totp, MfaMethod::RecoveryCode],
             expires_in,
         }),
-    }))
+    };
+    Ok(session_cookies::session_answer(
+        &ctx.config,
+        transport,
+        answer,
+    ))
 }
 
 /// Exchanges a refresh token for a new access and refresh token.
 ///
 /// The old refresh token stops working. Presenting a refresh token that was already exchanged
-/// revokes the whole session: someone else holds a copy.
+/// revokes the whole session (someone else holds a copy), except within `REFRESH_REUSE_GRACE`
+/// (10 s) of its exchange: two tabs refreshing at once both get a new pair on the same session
+/// (a few pairs per exchanged token; past that, inside the grace, a 401 that revokes nothing).
+///
+/// A cookie session sends `{}` with `X-CSRF-Token`: the refresh cookie carries the token, and
+/// the answer sets new cookies instead of carrying the tokens (403 `csrf_failed` without the
+/// header).
 #[utoipa::path(
     security(),
     tag = "sessions",
@@ -326,18 +398,27 @@ pub async fn create_session(
 #[post("/sessions/refresh")]
 pub async fn refresh_session(
     ctx: web::Data<Ctx>,
+    req: HttpRequest,
     Client(client): Client,
     body: Body<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.validated()?;
-    let tokens = sessions::refresh(&ctx, &body.refresh_token, client).await?;
-    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens)))
+    let (token, csrf, transport) =
+        session_cookies::refresh_credential(&req, &ctx.config, body.refresh_token)?;
+    let tokens = sessions::refresh(&ctx, &token, csrf, client).await?;
+    Ok(session_cookies::session_answer(
+        &ctx.config,
+        transport,
+        AuthenticatedResponse::new(tokens),
+    ))
 }
 
 /// Logs out: the access token and its refresh token stop working.
 ///
 /// Revokes the session of the access token: the access token and the session's refresh token
 /// stop working at once. Other sessions stay open.
+///
+/// A cookie session sends `X-CSRF-Token`; the answer clears its cookies.
 #[utoipa::path(
     tag = "sessions",
     operation_id = "delete_current_session",
@@ -350,11 +431,12 @@ pub async fn refresh_session(
 #[delete("/sessions/current")]
 pub async fn delete_current_session(
     ctx: web::Data<Ctx>,
+    req: HttpRequest,
     Authenticated(who): Authenticated,
     Client(client): Client,
 ) -> Result<HttpResponse, ApiError> {
     sessions::logout(&ctx, &who, client).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(session_cookies::logged_out(&ctx.config, &req))
 }
 
 /// The token of a `confirm-login` link.
@@ -364,6 +446,10 @@ pub struct ConfirmSessionBody {
     /// The `token` parameter of the `{FRONTEND_URL}/confirm-login?token=…` link.
     #[schema(schema_with = rules::token)]
     pub token: String,
+    /// `bearer` (default) or `cookie`: how the opened session's tokens travel.
+    #[schema(value_type = SessionTransport, required = false)]
+    #[serde(default)]
+    pub session_transport: Option<String>,
 }
 
 impl TextFields for ConfirmSessionBody {}
@@ -401,6 +487,12 @@ pub async fn confirm_session(
     DeviceToken(device): DeviceToken,
     body: Body<ConfirmSessionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = login::confirm(&ctx, &body.validated()?.token, client, device).await?;
-    Ok(HttpResponse::Ok().json(AuthenticatedResponse::new(tokens)))
+    let body = body.validated()?;
+    let transport = SessionTransport::from_field(body.session_transport.as_deref())?;
+    let tokens = login::confirm(&ctx, &body.token, client, device).await?;
+    Ok(session_cookies::session_answer(
+        &ctx.config,
+        transport,
+        AuthenticatedResponse::new(tokens),
+    ))
 }

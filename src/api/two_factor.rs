@@ -13,6 +13,7 @@ use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, FieldError, Problem};
 use crate::api::rules;
+use crate::api::session_cookies::{self, SessionTransport};
 use crate::api::sessions::SecondStepResponse;
 use crate::context::Ctx;
 use crate::services::login;
@@ -66,6 +67,10 @@ pub struct SecondStepBody {
     /// case, dashes and spaces do not matter).
     #[schema(schema_with = rules::second_factor_code)]
     pub code: String,
+    /// `bearer` (default) or `cookie`: how the opened session's tokens travel.
+    #[schema(value_type = SessionTransport, required = false)]
+    #[serde(default)]
+    pub session_transport: Option<String>,
 }
 
 impl TextFields for SecondStepBody {}
@@ -433,8 +438,13 @@ pub async fn create_session_with_totp(
     body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.validated()?;
+    let transport = SessionTransport::from_field(body.session_transport.as_deref())?;
     let step = login::login_with_totp(&ctx, &body.mfa_token, &body.code, client, device).await?;
-    Ok(HttpResponse::Ok().json(SecondStepResponse::from(step)))
+    Ok(session_cookies::session_answer(
+        &ctx.config,
+        transport,
+        SecondStepResponse::from(step),
+    ))
 }
 
 /// Finishes a login with a recovery code; the answer says how many codes remain.
@@ -472,9 +482,14 @@ pub async fn create_session_with_recovery_code(
     body: Body<SecondStepBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.validated()?;
+    let transport = SessionTransport::from_field(body.session_transport.as_deref())?;
     let step =
         login::login_with_recovery_code(&ctx, &body.mfa_token, &body.code, client, device).await?;
-    Ok(HttpResponse::Ok().json(SecondStepResponse::from(step)))
+    Ok(session_cookies::session_answer(
+        &ctx.config,
+        transport,
+        SecondStepResponse::from(step),
+    ))
 }
 
 #[cfg(test)]

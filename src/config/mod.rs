@@ -61,6 +61,10 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// `REFRESH_TOKEN_IDLE_TTL`: a refresh token unused this long dies.
     pub refresh_token_idle_ttl: Duration,
+    /// `REFRESH_REUSE_GRACE`: a rotated refresh token presented again this soon after its
+    /// rotation gets a new pair on the same session (two tabs refreshing at once) instead of
+    /// revoking it; `0s` turns the grace off.
+    pub refresh_reuse_grace: Duration,
     /// `MFA_TOKEN_TTL`.
     pub mfa_token_ttl: Duration,
     /// `EMAIL_VERIFICATION_TTL`.
@@ -337,6 +341,17 @@ impl Config {
             access_token_ttl: env.duration("ACCESS_TOKEN_TTL", "15m")?,
             refresh_token_ttl: env.duration("REFRESH_TOKEN_TTL", "30d")?,
             refresh_token_idle_ttl: env.duration("REFRESH_TOKEN_IDLE_TTL", "7d")?,
+            refresh_reuse_grace: {
+                let grace = env.duration("REFRESH_REUSE_GRACE", "10s")?;
+                // A long grace would make a stolen, rotated refresh token a way in again.
+                if grace > Duration::from_secs(60) {
+                    return Err(ConfigError::new(
+                        "REFRESH_REUSE_GRACE",
+                        "must be at most 60s (0s turns it off)".to_string(),
+                    ));
+                }
+                grace
+            },
             mfa_token_ttl: env.duration("MFA_TOKEN_TTL", "5m")?,
             email_verification_ttl: env.duration("EMAIL_VERIFICATION_TTL", "48h")?,
             reset_token_ttl: env.duration("RESET_TOKEN_TTL", "30m")?,
@@ -566,6 +581,16 @@ mod tests {
             let err = with(&[(key, value)]).expect_err(key);
             assert_eq!(err.variable, key, "{value}");
         }
+    }
+
+    #[test]
+    fn refresh_reuse_grace_defaults_to_ten_seconds_and_is_bounded() {
+        let config = with(&[]).expect("defaults are valid");
+        assert_eq!(config.refresh_reuse_grace, Duration::from_secs(10));
+        let off = with(&[("REFRESH_REUSE_GRACE", "0s")]).expect("0s is valid");
+        assert_eq!(off.refresh_reuse_grace, Duration::ZERO);
+        let err = with(&[("REFRESH_REUSE_GRACE", "5m")]).expect_err("too long");
+        assert!(err.to_string().contains("REFRESH_REUSE_GRACE"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,7 @@ diesel::table! {
         session_id -> Text,
         created_at -> Timestamp,
         rotated_at -> Nullable<Timestamp>,
+        grace_uses -> Integer,
     }
 }
 

@@ -42,4 +42,6 @@ pub struct RefreshToken {
     pub created_at: DateTime<Utc>,
     /// When it was exchanged for a new one.
     pub rotated_at: Option<DateTime<Utc>>,
+    /// New pairs it answered after its rotation, inside `REFRESH_REUSE_GRACE`.
+    pub grace_uses: i32,
 }

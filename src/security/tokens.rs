@@ -51,6 +51,16 @@ pub fn keyed_hash(key: &[u8], purpose: &str, value: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Whether two strings are equal, in time that depends only on their lengths (for secrets a
+/// client presents, such as CSRF tokens).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +90,13 @@ mod tests {
         assert_ne!(base, keyed_hash(b"key", "ip", "jbber"));
         assert_ne!(base, keyed_hash(b"key", "login", "jbber2"));
         assert!(!base.contains("jbber"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+        assert!(!constant_time_eq("", "a"));
     }
 }

@@ -5,7 +5,9 @@
 //! A session is a row; access tokens (JWT, 15 minutes) carry its id and are checked against it
 //! on every request, so revoking the row revokes the token at once. Refresh tokens are opaque,
 //! stored as SHA-256 hashes and rotated on use; presenting a rotated one again revokes the
-//! session (someone copied it).
+//! session (someone copied it), unless it comes within `REFRESH_REUSE_GRACE` of the rotation
+//! (two tabs refreshing at once), which answers a new pair on the same session. A cookie
+//! session's writes carry its CSRF token, derived here from the session id.
 
 use chrono::{DateTime, Utc};
 
@@ -34,6 +36,9 @@ pub struct SessionTokens {
     /// A new device's token, when the login did not present a valid one for the account:
     /// the client keeps it and sends it back as `X-Device-Token`.
     pub device_token: Option<String>,
+    /// The session's CSRF token (see [`csrf_token`]): what a cookie session's page sends back
+    /// as `X-CSRF-Token` on writes.
+    pub csrf_token: String,
 }
 
 /// Why a refresh failed.
@@ -42,6 +47,9 @@ pub enum RefreshError {
     /// Unknown, rotated, expired or revoked.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// A cookie refresh without the session's CSRF token.
+    #[error("csrf token missing or wrong")]
+    CsrfFailed,
     /// Infrastructure.
     #[error(transparent)]
     Failure(Failure),
@@ -140,6 +148,7 @@ pub fn open_session(
             session_id: session_id.clone(),
             created_at: now,
             rotated_at: None,
+            grace_uses: 0,
         },
     )?;
     repo::accounts::touch_last_login(w.conn, &account.id, now)?;
@@ -169,14 +178,33 @@ pub fn open_session(
         expires_in: config.access_token_ttl.as_secs(),
         refresh_token: refresh.value,
         device_token,
+        csrf_token: csrf_token(w.ctx, &session_id),
     })
 }
 
+/// How many new pairs a rotated refresh token may answer inside `REFRESH_REUSE_GRACE`: enough
+/// for a few tabs refreshing at once, while a burst of copies cannot fan one token out into
+/// many live ones. Past it, inside the grace, the reuse is refused without revoking.
+pub const GRACE_PAIRS_PER_TOKEN: i32 = 4;
+
+/// What a refresh must show besides its token: a cookie session's refresh carries the
+/// session's CSRF token (the browser sends the cookie by itself, so the cookie alone proves
+/// nothing about which page asked).
+#[derive(Debug, Clone)]
+pub enum CsrfProof {
+    /// The token came in the body: no CSRF token needed.
+    NotNeeded,
+    /// The token came as a cookie: the CSRF token the request presented, if any.
+    Presented(Option<String>),
+}
+
 /// Exchanges a refresh token for a new pair. The old token stops working; using it again
-/// revokes the session.
+/// revokes the session, except within `REFRESH_REUSE_GRACE` of its rotation, where it answers
+/// a new pair on the same session (at most [`GRACE_PAIRS_PER_TOKEN`] times).
 pub async fn refresh(
     ctx: &Ctx,
     refresh_token: &str,
+    csrf: CsrfProof,
     client: ClientInfo,
 ) -> Result<SessionTokens, RefreshError> {
     let hash = tokens::hash_token(refresh_token);
@@ -191,6 +219,12 @@ pub async fn refresh(
             let Some(session) = repo::sessions::find_live(w.conn, &row.session_id, now)? else {
                 return Err(RefreshError::InvalidRefreshToken);
             };
+            // Before anything changes: a refused request changes nothing.
+            if let CsrfProof::Presented(presented) = &csrf
+                && !csrf_matches(w.ctx, &session.id, presented.as_deref())
+            {
+                return Err(RefreshError::CsrfFailed);
+            }
             // An unused refresh token dies after the idle limit: a copy left on a forgotten
             // device stops being a way in, even inside the session's lifetime.
             let idle = chrono::Duration::from_std(w.ctx.config.refresh_token_idle_ttl)
@@ -198,20 +232,32 @@ pub async fn refresh(
             if row.rotated_at.is_none() && row.created_at + idle <= now {
                 return Err(RefreshError::InvalidRefreshToken);
             }
-            if row.rotated_at.is_some() || !repo::sessions::rotate_refresh(w.conn, &hash, now)? {
-                repo::sessions::revoke(
-                    w.conn,
-                    &session.account_id,
-                    &session.id,
-                    now,
-                    "refresh_token_reused",
-                )?;
-                w.audit(
-                    Event::new(EventType::SessionRefreshReused, Actor::Anonymous, &client)
-                        .account(Some(&session.account_id))
-                        .details(serde_json::json!({"session": session.id})),
-                )?;
-                return Ok(Err(session.id));
+            // The conditional UPDATE decides a race: exactly one request rotates the token.
+            // Every other one, whether it read the row before or after, is a reuse and goes
+            // through the grace below (a parallel loser is never mistaken for a late thief
+            // because the grace counts from the winner's rotation, not from what it read).
+            if !repo::sessions::rotate_refresh(w.conn, &hash, now)? {
+                match grace_reuse(w, &hash)? {
+                    Grace::Granted => {
+                        tracing::info!(session.id = %session.id, "a rotated refresh token was presented again inside the reuse grace; new pair on the same session");
+                    }
+                    Grace::Exhausted => return Err(RefreshError::InvalidRefreshToken),
+                    Grace::Over => {
+                        repo::sessions::revoke(
+                            w.conn,
+                            &session.account_id,
+                            &session.id,
+                            now,
+                            "refresh_token_reused",
+                        )?;
+                        w.audit(
+                            Event::new(EventType::SessionRefreshReused, Actor::Anonymous, &client)
+                                .account(Some(&session.account_id))
+                                .details(serde_json::json!({"session": session.id})),
+                        )?;
+                        return Ok(Err(session.id));
+                    }
+                }
             }
             let next = tokens::new_token();
             repo::sessions::insert_refresh(
@@ -221,6 +267,7 @@ pub async fn refresh(
                     session_id: session.id.clone(),
                     created_at: now,
                     rotated_at: None,
+                    grace_uses: 0,
                 },
             )?;
             repo::sessions::touch(w.conn, &session.id, now, now)?;
@@ -237,6 +284,7 @@ pub async fn refresh(
                 expires_in: ttl.as_secs(),
                 refresh_token: next.value,
                 device_token: None,
+                csrf_token: csrf_token(w.ctx, &session.id),
             }))
         },
     )
@@ -248,6 +296,48 @@ pub async fn refresh(
             Err(RefreshError::InvalidRefreshToken)
         }
     }
+}
+
+/// The verdict on a rotated refresh token presented again.
+enum Grace {
+    /// Inside the grace, with pairs left: answer a new pair on the same session.
+    Granted,
+    /// Inside the grace, but the token already answered its pairs: refuse, keep the session.
+    Exhausted,
+    /// After the grace (or with the grace off): someone holds a copy; revoke the session.
+    Over,
+}
+
+fn grace_reuse(w: &mut Work<'_>, hash: &str) -> Result<Grace, Failure> {
+    let grace = chrono::Duration::from_std(w.ctx.config.refresh_reuse_grace)
+        .unwrap_or(chrono::Duration::zero());
+    if grace <= chrono::Duration::zero() {
+        return Ok(Grace::Over);
+    }
+    let rotated_after = w.now - grace;
+    if repo::sessions::take_grace_use(w.conn, hash, rotated_after, GRACE_PAIRS_PER_TOKEN)? {
+        return Ok(Grace::Granted);
+    }
+    // Read again: the rotation may be another request's of a moment ago.
+    let inside = repo::sessions::find_refresh(w.conn, hash)?
+        .and_then(|row| row.rotated_at)
+        .is_some_and(|at| at > rotated_after);
+    Ok(if inside {
+        Grace::Exhausted
+    } else {
+        Grace::Over
+    })
+}
+
+/// The CSRF token of a cookie session: a keyed hash of the session id, so it needs no storage,
+/// cannot be guessed without the server's secret, and cannot be planted from another session.
+pub fn csrf_token(ctx: &Ctx, session_id: &SessionId) -> String {
+    tokens::keyed_hash(ctx.config.jwt_secret.expose(), "csrf", session_id.as_str())
+}
+
+/// Whether `presented` is the CSRF token of `session_id` (compared in constant time).
+pub fn csrf_matches(ctx: &Ctx, session_id: &SessionId, presented: Option<&str>) -> bool {
+    presented.is_some_and(|p| tokens::constant_time_eq(p, &csrf_token(ctx, session_id)))
 }
 
 /// Checks an access token: signature, type and times, then that its session is live.

@@ -160,7 +160,11 @@ async fn a_preflight_from_an_allowed_origin_gets_the_allow_headers() {
         header(&res, "access-control-max-age").as_deref(),
         Some("3600")
     );
-    assert_eq!(header(&res, "access-control-allow-credentials"), None);
+    // Credentials (cookie sessions) for the allowed origins only.
+    assert_eq!(
+        header(&res, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
     assert_eq!(header(&res, "cache-control").as_deref(), Some("no-store"));
     assert!(header(&res, "x-request-id").is_some());
 

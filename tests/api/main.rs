@@ -7,6 +7,7 @@ mod account_events;
 mod accounts;
 mod bursts;
 mod cli;
+mod cookie_sessions;
 mod devices;
 mod errors;
 mod faults;

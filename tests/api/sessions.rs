@@ -80,7 +80,8 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_session() {
     assert_ne!(new_refresh, first.refresh);
     json(app.get_auth("/api/v1/account", &new_access).await, 200).await;
 
-    // The old one again: refused, and the whole session dies.
+    // The old one again, after the reuse grace: refused, and the whole session dies.
+    app.clock.advance(chrono::Duration::seconds(11));
     problem(
         app.post(
             "/api/v1/sessions/refresh",

@@ -68,6 +68,7 @@ struct RefreshTokenRow {
     session_id: String,
     created_at: NaiveDateTime,
     rotated_at: Option<NaiveDateTime>,
+    grace_uses: i32,
 }
 
 impl RefreshTokenRow {
@@ -77,6 +78,7 @@ impl RefreshTokenRow {
             session_id: t.session_id.as_str().to_owned(),
             created_at: naive(t.created_at),
             rotated_at: t.rotated_at.map(naive),
+            grace_uses: t.grace_uses,
         }
     }
 
@@ -86,6 +88,7 @@ impl RefreshTokenRow {
             session_id: SessionId::from_stored(self.session_id),
             created_at: utc(self.created_at),
             rotated_at: self.rotated_at.map(utc),
+            grace_uses: self.grace_uses,
         }
     }
 }
@@ -218,6 +221,26 @@ pub fn rotate_refresh(
             .filter(refresh_tokens::rotated_at.is_null()),
     )
     .set(refresh_tokens::rotated_at.eq(naive(now)))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Counts one more answer of a rotated refresh token inside the reuse grace: only if it was
+/// rotated after `rotated_after` and has answered fewer than `max` times. The row count decides
+/// a burst (the UPDATE re-checks its condition on the row another request just changed).
+pub fn take_grace_use(
+    conn: &mut DbConnection,
+    hash: &str,
+    rotated_after: DateTime<Utc>,
+    max: i32,
+) -> QueryResult<bool> {
+    diesel::update(
+        refresh_tokens::table
+            .find(hash)
+            .filter(refresh_tokens::rotated_at.gt(naive(rotated_after)))
+            .filter(refresh_tokens::grace_uses.lt(max)),
+    )
+    .set(refresh_tokens::grace_uses.eq(refresh_tokens::grace_uses + 1))
     .execute(conn)
     .map(|n| n == 1)
 }
