@@ -101,3 +101,39 @@ pub fn consume(
         .get_result(conn)
         .optional()
 }
+
+/// Voids every live token of the account, whatever its purpose (an owner's lock); returns how
+/// many.
+pub fn revoke_every(
+    conn: &mut DbConnection,
+    account_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        email_tokens::table
+            .filter(email_tokens::account_id.eq(account_id))
+            .filter(email_tokens::used_at.is_null())
+            .filter(email_tokens::revoked_at.is_null()),
+    )
+    .set(email_tokens::revoked_at.eq(now))
+    .execute(conn)
+}
+
+/// The account's live tokens of `purpose`, newest first (the pending email change that
+/// support sees).
+pub fn live_of(
+    conn: &mut DbConnection,
+    account_id: &str,
+    purpose: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<EmailTokenRow>> {
+    email_tokens::table
+        .filter(email_tokens::account_id.eq(account_id))
+        .filter(email_tokens::purpose.eq(purpose))
+        .filter(email_tokens::used_at.is_null())
+        .filter(email_tokens::revoked_at.is_null())
+        .filter(email_tokens::expires_at.gt(now))
+        .order(email_tokens::created_at.desc())
+        .select(EmailTokenRow::as_select())
+        .load(conn)
+}
