@@ -55,6 +55,10 @@ event_types! {
     RecoveryRequestLinkSent => "recovery_request.link_sent",
     RecoveryRequestCompleted => "recovery_request.completed",
     RecoveryRequestExpired => "recovery_request.expired",
+    AccountEmailChangeRequested => "account.email_change_requested",
+    AccountEmailChanged => "account.email_changed",
+    AccountLocked => "account.locked",
+    AccountUnlocked => "account.unlocked",
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use crate::db::DbConnection;
 use crate::db::repo::{self, Page, accounts::AccountRow};
 use crate::domain::{EventType, NewPassword, Role};
 use crate::failure_conversions;
-use crate::mail::{OutgoingMail, human_time};
+use crate::mail::human_time;
+use crate::services::account_lock;
 use crate::services::audit::{self, Actor, Event};
 use crate::services::reauth;
 use crate::services::sessions::Principal;
@@ -214,12 +215,15 @@ pub fn set_password(
         "two_factor": two_factor,
         "reset_link": w.ctx.mailer.link("reset-password", &[]),
     });
-    w.mail(OutgoingMail {
-        to: account.email.clone(),
-        template: "password_changed",
+    account_lock::notice(
+        w,
+        &account.email,
+        &account.id,
+        "password_changed",
+        change.client,
         context,
-        carries_token: false,
-    })
+        None,
+    )
 }
 
 /// A page of the caller's own security events, newest first, as the owner may see them

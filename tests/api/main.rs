@@ -8,6 +8,7 @@ mod accounts;
 mod bursts;
 mod cli;
 mod devices;
+mod email_changes;
 mod errors;
 mod faults;
 mod full_disk;
