@@ -609,3 +609,58 @@ async fn an_undo_link_expires_after_the_undo_period_but_still_locks() {
         .wait_for_subject("jb@new.example", LOCKED_SUBJECT)
         .await;
 }
+
+#[tokio::test]
+async fn a_lock_from_the_request_notice_voids_the_pending_change() {
+    let app = spawn_app().await;
+    let tokens = app.verified_user("jbber", OWNER, PASSWORD).await;
+    let token = app.change_token(&tokens.access, "jb@new.example").await;
+    let notice = app.smtp.wait_for_subject(OWNER, REQUESTED_SUBJECT).await;
+    let locked = json(app.lock_with(&lock_token(&notice)).await, 200).await;
+    assert_eq!(locked["address_restored"], false);
+    problem(
+        app.confirm_email_change(&token, None).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    app.assert_session_dead(&tokens).await;
+    // The lock and the unlock are audited and mailed to the verified address.
+    app.smtp.wait_for_subject(OWNER, LOCKED_SUBJECT).await;
+    app.reset_password_by_mail("jbber", OWNER, NEW_PASSWORD)
+        .await;
+    app.smtp.wait_for_subject(OWNER, UNLOCKED_SUBJECT).await;
+    let tokens = app.login("jbber", NEW_PASSWORD).await;
+    assert_eq!(app.account(&tokens.access).await["email"], OWNER);
+}
+
+#[tokio::test]
+async fn hostile_email_change_bodies_never_give_a_500() {
+    let app = spawn_app().await;
+    let tokens = app.verified_user("jbber", OWNER, PASSWORD).await;
+    for new_email in [
+        "",
+        "no-at-sign",
+        "a@b\u{0}.com",
+        &format!("{}@x.example", "a".repeat(300)),
+    ] {
+        let res = app
+            .request_email_change(&tokens.access, PASSWORD, new_email)
+            .await;
+        assert_eq!(res.status(), 422, "{new_email:?}");
+    }
+    problem(
+        app.post(
+            "/api/v1/account/email-changes",
+            json!({"password": PASSWORD, "new_email": "x@y.example"}),
+        )
+        .await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    for token in ["", "\u{0}", "' OR 1=1 --"] {
+        let res = app.confirm_email_change(token, None).await;
+        assert!(matches!(res.status().as_u16(), 400 | 422), "{token:?}");
+    }
+}
