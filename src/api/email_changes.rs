@@ -138,6 +138,7 @@ pub async fn request_email_change(
 #[utoipa::path(
     tag = "accounts",
     operation_id = "confirm_email_change",
+    security((), ("bearer" = [])),
     request_body = TokenBody,
     responses(
         (status = 200, description = "The account with its new address, verified.", body = AccountResponse),
