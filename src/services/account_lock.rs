@@ -37,6 +37,17 @@ pub struct Restore {
     pub until: DateTime<Utc>,
 }
 
+/// A lifetime as a notice reads it: whole days from three days up ("7 days"), else as
+/// [`human_duration`] says it ("48 hours").
+pub fn lifetime(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3 * 86_400 && secs.is_multiple_of(86_400) {
+        format!("{} days", secs / 86_400)
+    } else {
+        human_duration(d)
+    }
+}
+
 fn after(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7))
 }
@@ -91,7 +102,7 @@ pub fn notice(
     restore: Option<Restore>,
 ) -> Result<(), Failure> {
     let link = issue_link(w, account_id, template, restore)?;
-    let ttl = human_duration(w.ctx.config.lock_link_ttl);
+    let ttl = lifetime(w.ctx.config.lock_link_ttl);
     if let Some(map) = context.as_object_mut() {
         map.insert("lock_link".into(), link.into());
         map.insert("lock_ttl".into(), ttl.into());

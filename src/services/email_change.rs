@@ -331,7 +331,7 @@ pub async fn confirm(
                 serde_json::json!({
                     "username": account.username,
                     "new_email": masked(email.as_str()),
-                    "undo": human_duration(undo),
+                    "undo": account_lock::lifetime(undo),
                 }),
                 Some(Restore {
                     email: account.email.clone(),
@@ -406,4 +406,56 @@ pub fn evidence(
         })
         .collect();
     Ok((pending, changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_masked_address_keeps_the_first_letter_and_the_domain() {
+        assert_eq!(masked("jbber@example.com"), "j***@example.com");
+        assert_eq!(masked("é@example.com"), "é***@example.com");
+        assert_eq!(masked("nonsense"), "***");
+    }
+
+    #[test]
+    fn lifetimes_read_in_days_from_three_days() {
+        use std::time::Duration;
+        assert_eq!(
+            account_lock::lifetime(Duration::from_secs(7 * 86_400)),
+            "7 days"
+        );
+        assert_eq!(
+            account_lock::lifetime(Duration::from_secs(48 * 3600)),
+            "48 hours"
+        );
+        assert_eq!(account_lock::lifetime(Duration::from_secs(3600)), "1 hour");
+    }
+
+    #[test]
+    fn the_new_mails_render() {
+        let t = crate::mail::Templates::new();
+        let common = serde_json::json!({
+            "username": "<b>jb</b>", "email": "jb@new.example", "link": "https://f.test/x?token=t",
+            "ttl": "48 hours", "new_email": "j***@new.example", "at": "2026-12-01 10:00 UTC",
+            "ip": "203.0.113.7", "user_agent": "Firefox", "lock_link": "https://f.test/lock-account?token=l",
+            "lock_ttl": "168 hours", "undo": "168 hours", "restored": true,
+            "reset_link": "https://f.test/reset-password", "recovery_link": "https://f.test/recovery",
+            "how": "a password reset",
+        });
+        for name in [
+            "email_change_confirm",
+            "email_change_requested",
+            "email_changed",
+            "account_locked",
+            "account_unlocked",
+        ] {
+            let r = t.render(name, "PyPI-like", &common).expect(name);
+            assert!(!r.subject.is_empty(), "{name}");
+            assert!(r.html.contains("&lt;b&gt;jb"), "{name}");
+        }
+        let r = t.render("email_changed", "s", &common).expect("renders");
+        assert!(r.text.contains("https://f.test/lock-account?token=l"));
+    }
 }
