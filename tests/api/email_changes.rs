@@ -176,6 +176,7 @@ async fn the_change_story() {
         "{}",
         told.text()
     );
+    assert!(told.text().contains("for 7 days"), "{}", told.text());
     lock_token(&told);
     // Single use.
     problem(
