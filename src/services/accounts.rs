@@ -22,6 +22,9 @@ use crate::services::{login, second_factor};
 pub const VERIFY_EMAIL: &str = "verify_email";
 /// The purpose of password-reset tokens (voided by any password change).
 pub const RESET_PASSWORD: &str = "reset_password";
+/// The purpose of `confirm-email-change` tokens (voided by any password change: an owner who
+/// changes a leaked password also stops the thief's pending address change).
+pub const CHANGE_EMAIL: &str = "change_email";
 
 /// An account as its owner sees it.
 #[derive(Debug, Clone)]
@@ -178,7 +181,8 @@ pub struct PasswordChange<'a> {
 }
 
 /// Sets a new password hash inside the caller's transaction, with everything that must go
-/// with it: other sessions revoked, pending reset links voided, an audit event and the notice.
+/// with it: other sessions revoked, pending reset and email-change links voided, an audit event
+/// and the notice.
 pub fn set_password(
     w: &mut Work<'_>,
     account: &AccountRow,
@@ -195,6 +199,7 @@ pub fn set_password(
         "password_changed",
     )?;
     repo::email_tokens::revoke_all(w.conn, &account.id, RESET_PASSWORD, now)?;
+    repo::email_tokens::revoke_all(w.conn, &account.id, CHANGE_EMAIL, now)?;
     // A login that got past the old password and waits for its second factor dies too.
     repo::two_factor::void_challenges(w.conn, &account.id, now)?;
     // The owner proved who they are: failures an attacker ran up against the account end.

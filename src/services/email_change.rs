@@ -32,8 +32,7 @@ use crate::services::sessions::Principal;
 use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
 
-/// The purpose of `confirm-email-change` tokens.
-pub const CHANGE_EMAIL: &str = "change_email";
+pub use crate::services::accounts::CHANGE_EMAIL;
 
 /// Why an email change was refused.
 #[derive(Debug, thiserror::Error)]

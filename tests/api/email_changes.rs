@@ -665,3 +665,20 @@ async fn hostile_email_change_bodies_never_give_a_500() {
         assert!(matches!(res.status().as_u16(), 400 | 422), "{token:?}");
     }
 }
+
+#[tokio::test]
+async fn a_password_change_or_reset_voids_a_pending_email_change() {
+    let app = spawn_app().await;
+    let tokens = app.verified_user("jbber", OWNER, PASSWORD).await;
+    let token = app.change_token(&tokens.access, "thief@evil.example").await;
+    app.reset_password_by_mail("jbber", OWNER, NEW_PASSWORD)
+        .await;
+    problem(
+        app.confirm_email_change(&token, None).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    let tokens = app.login("jbber", NEW_PASSWORD).await;
+    assert_eq!(app.account(&tokens.access).await["email"], OWNER);
+}
