@@ -119,8 +119,11 @@ pub fn notice(
     })
 }
 
-/// Whether the account is locked (logins check this after a right password).
+/// Whether the account is locked, for a login about to open a session or an mfa challenge in
+/// the caller's transaction. It first takes the account's row, as a lock does, so a lock
+/// committing at the same moment is either seen here or kills what this login opens.
 pub fn is_locked(conn: &mut DbConnection, account_id: &str) -> Result<bool, Failure> {
+    repo::account_locks::hold_account(conn, account_id)?;
     Ok(repo::account_locks::is_locked(conn, account_id)?)
 }
 
