@@ -18,9 +18,11 @@ use crate::context::Ctx;
 use crate::db::DbConnection;
 use crate::db::repo::{
     self, account_locks::AccountLockRow, account_locks::LockLinkRow, accounts::AccountRow,
-    email_address_changes::EmailAddressChangeRow,
+    email_address_changes::EmailAddressChangeRow, recovery_requests::RequestChanges,
 };
-use crate::domain::{AccountId, EmailAddress, EventType};
+use crate::domain::{
+    AccountId, EmailAddress, EventType, Ownership, RecoveryAction, RecoveryStatus,
+};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
@@ -168,7 +170,7 @@ pub async fn lock(ctx: &Ctx, token: &str, client: ClientInfo) -> Result<Locked, 
             account =
                 repo::accounts::find(w.conn, &link.account_id)?.ok_or(LockError::InvalidToken)?;
         }
-        let killed = kill_tokens(w, &account.id)?;
+        let killed = kill_tokens(w, &account.id, &client)?;
         if repo::account_locks::open_lock(w.conn, &account.id)?.is_some() {
             return Ok(Locked {
                 address_restored: restored.is_some(),
@@ -282,16 +284,62 @@ fn restore_address(
 
 /// Kills every token of the account at once: sessions (and with them their refresh tokens),
 /// mfa challenges, every email link (reset, email change, login confirmation, verification)
-/// and recovery-completion links. Returns the number of sessions revoked.
-fn kill_tokens(w: &mut Work<'_>, account_id: &str) -> Result<usize, Failure> {
+/// and recovery-completion links (sent or held). Returns the number of sessions revoked.
+fn kill_tokens(w: &mut Work<'_>, account_id: &str, client: &ClientInfo) -> Result<usize, Failure> {
     let now = repo::naive(w.now);
     let revoked = repo::sessions::revoke_all(w.conn, account_id, None, now, "account_locked")?;
     repo::two_factor::void_challenges(w.conn, account_id, now)?;
     repo::email_tokens::revoke_every(w.conn, account_id, now)?;
     if let Some(id) = AccountId::parse(account_id) {
-        repo::recovery_requests::void_completion_links(w.conn, &id)?;
+        stop_approved_requests(w, &id, client)?;
     }
     Ok(revoked)
+}
+
+/// The owner's lock is an "it was not me" to every approved recovery request of the account:
+/// like a disputed ownership mail, it moves each back to review and stops its completion link,
+/// sent or still held for the waiting period (a held link would otherwise go out after the
+/// lock, and completing it would unlock the account). Support may approve again.
+fn stop_approved_requests(
+    w: &mut Work<'_>,
+    account_id: &AccountId,
+    client: &ClientInfo,
+) -> Result<(), Failure> {
+    for request in repo::recovery_requests::for_account(w.conn, account_id)? {
+        if request.status != RecoveryStatus::Approved {
+            continue;
+        }
+        let Ok(to) = request.status.apply(RecoveryAction::Dispute) else {
+            continue;
+        };
+        let changes = RequestChanges {
+            status: Some(to),
+            ownership: Some(Ownership::Disputed),
+            ownership_answered_at: Some(Some(w.now)),
+            completion_token_hash: Some(None),
+            link_due_at: Some(None),
+            link_sent_at: Some(None),
+            link_expires_at: Some(None),
+            ..Default::default()
+        };
+        if repo::recovery_requests::update(w.conn, &request.id, request.status, w.now, changes)? {
+            w.audit(
+                Event::new(
+                    EventType::RecoveryRequestOwnershipDisputed,
+                    Actor::Account(account_id.as_str()),
+                    client,
+                )
+                .account(Some(account_id.as_str()))
+                .request(request.id.as_str())
+                .details(serde_json::json!({
+                    "from": request.status.as_str(),
+                    "to": to.as_str(),
+                    "by": "account_lock",
+                })),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// How an account was unlocked.

@@ -495,8 +495,10 @@ async fn a_locked_accounts_mfa_token_reset_link_and_completion_link_stop_working
     )
     .await;
 
-    // Support sees the lock on the evidence page.
+    // Support sees the lock on the evidence page; the approved request went back to review.
     let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["request"]["status"], "in_review", "{detail}");
+    assert_eq!(detail["evidence"]["ownership"], "disputed", "{detail}");
     let locks = detail["evidence"]["locks"].as_array().expect("locks");
     assert_eq!(locks.len(), 1, "{detail}");
     assert_eq!(locks[0]["notice"], "totp_enabled");
@@ -681,4 +683,44 @@ async fn a_password_change_or_reset_voids_a_pending_email_change() {
     .await;
     let tokens = app.login("jbber", NEW_PASSWORD).await;
     assert_eq!(app.account(&tokens.access).await["email"], OWNER);
+}
+
+#[tokio::test]
+async fn a_lock_stops_a_completion_link_still_held_for_the_waiting_period() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    app.verified_user("jbber", OWNER, PASSWORD).await;
+    // Ownership unanswered: the approval holds the link for the waiting period.
+    let (id, _) = app.submit_recovery("jbber", "someone@example.org").await;
+    let approved = app
+        .approve(
+            &support.access,
+            &id,
+            json!({"deliver_to": "contact_email", "justification": "Matched the signing key"}),
+        )
+        .await;
+    assert_eq!(approved["request"]["status"], "approved", "{approved}");
+
+    // Any notice's lock link will do: change the password to get one.
+    let tokens = app.login("jbber", PASSWORD).await;
+    let res = app
+        .put_auth(
+            "/api/v1/account/password",
+            &tokens.access,
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let changed = app
+        .smtp
+        .wait_for_subject(OWNER, "password was changed")
+        .await;
+    json(app.lock_with(&lock_token(&changed)).await, 200).await;
+
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["request"]["status"], "in_review", "{detail}");
+    let due = app.db_texts(&format!(
+        "SELECT status AS value FROM recovery_requests WHERE id = '{id}' AND link_due_at IS NULL"
+    ));
+    assert_eq!(due, vec!["in_review".to_string()]);
 }

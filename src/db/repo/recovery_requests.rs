@@ -341,21 +341,6 @@ pub fn find_by_completion_token(
         .optional()?)
 }
 
-/// Voids the completion link of every request of the account (an owner's lock): the link
-/// stops working; returns how many were live.
-pub fn void_completion_links(
-    conn: &mut DbConnection,
-    account_id: &AccountId,
-) -> QueryResult<usize> {
-    diesel::update(
-        recovery_requests::table
-            .filter(recovery_requests::account_id.eq(account_id.as_str()))
-            .filter(recovery_requests::completion_token_hash.is_not_null()),
-    )
-    .set(recovery_requests::completion_token_hash.eq(None::<String>))
-    .execute(conn)
-}
-
 /// The stored strings of the statuses that are still open.
 fn open_statuses() -> Vec<&'static str> {
     RecoveryStatus::ALL
