@@ -226,6 +226,57 @@ pub struct EvidenceResponse {
     pub submitted_from_known_device: bool,
     /// Since when the account has known that device.
     pub known_device_first_seen_at: Option<DateTime<Utc>>,
+    /// Email changes waiting for their confirmation link (the current address stays until
+    /// then).
+    pub pending_email_changes: Vec<PendingEmailChange>,
+    /// Address changes in the last 90 days, newest first: an address changed shortly before a
+    /// request is a signal.
+    pub email_changes: Vec<EmailAddressChange>,
+    /// The owner's locks in the last 90 days (and any still open), newest first.
+    pub locks: Vec<AccountLock>,
+}
+
+/// An email change waiting for its confirmation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingEmailChange {
+    /// The new address.
+    pub new_email: String,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+    /// When the confirmation link expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A change of the account's address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailAddressChange {
+    /// The address before.
+    pub old_email: String,
+    /// The address after.
+    pub new_email: String,
+    /// `confirmed` (an email change) or `restored` (the owner's lock put the old one back).
+    pub how: String,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// A lock of the account by its owner ("it wasn't me").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountLock {
+    /// When.
+    pub locked_at: DateTime<Utc>,
+    /// The notice whose link locked it (`email_changed`, `password_changed`, …).
+    pub notice: String,
+    /// The address the lock put back, if any.
+    pub restored_email: Option<String>,
+    /// From where the link was followed.
+    pub ip: Option<String>,
+    /// With what.
+    pub user_agent: Option<String>,
+    /// When it was unlocked (null: still locked).
+    pub unlocked_at: Option<DateTime<Utc>>,
+    /// `password_reset` or `recovery_request`.
+    pub unlocked_by: Option<String>,
 }
 
 /// Who wrote a message or note.
@@ -385,6 +436,38 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
             .duplicate_of
             .as_ref()
             .map(|id| id.as_str().to_owned()),
+        pending_email_changes: e
+            .pending_email_changes
+            .into_iter()
+            .map(|p| PendingEmailChange {
+                new_email: p.new_email,
+                requested_at: p.requested_at,
+                expires_at: p.expires_at,
+            })
+            .collect(),
+        email_changes: e
+            .email_changes
+            .into_iter()
+            .map(|c| EmailAddressChange {
+                old_email: c.old_email,
+                new_email: c.new_email,
+                how: c.how,
+                changed_at: c.changed_at,
+            })
+            .collect(),
+        locks: e
+            .locks
+            .into_iter()
+            .map(|l| AccountLock {
+                locked_at: l.locked_at,
+                notice: l.notice,
+                restored_email: l.restored_email,
+                ip: l.ip,
+                user_agent: l.user_agent,
+                unlocked_at: l.unlocked_at,
+                unlocked_by: l.unlocked_by,
+            })
+            .collect(),
     };
     AdminDetail {
         request: admin_request(d.request, now),

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod common;
 pub mod devices;
 pub mod edge;
+pub mod email_changes;
 pub mod extract;
 pub mod health;
 pub mod metrics;
@@ -46,6 +47,9 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(devices::list_devices)
         .service(devices::forget_device)
         .service(accounts::list_account_events)
+        .service(email_changes::request_email_change)
+        .service(email_changes::confirm_email_change)
+        .service(email_changes::lock_account)
         .service(sessions::create_session)
         .service(sessions::refresh_session)
         .service(sessions::delete_current_session)

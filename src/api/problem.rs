@@ -73,6 +73,7 @@ codes! {
     InvalidTransition => "invalid_transition", "Invalid status change";
     NoVerifiedEmail => "no_verified_email", "No verified email address";
     CsrfFailed => "csrf_failed", "CSRF token missing or wrong";
+    AccountLocked => "account_locked", "Account locked";
 }
 
 /// One failing field of a 422.

@@ -291,6 +291,11 @@ impl From<LoginError> for ApiError {
                 Code::InvalidCredentials,
                 "The login or the password is wrong.",
             ),
+            LoginError::AccountLocked => ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::AccountLocked,
+                "This account is locked by its owner. Reset the password through the account's email address, or ask for account recovery.",
+            ),
             LoginError::MissingLogin => ApiError::field("login", "required", "is required"),
             LoginError::RateLimited { retry_after_secs } => ApiError::rate_limited(
                 retry_after_secs,
@@ -335,6 +340,11 @@ impl From<RefreshError> for ApiError {
                 "status": 401, "detail": "The login or the password is wrong.", "code": "invalid_credentials"})),
         (status = 400, description = "Unreadable JSON (`malformed_request`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or empty (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The password is right but the owner locked the account with the lock link of a security notice (`account_locked`); a password reset through the verified address or a completed recovery request unlocks it.", body = Problem,
+            content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:account_locked", "title": "Account locked", "status": 403,
+                "detail": "This account is locked by its owner. Reset the password through the account's email address, or ask for account recovery.",
+                "code": "account_locked"})),
         (status = 429, description = "Too many failed logins (`rate_limited`, with `Retry-After`).", body = Problem, content_type = "application/problem+json"),
     )
 )]

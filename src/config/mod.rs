@@ -71,6 +71,13 @@ pub struct Config {
     pub email_verification_ttl: Duration,
     /// `RESET_TOKEN_TTL`.
     pub reset_token_ttl: Duration,
+    /// `EMAIL_CHANGE_TTL`: how long a `confirm-email-change` link works.
+    pub email_change_ttl: Duration,
+    /// `EMAIL_CHANGE_UNDO_PERIOD`: how long the lock link of an email-change notice also puts
+    /// the old address back.
+    pub email_change_undo_period: Duration,
+    /// `LOCK_LINK_TTL`: how long the "it wasn't me" link of a security notice works.
+    pub lock_link_ttl: Duration,
     /// `RECOVERY_CODES_PER_SET`.
     pub recovery_codes_per_set: u32,
     /// `RECOVERY_WAITING_PERIOD`.
@@ -272,6 +279,7 @@ impl Config {
             registration_per_ip: env.limit("RATE_LIMIT_REGISTRATION_PER_IP", "30/1h")?,
             recovery_replies: env.limit("RATE_LIMIT_RECOVERY_REPLIES", "20/24h")?,
             tracking_link_emails: env.limit("RATE_LIMIT_TRACKING_LINK_EMAILS", "3/1h")?,
+            email_changes: env.limit("RATE_LIMIT_EMAIL_CHANGES", "5/24h")?,
         };
 
         let trusted_proxies = match env.get("TRUSTED_PROXIES") {
@@ -355,6 +363,9 @@ impl Config {
             mfa_token_ttl: env.duration("MFA_TOKEN_TTL", "5m")?,
             email_verification_ttl: env.duration("EMAIL_VERIFICATION_TTL", "48h")?,
             reset_token_ttl: env.duration("RESET_TOKEN_TTL", "30m")?,
+            email_change_ttl: env.duration("EMAIL_CHANGE_TTL", "48h")?,
+            email_change_undo_period: env.duration("EMAIL_CHANGE_UNDO_PERIOD", "7d")?,
+            lock_link_ttl: env.duration("LOCK_LINK_TTL", "7d")?,
             recovery_codes_per_set: env.parse_in("RECOVERY_CODES_PER_SET", 8, 4..=32)?,
             recovery_waiting_period: env.duration("RECOVERY_WAITING_PERIOD", "72h")?,
             recovery_completion_ttl: env.duration("RECOVERY_COMPLETION_TTL", "24h")?,

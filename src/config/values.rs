@@ -202,6 +202,8 @@ pub struct RateLimits {
     pub recovery_replies: Limit,
     /// Tracking-link resend mails per contact address (`RATE_LIMIT_TRACKING_LINK_EMAILS`).
     pub tracking_link_emails: Limit,
+    /// `RATE_LIMIT_EMAIL_CHANGES`: email-change requests per account.
+    pub email_changes: Limit,
 }
 
 impl RateLimits {
@@ -220,6 +222,7 @@ impl RateLimits {
             self.registration_per_ip,
             self.recovery_replies,
             self.tracking_link_emails,
+            self.email_changes,
         ]
         .iter()
         .map(|l| l.window)

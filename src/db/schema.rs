@@ -215,6 +215,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lock_links (token_hash) {
+        token_hash -> Text,
+        account_id -> Text,
+        notice -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        restore_email -> Nullable<Text>,
+        restore_skeleton -> Nullable<Text>,
+        restore_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    account_locks (id) {
+        id -> Text,
+        account_id -> Text,
+        notice -> Text,
+        locked_at -> Timestamp,
+        restored_email -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        unlocked_at -> Nullable<Timestamp>,
+        unlocked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    email_address_changes (id) {
+        id -> Text,
+        account_id -> Text,
+        old_email -> Text,
+        new_email -> Text,
+        how -> Text,
+        changed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(devices -> accounts (account_id));
 diesel::joinable!(recovery_request_messages -> recovery_requests (request_id));
@@ -239,4 +278,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_request_messages,
     heartbeats,
     password_reset_jobs,
+    lock_links,
+    account_locks,
+    email_address_changes,
 );

@@ -56,6 +56,10 @@ event_types! {
     RecoveryRequestCompleted => "recovery_request.completed",
     RecoveryRequestExpired => "recovery_request.expired",
     RecoveryRequestFirstApproval => "recovery_request.first_approval",
+    AccountEmailChangeRequested => "account.email_change_requested",
+    AccountEmailChanged => "account.email_changed",
+    AccountLocked => "account.locked",
+    AccountUnlocked => "account.unlocked",
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ pub enum TokenPurpose {
     ResetPassword,
     /// Finishes a login from an unknown device that used this second factor.
     ConfirmLogin(SecondFactor),
+    /// Confirms a new address (`confirm-email-change`); voided by any password change, so an
+    /// owner who changes a leaked password also stops a thief's pending change.
+    ChangeEmail,
 }
 
 impl TokenPurpose {
@@ -23,6 +26,7 @@ impl TokenPurpose {
             Self::ResetPassword => "reset_password",
             Self::ConfirmLogin(SecondFactor::Totp) => "confirm_login:totp",
             Self::ConfirmLogin(_) => "confirm_login:recovery_code",
+            Self::ChangeEmail => "change_email",
         }
     }
 
@@ -33,6 +37,7 @@ impl TokenPurpose {
             "reset_password" => Self::ResetPassword,
             "confirm_login:totp" => Self::ConfirmLogin(SecondFactor::Totp),
             "confirm_login:recovery_code" => Self::ConfirmLogin(SecondFactor::RecoveryCode),
+            "change_email" => Self::ChangeEmail,
             _ => return None,
         })
     }
@@ -70,6 +75,7 @@ mod tests {
             TokenPurpose::ResetPassword,
             TokenPurpose::ConfirmLogin(SecondFactor::Totp),
             TokenPurpose::ConfirmLogin(SecondFactor::RecoveryCode),
+            TokenPurpose::ChangeEmail,
         ] {
             assert_eq!(TokenPurpose::parse(p.as_str()), Some(p));
         }

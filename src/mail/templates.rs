@@ -49,6 +49,11 @@ templates![
     "recovery_pending",
     "recovery_completed",
     "confirm_login",
+    "email_change_confirm",
+    "email_change_requested",
+    "email_changed",
+    "account_locked",
+    "account_unlocked",
 ];
 
 /// The compiled templates.

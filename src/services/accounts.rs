@@ -10,7 +10,8 @@ use crate::domain::{
     Account, AccountId, EventType, NewPassword, RequestId, Role, SessionId, TokenPurpose, limits,
 };
 use crate::failure_conversions;
-use crate::mail::{OutgoingMail, human_time};
+use crate::mail::human_time;
+use crate::services::account_lock;
 use crate::services::audit::{self, Actor, Event};
 use crate::services::reauth;
 use crate::services::sessions::Principal;
@@ -174,7 +175,8 @@ pub struct PasswordChange<'a> {
 }
 
 /// Sets a new password hash inside the caller's transaction, with everything that must go
-/// with it: other sessions revoked, pending reset links voided, an audit event and the notice.
+/// with it: other sessions revoked, pending reset and email-change links voided, an audit event
+/// and the notice.
 pub fn set_password(
     w: &mut Work<'_>,
     account: &Account,
@@ -191,6 +193,7 @@ pub fn set_password(
         "password_changed",
     )?;
     repo::email_tokens::revoke_all(w.conn, &account.id, TokenPurpose::ResetPassword, now)?;
+    repo::email_tokens::revoke_all(w.conn, &account.id, TokenPurpose::ChangeEmail, now)?;
     // A login that got past the old password and waits for its second factor dies too.
     repo::two_factor::void_challenges(w.conn, &account.id, now)?;
     // The owner proved who they are: failures an attacker ran up against the account end.
@@ -211,12 +214,15 @@ pub fn set_password(
         "two_factor": two_factor,
         "reset_link": w.ctx.mailer.link("reset-password", &[]),
     });
-    w.mail(OutgoingMail {
-        to: account.email.clone(),
-        template: "password_changed",
+    account_lock::notice(
+        w,
+        &account.email,
+        &account.id,
+        "password_changed",
+        change.client,
         context,
-        carries_token: false,
-    })
+        None,
+    )
 }
 
 /// A page of the caller's own security events, newest first, as the owner may see them

@@ -11,8 +11,9 @@ use crate::domain::{
     Account, EmailToken, EventType, Login, MfaChallenge, SecondFactor, TokenPurpose, device,
 };
 use crate::failure_conversions;
-use crate::mail::{OutgoingMail, human_time};
+use crate::mail::human_time;
 use crate::security::tokens;
+use crate::services::account_lock;
 use crate::services::audit::{Actor, Event};
 use crate::services::devices;
 use crate::services::rate_limit::{self, Decision};
@@ -42,6 +43,9 @@ pub enum LoginError {
     /// Unknown login or wrong password: the same answer for both.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The password was right but the owner locked the account.
+    #[error("account locked")]
+    AccountLocked,
     /// The login text is empty.
     #[error("login is required")]
     MissingLogin,
@@ -119,31 +123,44 @@ pub async fn login(
     let (login_bucket, ip_bucket) = bucket;
     match account {
         Some(account) if ok => {
-            let outcome = unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, Failure> {
-                // The right password ends the count of this device's (or login text's)
-                // failures and gives the IP its unit back; the IP's earlier failures stay, or
-                // one known account would reset the budget of an IP that guesses at others.
-                rate_limit::reset(w.conn, &login_bucket)?;
-                if let Some(ip) = &ip_bucket {
-                    rate_limit::refund(w.conn, ip, limits.login_per_ip)?;
-                }
-                if two_factor::is_enabled(w.conn, &account.id)? {
-                    let (mfa_token, expires_in) = second_factor::start_challenge(w, &account.id)?;
-                    return Ok(LoginOutcome::MfaRequired {
-                        mfa_token,
-                        expires_in,
-                    });
-                }
-                sessions::open_session(
-                    w,
-                    &account,
-                    SecondFactor::None,
-                    &client,
-                    device_token.as_deref(),
-                )
-                .map(LoginOutcome::Authenticated)
-            })
-            .await?;
+            let outcome =
+                unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, LoginError> {
+                    // A locked account opens nothing, even for the right password; the attempt
+                    // stays counted like a failure.
+                    if account_lock::is_locked(w.conn, &account.id)? {
+                        w.audit(
+                            Event::new(EventType::SessionLoginFailed, Actor::Anonymous, &client)
+                                .account(Some(&account.id))
+                                .details(serde_json::json!({"reason": "account_locked"})),
+                        )?;
+                        return Err(LoginError::AccountLocked);
+                    }
+                    // The right password ends the count of this device's (or login text's)
+                    // failures and gives the IP its unit back; the IP's earlier failures stay, or
+                    // one known account would reset the budget of an IP that guesses at others.
+                    rate_limit::reset(w.conn, &login_bucket)?;
+                    if let Some(ip) = &ip_bucket {
+                        rate_limit::refund(w.conn, ip, limits.login_per_ip)?;
+                    }
+                    if two_factor::is_enabled(w.conn, &account.id)? {
+                        let (mfa_token, expires_in) =
+                            second_factor::start_challenge(w, &account.id)?;
+                        return Ok(LoginOutcome::MfaRequired {
+                            mfa_token,
+                            expires_in,
+                        });
+                    }
+                    sessions::open_session(
+                        w,
+                        &account,
+                        SecondFactor::None,
+                        &client,
+                        device_token.as_deref(),
+                    )
+                    .map(LoginOutcome::Authenticated)
+                    .map_err(LoginError::from)
+                })
+                .await?;
             Ok(outcome)
         }
         account => {
@@ -386,12 +403,15 @@ fn mail_confirmation(
         "ttl": "15 minutes",
         "link": w.ctx.mailer.link("confirm-login", &[("token", &token.value)]),
     });
-    w.mail(OutgoingMail {
-        to: account.email.clone(),
-        template: "confirm_login",
+    account_lock::notice(
+        w,
+        &account.email,
+        &account.id,
+        "confirm_login",
+        client,
         context,
-        carries_token: true,
-    })?;
+        None,
+    )?;
     Ok(u64::try_from(ttl.num_seconds()).unwrap_or(900))
 }
 

@@ -2,9 +2,11 @@
 //! writes (and the mails they cause) in one transaction through `db`, and returns its own
 //! error enum. Services know nothing of HTTP.
 
+pub mod account_lock;
 pub mod accounts;
 pub mod audit;
 pub mod devices;
+pub mod email_change;
 pub mod health;
 pub mod login;
 pub mod metrics;

@@ -29,6 +29,7 @@ use crate::domain::{EventType, Login, NewPassword};
 use crate::failure_conversions;
 use crate::mail::{OutgoingMail, human_duration};
 use crate::security::tokens;
+use crate::services::account_lock::{self, UnlockedBy};
 use crate::services::accounts::{self, PasswordChange};
 use crate::services::audit::{Actor, Event};
 use crate::services::rate_limit::{self, Decision};
@@ -521,6 +522,11 @@ pub async fn confirm(
                     request_id: None,
                 },
             )?;
+            // A reset through the verified address unlocks an account its owner locked (2FA
+            // stays as it was).
+            if account.email_verified_at.is_some() {
+                account_lock::unlock(w, &account, UnlockedBy::PasswordReset, &client)?;
+            }
             Ok(())
         },
     )

@@ -139,6 +139,7 @@ pub async fn register(
             return Err(RegisterError::RateLimited { retry_after_secs });
         }
         check_taken(repo::accounts::taken(conn, &key, &mail)?)?;
+        check_held(conn, &mail, &mail_skeleton, now)?;
         confusable_issues(repo::accounts::confusable(
             conn,
             &name_skeleton,
@@ -157,6 +158,7 @@ pub async fn register(
                 email.as_str(),
             )?)?;
             let (name_skeleton, mail_skeleton) = (username.skeleton(), email.skeleton());
+            check_held(w.conn, email.as_str(), &mail_skeleton, w.now)?;
             confusable_issues(repo::accounts::confusable(
                 w.conn,
                 &name_skeleton,
@@ -215,6 +217,23 @@ fn taken_by_race(e: diesel::result::Error) -> RegisterError {
             }
         }
         _ => e.into(),
+    }
+}
+
+/// An address whose owner may still put it back on their account (the undo of an email
+/// change, issue 17) is taken: a thief who moved it away must not register it to block the undo.
+fn check_held(
+    conn: &mut crate::db::DbConnection,
+    email: &str,
+    skeleton: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), RegisterError> {
+    match repo::email_address_changes::in_use_by_other(conn, None, email, skeleton, now)? {
+        (true, _) => Err(RegisterError::EmailTaken),
+        (_, true) => Err(RegisterError::Invalid(
+            confusable_issues((false, true)).err().unwrap_or_default(),
+        )),
+        _ => Ok(()),
     }
 }
 

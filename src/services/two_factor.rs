@@ -12,9 +12,10 @@ use crate::db::repo;
 use crate::domain::{Account, AccountId, CodeSet, SessionId, StoredCode, TotpCredential};
 use crate::domain::{EventType, GeneratedCode};
 use crate::failure_conversions;
-use crate::mail::{OutgoingMail, human_time};
+use crate::mail::human_time;
 use crate::security::tokens::random_bytes;
 use crate::security::totp::TotpSecret;
+use crate::services::account_lock;
 use crate::services::audit::{Actor, Event};
 use crate::services::reauth;
 use crate::services::second_factor::{self, CodeRefusal, SecondFactorError};
@@ -356,7 +357,8 @@ pub async fn confirm(
     Ok(new_codes)
 }
 
-/// Queues a two-factor notice to the account's address, inside the caller's unit of work.
+/// Queues a two-factor notice (with its lock link) to the account's address, inside the
+/// caller's unit of work.
 pub fn notify(
     w: &mut Work<'_>,
     account: &Account,
@@ -374,12 +376,15 @@ pub fn notify(
     if let (Some(base), serde_json::Value::Object(more)) = (context.as_object_mut(), extra) {
         base.extend(more);
     }
-    w.mail(OutgoingMail {
-        to: account.email.clone(),
+    account_lock::notice(
+        w,
+        &account.email,
+        &account.id,
         template,
+        client,
         context,
-        carries_token: false,
-    })
+        None,
+    )
 }
 
 /// The account's recovery codes: counts, times and where used codes were used; never a code.

@@ -9,6 +9,7 @@ mod bursts;
 mod cli;
 mod cookie_sessions;
 mod devices;
+mod email_changes;
 mod errors;
 mod faults;
 mod full_disk;

@@ -192,6 +192,36 @@ async fn story(app: &TestApp, unix_now: impl Fn() -> i64) -> Secrets {
         res.text().await.unwrap_or_default()
     );
     app.smtp.wait_for_subject(EMAIL, "password").await;
+
+    // An email change (issue 17): its confirmation token, and the lock link of every notice.
+    let res = app
+        .post_auth(
+            "/api/v1/account/email-changes",
+            &access,
+            json!({"password": NEW_PASSWORD, "new_email": "jb.moved@example.org"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let confirm = app
+        .smtp
+        .wait_for_subject("jb.moved@example.org", "Confirm your new email address")
+        .await
+        .link_param("confirm-email-change", "token")
+        .expect("confirmation link");
+    s.add("email change token", confirm);
+    let notice = app.smtp.wait_for_subject(EMAIL, "A change of your").await;
+    for (i, mail) in app.smtp.to(EMAIL).iter().enumerate() {
+        if let Some(token) = mail.link_param("lock-account", "token") {
+            s.add(format!("lock token {i}"), token);
+        }
+    }
+    let lock = notice
+        .link_param("lock-account", "token")
+        .expect("lock link");
+    let res = app
+        .post("/api/v1/account-locks", json!({"token": lock}))
+        .await;
+    assert_eq!(res.status(), 200);
     s
 }
 

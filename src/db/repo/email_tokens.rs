@@ -134,3 +134,42 @@ pub fn consume(
         .map(EmailTokenRow::into_domain)
         .transpose()
 }
+
+/// Voids every live token of the account, whatever its purpose (an owner's lock); returns how
+/// many.
+pub fn revoke_every(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        email_tokens::table
+            .filter(email_tokens::account_id.eq(account_id.as_str()))
+            .filter(email_tokens::used_at.is_null())
+            .filter(email_tokens::revoked_at.is_null()),
+    )
+    .set(email_tokens::revoked_at.eq(naive(now)))
+    .execute(conn)
+}
+
+/// The account's live tokens of `purpose`, newest first (the pending email change that
+/// support sees).
+pub fn live_of(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+    purpose: TokenPurpose,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<EmailToken>> {
+    email_tokens::table
+        .filter(email_tokens::account_id.eq(account_id.as_str()))
+        .filter(email_tokens::purpose.eq(purpose.as_str()))
+        .filter(email_tokens::used_at.is_null())
+        .filter(email_tokens::revoked_at.is_null())
+        .filter(email_tokens::expires_at.gt(naive(now)))
+        .order(email_tokens::created_at.desc())
+        .select(EmailTokenRow::as_select())
+        .load::<EmailTokenRow>(conn)?
+        .into_iter()
+        .map(EmailTokenRow::into_domain)
+        .collect()
+}

@@ -16,6 +16,7 @@ use crate::domain::{
 };
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
+use crate::services::account_lock::{self, UnlockedBy};
 use crate::services::accounts::{self, PasswordChange};
 use crate::services::audit::{Actor, Event};
 use crate::services::two_factor;
@@ -202,12 +203,17 @@ pub async fn complete(
             "at": human_time(w.now),
             "security_link": w.ctx.mailer.link("account/security", &[]),
         });
-        w.mail(OutgoingMail {
-            to: account.email.clone(),
-            template: "recovery_completed",
+        account_lock::notice(
+            w,
+            &account.email,
+            &account.id,
+            "recovery_completed",
+            &client,
             context,
-            carries_token: false,
-        })?;
+            None,
+        )?;
+        // A completed recovery request unlocks an account its owner locked.
+        account_lock::unlock(w, &account, UnlockedBy::RecoveryRequest, &client)?;
         Ok(())
     })
     .await?;

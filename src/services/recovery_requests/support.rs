@@ -26,6 +26,7 @@ use crate::services::sessions::Principal;
 use crate::services::two_factor;
 use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
+use crate::services::{account_lock, email_change};
 
 use super::MessageView;
 
@@ -101,7 +102,17 @@ pub struct Evidence {
     pub submitted_from_known_device: bool,
     /// Since when the account has known that device (null when it was forgotten since).
     pub known_device_first_seen_at: Option<DateTime<Utc>>,
+    /// Email changes waiting for their confirmation link.
+    pub pending_email_changes: Vec<email_change::PendingChange>,
+    /// Address changes in the last `EVIDENCE_WINDOW_DAYS` days, newest first: a recent change
+    /// is a signal when judging a request.
+    pub email_changes: Vec<email_change::AddressChange>,
+    /// Owner's locks in that window (and any still open), newest first.
+    pub locks: Vec<account_lock::LockView>,
 }
+
+/// How far back the evidence page shows address changes and locks.
+pub const EVIDENCE_WINDOW_DAYS: i64 = 90;
 
 /// One request with everything support needs to decide.
 #[derive(Debug, Clone)]
@@ -159,7 +170,11 @@ fn actionable(
     Ok(request)
 }
 
-fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, SupportError> {
+fn load_detail(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<Detail, SupportError> {
     let request = repo::recovery_requests::find(conn, id)?.ok_or(SupportError::NotFound)?;
     let mut evidence = Evidence {
         account_exists: false,
@@ -172,6 +187,9 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         earlier_requests: Vec::new(),
         submitted_from_known_device: request.submitted_device_id.is_some(),
         known_device_first_seen_at: None,
+        pending_email_changes: Vec::new(),
+        email_changes: Vec::new(),
+        locks: Vec::new(),
     };
     if let Some(device_id) = &request.submitted_device_id {
         evidence.known_device_first_seen_at =
@@ -192,6 +210,10 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
             .into_iter()
             .filter(|r| r.id != request.id)
             .collect();
+        let since = now - chrono::Duration::days(EVIDENCE_WINDOW_DAYS);
+        (evidence.pending_email_changes, evidence.email_changes) =
+            email_change::evidence(conn, &account.id, now, since)?;
+        evidence.locks = account_lock::recent(conn, &account.id, since)?;
     }
     let messages = repo::recovery_requests::messages(conn, &request.id, true)?
         .into_iter()
@@ -226,8 +248,9 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
 /// whose own username it names).
 pub async fn detail(ctx: &Ctx, who: &Principal, id: &RequestId) -> Result<Detail, SupportError> {
     let (id, support) = (id.clone(), who.account_id.clone());
+    let now = ctx.clock.now();
     unit_of_work::read(ctx, move |conn| {
-        let detail = load_detail(conn, &id)?;
+        let detail = load_detail(conn, &id, now)?;
         not_own(conn, &detail.request, &support)?;
         Ok(detail)
     })
@@ -342,7 +365,7 @@ pub async fn approve(
     unit_of_work::write(ctx, move |w| -> Result<Detail, SupportError> {
         let request = actionable(w.conn, &id, &support)?;
         approve_in(w, &request, &approval, Actor::Support(&support), &client)?;
-        load_detail(w.conn, &request.id)
+        load_detail(w.conn, &request.id, w.now)
     })
     .await
 }
@@ -532,7 +555,7 @@ pub async fn deny(
             context: serde_json::json!({"username": request.username, "reason": reason}),
             carries_token: false,
         })?;
-        load_detail(w.conn, &request.id)
+        load_detail(w.conn, &request.id, w.now)
     })
     .await
 }

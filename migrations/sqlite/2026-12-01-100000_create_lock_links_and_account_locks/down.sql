@@ -1,0 +1,3 @@
+DROP TABLE email_address_changes;
+DROP TABLE account_locks;
+DROP TABLE lock_links;
