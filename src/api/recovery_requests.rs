@@ -103,6 +103,8 @@ pub enum RecoveryStatusDto {
     Completed,
     /// The completion link expired.
     Expired,
+    /// The requester did not answer support in time (final).
+    Abandoned,
 }
 
 impl From<RecoveryStatus> for RecoveryStatusDto {
@@ -116,6 +118,7 @@ impl From<RecoveryStatus> for RecoveryStatusDto {
             RecoveryStatus::Withdrawn => Self::Withdrawn,
             RecoveryStatus::Completed => Self::Completed,
             RecoveryStatus::Expired => Self::Expired,
+            RecoveryStatus::Abandoned => Self::Abandoned,
         }
     }
 }

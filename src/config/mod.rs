@@ -75,6 +75,15 @@ pub struct Config {
     pub recovery_completion_ttl: Duration,
     /// `RECOVERY_AUTO_APPROVE_AFTER` (off when unset).
     pub recovery_auto_approve_after: Option<Duration>,
+    /// `RECOVERY_NEEDS_INFO_REMINDER_AFTER`: a request waiting this long for the requester's
+    /// answer gets one reminder.
+    pub recovery_needs_info_reminder_after: Duration,
+    /// `RECOVERY_NEEDS_INFO_CLOSE_AFTER`: a request waiting this long for the requester's
+    /// answer becomes `abandoned`.
+    pub recovery_needs_info_close_after: Duration,
+    /// `RECOVERY_DATA_RETENTION`: how long after a final status a request keeps its personal
+    /// data.
+    pub recovery_data_retention: Duration,
     /// `NEW_DEVICE_CONFIRMATION`: which logins from an unknown device wait for an emailed link.
     pub new_device_confirmation: crate::domain::device::NewDeviceConfirmation,
     /// `MAIL_TRANSPORT` and `SMTP_URL`.
@@ -342,6 +351,11 @@ impl Config {
             reset_token_ttl: env.duration("RESET_TOKEN_TTL", "30m")?,
             recovery_codes_per_set: env.parse_in("RECOVERY_CODES_PER_SET", 8, 4..=32)?,
             recovery_waiting_period: env.duration("RECOVERY_WAITING_PERIOD", "72h")?,
+            recovery_needs_info_reminder_after: env
+                .duration("RECOVERY_NEEDS_INFO_REMINDER_AFTER", "7d")?,
+            recovery_needs_info_close_after: env
+                .duration("RECOVERY_NEEDS_INFO_CLOSE_AFTER", "30d")?,
+            recovery_data_retention: env.duration("RECOVERY_DATA_RETENTION", "90d")?,
             recovery_completion_ttl: env.duration("RECOVERY_COMPLETION_TTL", "24h")?,
             recovery_auto_approve_after: match env.get("RECOVERY_AUTO_APPROVE_AFTER").as_deref() {
                 None | Some("off") => None,

@@ -181,6 +181,8 @@ diesel::table! {
         submitted_device_id -> Nullable<Text>,
         first_approval_by -> Nullable<Text>,
         first_approval_at -> Nullable<Timestamp>,
+        needs_info_since -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
     }
 }
 

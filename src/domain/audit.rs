@@ -56,6 +56,8 @@ event_types! {
     RecoveryRequestCompleted => "recovery_request.completed",
     RecoveryRequestExpired => "recovery_request.expired",
     RecoveryRequestFirstApproval => "recovery_request.first_approval",
+    RecoveryRequestReminderSent => "recovery_request.reminder_sent",
+    RecoveryRequestAbandoned => "recovery_request.abandoned",
 }
 
 #[cfg(test)]

@@ -224,3 +224,150 @@ async fn no_support_account_acts_on_its_own_request() {
     assert_eq!(detail["request"]["status"], "submitted");
     assert_eq!(detail["approvals_needed"], 2);
 }
+
+/// Waits (at most 10 s) until the maintenance loop moved the request to `want`.
+async fn status_becomes(app: &TestApp, id: &str, token: &str, want: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = status(app, id, token).await;
+        if s["status"] == want {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} instead of {want}: {s}",
+            s["status"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn ask(app: &TestApp, support: &str, id: &str) {
+    json(
+        app.post_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}/messages"),
+            support,
+            json!({"body": "Which packages did you publish last?"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+}
+
+fn count(app: &TestApp, to: &str, subject: &str) -> usize {
+    app.smtp
+        .to(to)
+        .iter()
+        .filter(|m| m.subject().contains(subject))
+        .count()
+}
+
+#[tokio::test]
+async fn an_unanswered_question_is_reminded_once_then_the_request_is_abandoned() {
+    let app = spawn_app().await;
+    app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let support = app.support_user("ana").await.access;
+    let contact = "jb.new@contact.test";
+    let (id, token) = app.submit_recovery("jbber", contact).await;
+    ask(&app, &support, &id).await;
+    app.smtp
+        .wait_for_subject(contact, "Support needs more information")
+        .await;
+
+    app.clock.advance(Duration::days(6));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(count(&app, contact, "Reminder"), 0, "too early");
+
+    app.clock.advance(Duration::days(1) + Duration::minutes(1));
+    let reminder = app.smtp.wait_for_subject(contact, "Reminder").await;
+    let link = reminder.link("recovery/status").expect("tracking link");
+    assert!(link.contains(&format!("id={id}")), "{link}");
+    assert_eq!(status(&app, &id, &token).await["status"], "needs_info");
+
+    // Only one reminder, however long the wait.
+    app.clock.advance(Duration::days(10));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(count(&app, contact, "Reminder"), 1);
+    assert_eq!(status(&app, &id, &token).await["status"], "needs_info");
+
+    app.clock.advance(Duration::days(13) + Duration::minutes(1));
+    let s = status_becomes(&app, &id, &token, "abandoned").await;
+    assert!(
+        s["next_step"]
+            .as_str()
+            .is_some_and(|t| t.contains("file a new request")),
+        "{s}"
+    );
+    assert_eq!(s["queue_position"], Value::Null);
+    app.smtp
+        .wait_for_subject(contact, "Your recovery request was closed")
+        .await;
+
+    // Final: no reply, no withdrawal, no approval.
+    problem(
+        app.http
+            .post(app.url(&format!("/api/v1/recovery-requests/{id}/messages")))
+            .header("X-Tracking-Token", &token)
+            .json(&json!({"body": "Sorry, here is my answer."}))
+            .send()
+            .await
+            .expect("request"),
+        409,
+        "invalid_transition",
+    )
+    .await;
+    let support = app.login("ana", PASSWORD).await.access;
+    problem(
+        app.post_auth(
+            &format!("/api/v1/admin/recovery-requests/{id}/approve"),
+            &support,
+            json!({}),
+        )
+        .await,
+        409,
+        "invalid_transition",
+    )
+    .await;
+    let detail = app.recovery_detail(&support, &id).await;
+    let types: Vec<&str> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"recovery_request.reminder_sent"),
+        "{types:?}"
+    );
+    assert!(types.contains(&"recovery_request.abandoned"), "{types:?}");
+
+    // The requester may file again: the new request is no duplicate of the closed one.
+    let (again, _) = app.submit_recovery("jbber", contact).await;
+    let detail = app.recovery_detail(&support, &again).await;
+    assert_eq!(detail["request"]["duplicate_of"], Value::Null, "{detail}");
+}
+
+#[tokio::test]
+async fn an_answered_question_is_never_abandoned() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await.access;
+    let (id, token) = app.submit_recovery("someone", "someone@contact.test").await;
+    ask(&app, &support, &id).await;
+    app.clock.advance(Duration::days(3));
+    json(
+        app.http
+            .post(app.url(&format!("/api/v1/recovery-requests/{id}/messages")))
+            .header("X-Tracking-Token", &token)
+            .json(&json!({"body": "My last release was mypkg 2.3.1."}))
+            .send()
+            .await
+            .expect("request"),
+        201,
+    )
+    .await;
+    app.clock.advance(Duration::days(40));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(status(&app, &id, &token).await["status"], "in_review");
+    assert_eq!(count(&app, "someone@contact.test", "Reminder"), 0);
+}

@@ -57,6 +57,8 @@ struct RequestRow {
     submitted_device_id: Option<String>,
     first_approval_by: Option<String>,
     first_approval_at: Option<NaiveDateTime>,
+    needs_info_since: Option<NaiveDateTime>,
+    reminded_at: Option<NaiveDateTime>,
 }
 
 /// A stored value that is not one of its type's stable strings: a query error, logged with
@@ -130,6 +132,8 @@ impl RequestRow {
             submitted_device_id: self.submitted_device_id,
             first_approval_by: self.first_approval_by,
             first_approval_at: self.first_approval_at.map(utc),
+            needs_info_since: self.needs_info_since.map(utc),
+            reminded_at: self.reminded_at.map(utc),
             id: RequestId::from_stored(id),
         })
     }
@@ -166,6 +170,8 @@ impl RequestRow {
             submitted_device_id: r.submitted_device_id.clone(),
             first_approval_by: r.first_approval_by.clone(),
             first_approval_at: r.first_approval_at.map(naive),
+            needs_info_since: r.needs_info_since.map(naive),
+            reminded_at: r.reminded_at.map(naive),
         }
     }
 }
@@ -215,6 +221,10 @@ pub struct RequestChanges {
     pub first_approval_by: Option<Option<String>>,
     /// When it was given.
     pub first_approval_at: Option<Option<DateTime<Utc>>>,
+    /// Since when the request waits for the requester's answer.
+    pub needs_info_since: Option<Option<DateTime<Utc>>>,
+    /// When the requester was reminded.
+    pub reminded_at: Option<Option<DateTime<Utc>>>,
 }
 
 #[derive(AsChangeset)]
@@ -238,6 +248,8 @@ struct ChangesRow {
     completed_at: Option<Option<NaiveDateTime>>,
     first_approval_by: Option<Option<String>>,
     first_approval_at: Option<Option<NaiveDateTime>>,
+    needs_info_since: Option<Option<NaiveDateTime>>,
+    reminded_at: Option<Option<NaiveDateTime>>,
 }
 
 impl RequestChanges {
@@ -262,6 +274,8 @@ impl RequestChanges {
             completed_at: time(self.completed_at),
             first_approval_by: self.first_approval_by,
             first_approval_at: time(self.first_approval_at),
+            needs_info_since: time(self.needs_info_since),
+            reminded_at: time(self.reminded_at),
         }
     }
 }
@@ -647,6 +661,74 @@ pub fn record_first_approval(
     .set((
         recovery_requests::first_approval_by.eq(support),
         recovery_requests::first_approval_at.eq(naive(now)),
+        recovery_requests::updated_at.eq(naive(now)),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Requests waiting for the requester's answer since `since_before` or earlier and not yet
+/// reminded.
+pub fn to_remind(
+    conn: &mut DbConnection,
+    since_before: DateTime<Utc>,
+) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+        .filter(recovery_requests::needs_info_since.le(naive(since_before)))
+        .filter(recovery_requests::reminded_at.is_null())
+        .select(RequestRow::as_select())
+        .load(conn)?)
+}
+
+/// Claims the reminder of a request still waiting since `since`; the row count decides
+/// between instances (and against a reply or a new question meanwhile).
+pub fn claim_reminder(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+            .filter(recovery_requests::needs_info_since.eq(naive(since)))
+            .filter(recovery_requests::reminded_at.is_null()),
+    )
+    .set(recovery_requests::reminded_at.eq(naive(now)))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Requests waiting for the requester's answer since `since_before` or earlier.
+pub fn unanswered_since(
+    conn: &mut DbConnection,
+    since_before: DateTime<Utc>,
+) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+        .filter(recovery_requests::needs_info_since.le(naive(since_before)))
+        .select(RequestRow::as_select())
+        .load(conn)?)
+}
+
+/// Moves a request still waiting since `since` to `abandoned`; the row count decides between
+/// instances (and against a reply or a new question meanwhile).
+pub fn abandon(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+            .filter(recovery_requests::needs_info_since.eq(naive(since))),
+    )
+    .set((
+        recovery_requests::status.eq(RecoveryStatus::Abandoned.as_str()),
         recovery_requests::updated_at.eq(naive(now)),
     ))
     .execute(conn)

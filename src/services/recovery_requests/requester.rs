@@ -281,6 +281,8 @@ pub async fn submit(
             submitted_device_id,
             first_approval_by: None,
             first_approval_at: None,
+            needs_info_since: None,
+            reminded_at: None,
         };
         repo::recovery_requests::insert(w.conn, &request)?;
         w.audit(

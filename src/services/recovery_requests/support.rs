@@ -269,8 +269,18 @@ async fn support_message(
     unit_of_work::write(ctx, move |w| -> Result<MessageView, SupportError> {
         let request = actionable(w.conn, &id, &support)?;
         let to = request.status.apply(action)?;
-        move_status(w, &request, to, RequestChanges::default())?;
         let to_requester = action == RecoveryAction::SendMessage;
+        let changes = if to_requester {
+            // A new question: the wait for the answer (reminder, abandonment) starts again.
+            RequestChanges {
+                needs_info_since: Some(Some(w.now)),
+                reminded_at: Some(None),
+                ..Default::default()
+            }
+        } else {
+            RequestChanges::default()
+        };
+        move_status(w, &request, to, changes)?;
         let (kind, event) = if to_requester {
             (MessageKind::Support, EventType::RecoveryRequestMessageSent)
         } else {
