@@ -12,14 +12,14 @@ use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Client, SupportUser};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::recovery_requests::{
-    MessageBody, OwnershipDto, RecoveryStatusDto, invalid_transition,
+    MailStatusDto, MessageBody, OwnershipDto, RecoveryStatusDto, invalid_transition,
 };
 use crate::context::Ctx;
 use crate::domain::{DeliverTo, MessageKind, RecoveryRequest, RequestId};
 use crate::services::accounts;
 use crate::services::audit::{self, AuditFilter, EventView};
 use crate::services::recovery_requests::{
-    self, Approval, Detail, Forbidden, MessageView, QueueFilter, QueueItem, SupportError,
+    self, Approval, Detail, Forbidden, MailView, MessageView, QueueFilter, QueueItem, SupportError,
 };
 
 /// Queue filters and pagination.
@@ -341,6 +341,45 @@ pub struct AdminDetail {
     pub approvals: u8,
     /// 2 for a request naming an account with the `support` role, else 1.
     pub approvals_needed: u8,
+    /// Every mail about the request, oldest first, with its full address, status and the
+    /// mail server's last answer.
+    pub mails: Vec<AdminMail>,
+}
+
+/// A mail about a request, as support sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kind": "recovery_message", "to": "jb.new@example.org",
+    "queued_at": "2026-11-24T09:00:00Z", "sent_at": null, "status": "failed", "attempts": 1,
+    "last_answer": "permanent error (550): 5.1.1 mailbox unavailable"}))]
+pub struct AdminMail {
+    /// The template.
+    pub kind: String,
+    /// The recipient's full address.
+    pub to: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// When the mail server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// `queued`, `sent` or `failed`.
+    pub status: MailStatusDto,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// The mail server's last answer to a failed attempt (or the connection error).
+    pub last_answer: Option<String>,
+}
+
+impl From<MailView> for AdminMail {
+    fn from(m: MailView) -> Self {
+        Self {
+            kind: m.kind,
+            to: m.to,
+            queued_at: m.queued_at,
+            sent_at: m.sent_at,
+            status: m.status.into(),
+            attempts: m.attempts,
+            last_answer: m.last_error,
+        }
+    }
 }
 
 fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
@@ -384,6 +423,7 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
         timeline: d.timeline.into_iter().map(AuditEvent::from).collect(),
         approvals: d.approvals,
         approvals_needed: d.approvals_needed,
+        mails: d.mails.into_iter().map(AdminMail::from).collect(),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::api::problem::{ApiError, Code, Problem};
 use crate::context::Ctx;
 use crate::domain::{MessageKind, Ownership, RecoveryStatus, RequestId};
 use crate::services::recovery_requests::{
-    self, MessageView, RequesterError, RequesterView, Submission,
+    self, MailState, MailView, MessageView, RequesterError, RequesterView, Submission,
 };
 
 /// The `X-Tracking-Token` header: the request's tracking token (a missing one, or one with a
@@ -178,6 +178,59 @@ impl From<MessageView> for RequesterMessage {
     }
 }
 
+/// Where a mail stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailStatusDto {
+    /// Waiting for (another) delivery attempt.
+    Queued,
+    /// Accepted by the mail server.
+    Sent,
+    /// Refused for good by the mail server, or given up after too many attempts: everything
+    /// it said is also on this page.
+    Failed,
+}
+
+impl From<MailState> for MailStatusDto {
+    fn from(s: MailState) -> Self {
+        match s {
+            MailState::Queued => Self::Queued,
+            MailState::Sent => Self::Sent,
+            MailState::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A mail about the request, as the requester sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kind": "recovery_tracking", "to": "j***@example.org",
+    "queued_at": "2026-11-23T10:00:00Z", "sent_at": "2026-11-23T10:00:02Z", "status": "sent"}))]
+pub struct RequesterMail {
+    /// What the mail is: `recovery_tracking`, `recovery_message`, `recovery_reminder`,
+    /// `recovery_denied`, `recovery_abandoned`, `recovery_link`, …
+    pub kind: String,
+    /// The recipient, masked.
+    pub to: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// When the mail server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// `queued`, `sent` or `failed`.
+    pub status: MailStatusDto,
+}
+
+impl From<MailView> for RequesterMail {
+    fn from(m: MailView) -> Self {
+        Self {
+            kind: m.kind,
+            to: m.to,
+            queued_at: m.queued_at,
+            sent_at: m.sent_at,
+            status: m.status.into(),
+        }
+    }
+}
+
 /// The request as its requester sees it (never support's internal notes).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -185,7 +238,9 @@ impl From<MessageView> for RequesterMessage {
     "submitted_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-24T09:00:00Z",
     "messages": [{"from": "support", "body": "Which packages did you publish last?", "sent_at": "2026-11-24T09:00:00Z"}],
     "next_step": "Support needs more information from you: read their message below and reply here.",
-    "queue_position": null, "estimated_decision_at": "2026-11-27T10:00:00Z"
+    "queue_position": null, "estimated_decision_at": "2026-11-27T10:00:00Z",
+    "mails": [{"kind": "recovery_tracking", "to": "j***@example.org", "queued_at": "2026-11-23T10:00:00Z",
+        "sent_at": "2026-11-23T10:00:02Z", "status": "sent"}]
 }))]
 pub struct RequesterStatusResponse {
     /// The request's id.
@@ -206,6 +261,10 @@ pub struct RequesterStatusResponse {
     /// `submitted_at` plus the median time to a decision of the requests decided in the last
     /// 30 days; null with fewer than five such decisions, and once this request is decided.
     pub estimated_decision_at: Option<DateTime<Utc>>,
+    /// Every mail sent to the contact address about this request (and the completion link),
+    /// oldest first, with the address masked: a failed mail never blocks the request, and
+    /// everything it said can be read here.
+    pub mails: Vec<RequesterMail>,
 }
 
 impl From<RequesterView> for RequesterStatusResponse {
@@ -219,6 +278,7 @@ impl From<RequesterView> for RequesterStatusResponse {
             next_step: v.status.next_step(),
             queue_position: v.queue_position,
             estimated_decision_at: v.estimated_decision_at,
+            mails: v.mails.into_iter().map(RequesterMail::from).collect(),
         }
     }
 }

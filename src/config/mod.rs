@@ -81,6 +81,10 @@ pub struct Config {
     /// `RECOVERY_NEEDS_INFO_CLOSE_AFTER`: a request waiting this long for the requester's
     /// answer becomes `abandoned`.
     pub recovery_needs_info_close_after: Duration,
+    /// `OUTBOX_MAX_ATTEMPTS`: a mail that failed this many times (temporarily) is given up.
+    pub outbox_max_attempts: u32,
+    /// `OUTBOX_MAX_AGE`: a mail still undelivered this long after it was queued is given up.
+    pub outbox_max_age: Duration,
     /// `RECOVERY_DATA_RETENTION`: how long after a final status a request keeps its personal
     /// data.
     pub recovery_data_retention: Duration,
@@ -356,6 +360,8 @@ impl Config {
             recovery_needs_info_close_after: env
                 .duration("RECOVERY_NEEDS_INFO_CLOSE_AFTER", "30d")?,
             recovery_data_retention: env.duration("RECOVERY_DATA_RETENTION", "90d")?,
+            outbox_max_attempts: env.parse_in("OUTBOX_MAX_ATTEMPTS", 12, 1..=1000)?,
+            outbox_max_age: env.duration("OUTBOX_MAX_AGE", "48h")?,
             recovery_completion_ttl: env.duration("RECOVERY_COMPLETION_TTL", "24h")?,
             recovery_auto_approve_after: match env.get("RECOVERY_AUTO_APPROVE_AFTER").as_deref() {
                 None | Some("off") => None,

@@ -83,6 +83,8 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<Timestamp>,
         sent_at -> Nullable<Timestamp>,
+        request_id -> Nullable<Text>,
+        failed_at -> Nullable<Timestamp>,
     }
 }
 

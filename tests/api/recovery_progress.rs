@@ -371,3 +371,126 @@ async fn an_answered_question_is_never_abandoned() {
     assert_eq!(status(&app, &id, &token).await["status"], "in_review");
     assert_eq!(count(&app, "someone@contact.test", "Reminder"), 0);
 }
+
+/// Waits (at most 10 s) until the requester's status lists a mail of `kind` in `state`.
+async fn mail_becomes(app: &TestApp, id: &str, token: &str, kind: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = status(app, id, token).await;
+        let found = s["mails"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["kind"] == kind && m["status"] == state))
+            .cloned();
+        if let Some(mail) = found {
+            return mail;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {kind} mail {state}: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn support_mail<'a>(detail: &'a Value, kind: &str) -> &'a Value {
+    detail["mails"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} mail: {detail}"))
+}
+
+#[tokio::test]
+async fn a_mail_refused_for_good_shows_failed_at_once() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await.access;
+    let contact = "jane.doe@contact.test";
+    app.smtp
+        .refuse(contact, "550 5.1.1 mailbox unavailable", None);
+    let (id, token) = app.submit_recovery("someone", contact).await;
+
+    let mail = mail_becomes(&app, &id, &token, "recovery_tracking", "failed").await;
+    assert_eq!(mail["to"], "j***@contact.test", "{mail}");
+    assert_eq!(mail["sent_at"], Value::Null);
+    assert!(mail.get("last_answer").is_none(), "{mail}");
+    // The request goes on: its status page says everything the mail did.
+    let s = status(&app, &id, &token).await;
+    assert_eq!(s["status"], "submitted");
+    assert!(s["next_step"].is_string());
+
+    let detail = app.recovery_detail(&support, &id).await;
+    let mail = support_mail(&detail, "recovery_tracking");
+    assert_eq!(mail["to"], contact, "{mail}");
+    assert_eq!(mail["status"], "failed", "{mail}");
+    assert_eq!(mail["attempts"], 1, "{mail}");
+    let answer = mail["last_answer"].as_str().expect("the server's answer");
+    assert!(answer.contains("550"), "{answer}");
+
+    // Not tried again, however long we wait.
+    app.clock.advance(Duration::days(2));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let support = app.login("ana", PASSWORD).await.access;
+    let detail = app.recovery_detail(&support, &id).await;
+    assert_eq!(support_mail(&detail, "recovery_tracking")["attempts"], 1);
+    assert!(app.smtp.to(contact).is_empty());
+}
+
+#[tokio::test]
+async fn a_mail_deferred_with_451_is_retried_and_sent() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await.access;
+    let contact = "jane.doe@contact.test";
+    app.smtp
+        .refuse(contact, "451 4.3.0 try again later", Some(1));
+    let (id, token) = app.submit_recovery("someone", contact).await;
+
+    // The first attempt fails; the mail stays queued and remembers the answer.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let detail = app.recovery_detail(&support, &id).await;
+        let mail = support_mail(&detail, "recovery_tracking");
+        if mail["attempts"] == 1 {
+            assert_eq!(mail["status"], "queued", "{mail}");
+            let answer = mail["last_answer"].as_str().expect("answer");
+            assert!(answer.contains("451"), "{answer}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{mail}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        mail_becomes(&app, &id, &token, "recovery_tracking", "queued").await["sent_at"],
+        Value::Null
+    );
+
+    // After the back-off, the next attempt goes through.
+    app.clock.advance(Duration::seconds(31));
+    let mail = mail_becomes(&app, &id, &token, "recovery_tracking", "sent").await;
+    assert!(mail["sent_at"].is_string(), "{mail}");
+    app.smtp
+        .wait_for_subject(contact, "We received your account-recovery request")
+        .await;
+}
+
+#[tokio::test]
+async fn temporary_failures_are_given_up_after_the_attempts_allowed() {
+    let app = crate::support::spawn_app_with(|env| {
+        env.insert("OUTBOX_MAX_ATTEMPTS".into(), "2".into());
+    })
+    .await;
+    let contact = "jane.doe@contact.test";
+    app.smtp.refuse(contact, "421 4.7.0 too busy", None);
+    let (id, token) = app.submit_recovery("someone", contact).await;
+    // Each round moves the clock past the back-off; the second failure gives up.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = status(&app, &id, &token).await;
+        if s["mails"][0]["status"] == "failed" {
+            break;
+        }
+        assert_eq!(s["mails"][0]["status"], "queued", "{s}");
+        assert!(tokio::time::Instant::now() < deadline, "{s}");
+        app.clock.advance(Duration::seconds(61));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(app.smtp.to(contact).is_empty());
+}

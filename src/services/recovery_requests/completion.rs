@@ -71,12 +71,15 @@ pub(super) fn send_completion_link(w: &mut Work<'_>, id: &RequestId) -> Result<b
         "stop_link": stop,
         "automatic": request.decided_by.as_deref() == Some("system"),
     });
-    w.mail(OutgoingMail {
-        to,
-        template: "recovery_link",
-        context,
-        carries_token: true,
-    })?;
+    w.mail_about(
+        &request.id,
+        OutgoingMail {
+            to,
+            template: "recovery_link",
+            context,
+            carries_token: true,
+        },
+    )?;
     let client = ClientInfo::default();
     w.audit(
         Event::new(EventType::RecoveryRequestLinkSent, Actor::System, &client)
@@ -201,12 +204,15 @@ pub async fn complete(
             "at": human_time(w.now),
             "security_link": w.ctx.mailer.link("account/security", &[]),
         });
-        w.mail(OutgoingMail {
-            to: account.email.clone(),
-            template: "recovery_completed",
-            context,
-            carries_token: false,
-        })?;
+        w.mail_about(
+            &request.id,
+            OutgoingMail {
+                to: account.email.clone(),
+                template: "recovery_completed",
+                context,
+                carries_token: false,
+            },
+        )?;
         Ok(())
     })
     .await?;

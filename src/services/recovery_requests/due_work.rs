@@ -116,16 +116,19 @@ fn remind_unanswered(w: &mut Work<'_>) -> Result<usize, Failure> {
             "recovery/status",
             &[("id", request.id.as_str()), ("token", &token)],
         );
-        w.mail(OutgoingMail {
-            to: request.contact_email.clone(),
-            template: "recovery_reminder",
-            context: serde_json::json!({
-                "username": request.username,
-                "link": link,
-                "closes": human_time(since + closes_after),
-            }),
-            carries_token: true,
-        })?;
+        w.mail_about(
+            &request.id,
+            OutgoingMail {
+                to: request.contact_email.clone(),
+                template: "recovery_reminder",
+                context: serde_json::json!({
+                    "username": request.username,
+                    "link": link,
+                    "closes": human_time(since + closes_after),
+                }),
+                carries_token: true,
+            },
+        )?;
         w.audit(request_event(
             &request,
             EventType::RecoveryRequestReminderSent,
@@ -154,12 +157,15 @@ fn abandon_unanswered(w: &mut Work<'_>) -> Result<usize, Failure> {
         if !repo::recovery_requests::abandon(w.conn, &request.id, since, w.now)? {
             continue;
         }
-        w.mail(OutgoingMail {
-            to: request.contact_email.clone(),
-            template: "recovery_abandoned",
-            context: serde_json::json!({"username": request.username}),
-            carries_token: false,
-        })?;
+        w.mail_about(
+            &request.id,
+            OutgoingMail {
+                to: request.contact_email.clone(),
+                template: "recovery_abandoned",
+                context: serde_json::json!({"username": request.username}),
+                carries_token: false,
+            },
+        )?;
         w.audit(
             request_event(
                 &request,

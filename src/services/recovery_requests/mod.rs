@@ -41,7 +41,7 @@ use crate::context::Ctx;
 use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::{
     AccountId, EventType, InvalidTransition, MessageId, MessageKind, RecoveryMessage,
-    RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
+    RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS,
 };
 use crate::failure_conversions;
 use crate::services::audit::{Actor, Event};
@@ -247,6 +247,89 @@ fn add_message(
     };
     repo::recovery_requests::insert_message(w.conn, &message)?;
     Ok(message.into())
+}
+
+/// Where a mail about a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailState {
+    /// Waiting for (another) delivery attempt.
+    Queued,
+    /// Accepted by the mail server.
+    Sent,
+    /// Refused for good, or given up after too many attempts or too long.
+    Failed,
+}
+
+impl MailState {
+    /// As shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A mail about a request. The requester sees it with the address masked and without the
+/// server's answer; support sees everything.
+#[derive(Debug, Clone)]
+pub struct MailView {
+    /// The template: `recovery_tracking`, `recovery_message`, …
+    pub kind: String,
+    /// The recipient's full address.
+    pub to: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// When the server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Queued, sent or failed.
+    pub status: MailState,
+    /// Failed attempts.
+    pub attempts: i32,
+    /// The mail server's last answer (or the connection error).
+    pub last_error: Option<String>,
+}
+
+impl From<repo::outbox::MailStatusRow> for MailView {
+    fn from(r: repo::outbox::MailStatusRow) -> Self {
+        let status = if r.sent_at.is_some() {
+            MailState::Sent
+        } else if r.failed_at.is_some() {
+            MailState::Failed
+        } else {
+            MailState::Queued
+        };
+        Self {
+            kind: r.kind,
+            to: r.recipient,
+            queued_at: repo::utc(r.created_at),
+            sent_at: r.sent_at.map(repo::utc),
+            status,
+            attempts: r.attempts,
+            last_error: r.last_error,
+        }
+    }
+}
+
+/// The mails about a request, oldest first (one indexed read).
+fn mails_of(conn: &mut crate::db::DbConnection, id: &RequestId) -> Result<Vec<MailView>, Failure> {
+    Ok(repo::outbox::for_request(conn, id.as_str())?
+        .into_iter()
+        .map(MailView::from)
+        .collect())
+}
+
+/// An address as the requester sees it: the first character of the local part, `***`, and
+/// the domain (`j***@example.test`).
+pub fn mask_email(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
 }
 
 /// `now` plus a configured period.

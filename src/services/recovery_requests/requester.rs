@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    RequesterError, add_message, message_body, move_status, ownership_link, request_event, seal,
-    text_field, unseal,
+    MailView, RequesterError, add_message, mails_of, mask_email, message_body, move_status,
+    ownership_link, request_event, seal, text_field, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
@@ -105,6 +105,25 @@ pub struct RequesterView {
     /// `submitted_at` plus the median time to a decision of recent decisions; `None` when the
     /// request is decided or too few requests were decided recently.
     pub estimated_decision_at: Option<DateTime<Utc>>,
+    /// The mails about the request that the requester may know of, oldest first, with the
+    /// address masked and without the server's answer.
+    pub mails: Vec<MailView>,
+}
+
+/// The mails the requester sees: those to the contact address, and the completion link
+/// (whose status already tells that the account exists). Mails to the account's own address
+/// (the ownership question, the pending notice) stay hidden: they would tell a stranger that
+/// the username exists and hint at its address.
+fn requester_mails(request: &RecoveryRequest, mails: Vec<MailView>) -> Vec<MailView> {
+    mails
+        .into_iter()
+        .filter(|m| m.to == request.contact_email || m.kind == "recovery_link")
+        .map(|m| MailView {
+            to: mask_email(&m.to),
+            last_error: None,
+            ..m
+        })
+        .collect()
 }
 
 /// How far back the decisions behind the estimate go.
@@ -300,7 +319,7 @@ pub async fn submit(
         )?;
         mail_tracking_link(w, &request, &tracking.value, false)?;
         if let (Some(account), Some(email)) = (&account, verified_email) {
-            mail_ownership_question(w, account, email, &ownership.value)?;
+            mail_ownership_question(w, &request, account, email, &ownership.value)?;
         }
         Ok(Submitted {
             id: request.id,
@@ -322,16 +341,19 @@ fn mail_tracking_link(
         "recovery/status",
         &[("id", request.id.as_str()), ("token", token)],
     );
-    w.mail(OutgoingMail {
-        to: request.contact_email.clone(),
-        template: "recovery_tracking",
-        context: serde_json::json!({
-            "username": request.username,
-            "link": link,
-            "resent": resent,
-        }),
-        carries_token: true,
-    })
+    w.mail_about(
+        &request.id,
+        OutgoingMail {
+            to: request.contact_email.clone(),
+            template: "recovery_tracking",
+            context: serde_json::json!({
+                "username": request.username,
+                "link": link,
+                "resent": resent,
+            }),
+            carries_token: true,
+        },
+    )
 }
 
 /// Counts a call from this client IP, refusing past the limit.
@@ -351,6 +373,7 @@ fn limit_ip(w: &mut Work<'_>, what: &str, client: &ClientInfo) -> Result<(), Req
 /// few such mails a day per account, so requests cannot be used to flood the owner).
 fn mail_ownership_question(
     w: &mut Work<'_>,
+    request: &RecoveryRequest,
     account: &AccountRow,
     email: String,
     token: &str,
@@ -367,12 +390,15 @@ fn mail_ownership_question(
         "link": ownership_link(w.ctx, token),
         "auto_approve": w.ctx.config.recovery_auto_approve_after.map(human_duration),
     });
-    w.mail(OutgoingMail {
-        to: email,
-        template: "recovery_ownership",
-        context,
-        carries_token: true,
-    })
+    w.mail_about(
+        &request.id,
+        OutgoingMail {
+            to: email,
+            template: "recovery_ownership",
+            context,
+            carries_token: true,
+        },
+    )
 }
 
 /// Mails the tracking links of the address's open requests again. Always accepted: the answer
@@ -452,6 +478,7 @@ pub async fn status(
         let request = tracked(conn, &id, &token)?;
         let queue_position = queue_position(conn, &request)?;
         let estimated_decision_at = estimated_decision_at(conn, &request, now)?;
+        let mails = requester_mails(&request, mails_of(conn, &request.id)?);
         let messages = repo::recovery_requests::messages(conn, &request.id, false)?
             .into_iter()
             .map(MessageView::from)
@@ -464,6 +491,7 @@ pub async fn status(
             messages,
             queue_position,
             estimated_decision_at,
+            mails,
         })
     })
     .await

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::completion::send_completion_link;
 use super::{
-    Forbidden, SupportError, add_message, after, free_text, message_body, move_status,
-    optional_free_text, ownership_link, request_event, seal, unseal,
+    Forbidden, MailView, SupportError, add_message, after, free_text, mails_of, message_body,
+    move_status, optional_free_text, ownership_link, request_event, seal, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
@@ -118,6 +118,9 @@ pub struct Detail {
     pub approvals: u8,
     /// Approvals it needs: 2 for an account with the `support` role (four eyes), else 1.
     pub approvals_needed: u8,
+    /// Every mail about the request, with its full address, status and the mail server's
+    /// last answer, oldest first.
+    pub mails: Vec<MailView>,
 }
 
 /// Four eyes: how many approvals a request for this account needs.
@@ -212,6 +215,7 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         RecoveryStatus::Approved | RecoveryStatus::Completed => needed,
         _ => u8::from(request.first_approval_by.is_some()),
     };
+    let mails = mails_of(conn, &request.id)?;
     Ok(Detail {
         request,
         evidence,
@@ -219,6 +223,7 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         timeline,
         approvals,
         approvals_needed: needed,
+        mails,
     })
 }
 
@@ -294,16 +299,19 @@ async fn support_message(
         )?;
         if to_requester {
             let resend_link = w.ctx.mailer.link("recovery/lost-link", &[]);
-            w.mail(OutgoingMail {
-                to: request.contact_email.clone(),
-                template: "recovery_message",
-                context: serde_json::json!({
-                    "username": request.username,
-                    "message": body,
-                    "resend_link": resend_link,
-                }),
-                carries_token: false,
-            })?;
+            w.mail_about(
+                &request.id,
+                OutgoingMail {
+                    to: request.contact_email.clone(),
+                    template: "recovery_message",
+                    context: serde_json::json!({
+                        "username": request.username,
+                        "message": body,
+                        "resend_link": resend_link,
+                    }),
+                    carries_token: false,
+                },
+            )?;
         }
         Ok(message)
     })
@@ -470,12 +478,15 @@ pub(super) fn approve_in(
             "waiting": human_duration(w.ctx.config.recovery_waiting_period),
             "due": human_time(due),
         });
-        w.mail(OutgoingMail {
-            to: account.email.clone(),
-            template: "recovery_pending",
-            context,
-            carries_token: true,
-        })?;
+        w.mail_about(
+            &request.id,
+            OutgoingMail {
+                to: account.email.clone(),
+                template: "recovery_pending",
+                context,
+                carries_token: true,
+            },
+        )?;
     }
     Ok(true)
 }
@@ -537,12 +548,15 @@ pub async fn deny(
             )
             .details(serde_json::json!({"from": request.status.as_str(), "reason": reason})),
         )?;
-        w.mail(OutgoingMail {
-            to: request.contact_email.clone(),
-            template: "recovery_denied",
-            context: serde_json::json!({"username": request.username, "reason": reason}),
-            carries_token: false,
-        })?;
+        w.mail_about(
+            &request.id,
+            OutgoingMail {
+                to: request.contact_email.clone(),
+                template: "recovery_denied",
+                context: serde_json::json!({"username": request.username, "reason": reason}),
+                carries_token: false,
+            },
+        )?;
         load_detail(w.conn, &request.id)
     })
     .await
