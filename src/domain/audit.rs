@@ -58,6 +58,7 @@ event_types! {
     RecoveryRequestFirstApproval => "recovery_request.first_approval",
     RecoveryRequestReminderSent => "recovery_request.reminder_sent",
     RecoveryRequestAbandoned => "recovery_request.abandoned",
+    RecoveryRequestErased => "recovery_request.erased",
 }
 
 #[cfg(test)]

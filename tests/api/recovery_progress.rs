@@ -494,3 +494,199 @@ async fn temporary_failures_are_given_up_after_the_attempts_allowed() {
     }
     assert!(app.smtp.to(contact).is_empty());
 }
+
+/// Every place in the database (table and column) whose text holds `needle`.
+fn found_anywhere(app: &TestApp, needle: &str) -> Vec<String> {
+    let pg = app.db.is_postgres();
+    let tables = if pg {
+        app.db_texts(
+            "SELECT table_name::text AS value FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        )
+    } else {
+        app.db_texts(
+            "SELECT name AS value FROM sqlite_master \
+             WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )
+    };
+    let mut hits = Vec::new();
+    for table in tables {
+        let columns = if pg {
+            app.db_texts(&format!(
+                "SELECT column_name::text AS value FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name = '{table}'"
+            ))
+        } else {
+            app.db_texts(&format!(
+                "SELECT name AS value FROM pragma_table_info('{table}')"
+            ))
+        };
+        for column in columns {
+            let rows = app.db_texts(&format!(
+                "SELECT CAST(\"{column}\" AS TEXT) AS value FROM \"{table}\" \
+                 WHERE CAST(\"{column}\" AS TEXT) LIKE '%{needle}%'"
+            ));
+            if !rows.is_empty() {
+                hits.push(format!("{table}.{column}"));
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn personal_data_is_erased_after_retention_and_the_status_still_answers() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await.access;
+    let contact = "retention.person@contact.test";
+    let res = app
+        .http
+        .post(app.url("/api/v1/recovery-requests"))
+        .header("User-Agent", "RetentionAgent/1.0")
+        .json(&json!({
+            "username": "ghost",
+            "contact_email": contact,
+            "reason": "I lost my phone on the Zanzibar ferry last week.",
+            "recovery_codes_lost": true,
+            "code_of_conduct_accepted": true,
+            "processing_time_acknowledged": true
+        }))
+        .send()
+        .await
+        .expect("request");
+    let filed = json(res, 202).await;
+    let id = filed["id"].as_str().expect("id").to_string();
+    let token = filed["tracking_token"].as_str().expect("token").to_string();
+    let admin = |path: &str| format!("/api/v1/admin/recovery-requests/{id}/{path}");
+    json(
+        app.post_auth(
+            &admin("notes"),
+            &support,
+            json!({"body": "Note about Wombat"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    ask(&app, &support, &id).await;
+    json(
+        app.http
+            .post(app.url(&format!("/api/v1/recovery-requests/{id}/messages")))
+            .header("X-Tracking-Token", &token)
+            .json(&json!({"body": "My answer mentions Quokka."}))
+            .send()
+            .await
+            .expect("request"),
+        201,
+    )
+    .await;
+    json(
+        app.post_auth(
+            &admin("deny"),
+            &support,
+            json!({"reason": "Denied: Platypus"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    app.smtp
+        .wait_for_subject(contact, "Your recovery request was denied")
+        .await;
+    let needles = [
+        contact,
+        "Zanzibar",
+        "Wombat",
+        "Quokka",
+        "Platypus",
+        "RetentionAgent",
+    ];
+    for needle in needles {
+        assert!(
+            !found_anywhere(&app, needle).is_empty(),
+            "the scan must see {needle} before retention"
+        );
+    }
+
+    // Not yet: 89 days after the decision.
+    app.clock.advance(Duration::days(89));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(!found_anywhere(&app, "Zanzibar").is_empty());
+
+    app.clock.advance(Duration::days(2));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !found_anywhere(&app, "Zanzibar").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "not erased");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for needle in needles {
+        let hits = found_anywhere(&app, needle);
+        assert!(hits.is_empty(), "{needle} is still in {hits:?}");
+    }
+
+    // The request still answers its tracking link with its status.
+    let s = status(&app, &id, &token).await;
+    assert_eq!(s["status"], "denied", "{s}");
+    assert_eq!(s["messages"], json!([]), "{s}");
+    let support = app.login("ana", PASSWORD).await.access;
+    let detail = app.recovery_detail(&support, &id).await;
+    assert_eq!(detail["request"]["username"], "ghost");
+    assert_eq!(detail["request"]["submitted_ip"], Value::Null);
+    let types: Vec<&str> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for t in [
+        "recovery_request.submitted",
+        "recovery_request.denied",
+        "recovery_request.erased",
+    ] {
+        assert!(types.contains(&t), "{types:?}");
+    }
+}
+
+#[tokio::test]
+async fn two_instances_erase_each_request_once() {
+    let app = spawn_app().await;
+    let _second = app.spawn_second_instance().await;
+    let support = app.support_user("ana").await.access;
+    for n in 0..6 {
+        let (id, _) = app
+            .submit_recovery(&format!("user{n}"), &format!("user{n}@contact.test"))
+            .await;
+        deny(&app, &support, &id).await;
+    }
+    app.clock.advance(Duration::days(91));
+    let support = app.login("ana", PASSWORD).await.access;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = json(
+            app.get_auth(
+                "/api/v1/admin/audit-events?type=recovery_request.erased&per_page=100",
+                &support,
+            )
+            .await,
+            200,
+        )
+        .await;
+        if page["total"] == 6 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Both instances keep running their loops: still exactly one erasure per request.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let page = json(
+        app.get_auth(
+            "/api/v1/admin/audit-events?type=recovery_request.erased&per_page=100",
+            &support,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(page["total"], 6, "{page}");
+}

@@ -246,3 +246,38 @@ pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
         .select(diesel::dsl::min(outbox::next_attempt_at))
         .get_result(conn)
 }
+
+/// Deletes the mails about request `request_id` that are delivered or given up (their bodies
+/// and addresses with them); returns how many.
+pub fn delete_finished_for_request(
+    conn: &mut DbConnection,
+    request_id: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        outbox::table
+            .filter(outbox::request_id.eq(request_id))
+            .filter(
+                outbox::sent_at
+                    .is_not_null()
+                    .or(outbox::failed_at.is_not_null()),
+            ),
+    )
+    .execute(conn)
+}
+
+/// Deletes up to `limit` mails delivered or given up before `before`; returns how many.
+pub fn delete_finished_before(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = outbox::table
+        .filter(outbox::sent_at.le(before).or(outbox::failed_at.le(before)))
+        .limit(limit)
+        .select(outbox::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn)
+}

@@ -378,6 +378,15 @@ fn open_statuses() -> Vec<&'static str> {
         .collect()
 }
 
+/// The stored strings of the final statuses.
+fn final_statuses() -> Vec<&'static str> {
+    RecoveryStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(RecoveryStatus::as_str)
+        .collect()
+}
+
 /// The oldest other open request for the account.
 pub fn first_open_for_account(
     conn: &mut DbConnection,
@@ -423,12 +432,13 @@ pub fn update(
     now: DateTime<Utc>,
     changes: RequestChanges,
 ) -> QueryResult<bool> {
+    let row = changes.into_row(now);
     diesel::update(
         recovery_requests::table
             .find(id.as_str())
             .filter(recovery_requests::status.eq(expected_status.as_str())),
     )
-    .set(&changes.into_row(now))
+    .set(&row)
     .execute(conn)
     .map(|n| n == 1)
 }
@@ -733,6 +743,77 @@ pub fn abandon(
     ))
     .execute(conn)
     .map(|n| n == 1)
+}
+
+/// Claims up to `limit` requests final and unchanged since `final_before` or earlier whose
+/// personal data is still there (PostgreSQL: skipping rows another instance is claiming; SQLite's write
+/// transactions run one at a time). Run it inside a write transaction.
+pub fn due_for_erasure(
+    conn: &mut DbConnection,
+    final_before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<RequestId>> {
+    let due = recovery_requests::status
+        .eq_any(final_statuses())
+        .and(recovery_requests::updated_at.le(naive(final_before)))
+        .and(recovery_requests::contact_email.ne(""));
+    let ids: Vec<String> = match conn {
+        DbConnection::Pg(pg) => recovery_requests::table
+            .filter(due)
+            .order(recovery_requests::updated_at.asc())
+            .limit(limit)
+            .select(recovery_requests::id)
+            .for_update()
+            .skip_locked()
+            .load(pg)?,
+        DbConnection::Sqlite(lite) => recovery_requests::table
+            .filter(due)
+            .order(recovery_requests::updated_at.asc())
+            .limit(limit)
+            .select(recovery_requests::id)
+            .load(lite)?,
+    };
+    Ok(ids.into_iter().map(RequestId::from_stored).collect())
+}
+
+/// Erases the personal data (contact email, reason, decision texts, IP, user agent, sealed
+/// tokens) and the messages and notes of a request final since `final_before` or earlier,
+/// once: emptying `contact_email` (never empty on a live request) in the same conditional
+/// UPDATE makes the row count decide. The
+/// id, username, statuses, times and token hashes stay, so the request still answers with its
+/// status.
+pub fn erase_personal_data(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    final_before: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let erased = diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq_any(final_statuses()))
+            .filter(recovery_requests::updated_at.le(naive(final_before)))
+            .filter(recovery_requests::contact_email.ne("")),
+    )
+    .set((
+        recovery_requests::contact_email.eq(""),
+        recovery_requests::reason.eq(""),
+        recovery_requests::tracking_token_sealed.eq(""),
+        recovery_requests::ownership_token_sealed.eq(None::<String>),
+        recovery_requests::decision_note.eq(None::<String>),
+        recovery_requests::deliver_justification.eq(None::<String>),
+        recovery_requests::submitted_ip.eq(None::<String>),
+        recovery_requests::submitted_user_agent.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    if erased != 1 {
+        return Ok(false);
+    }
+    diesel::delete(
+        recovery_request_messages::table
+            .filter(recovery_request_messages::request_id.eq(id.as_str())),
+    )
+    .execute(conn)?;
+    Ok(true)
 }
 
 /// Locks the request's row until the transaction ends, so that a read followed by a status

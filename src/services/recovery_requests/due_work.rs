@@ -16,18 +16,21 @@ use crate::services::audit::Actor;
 use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure};
 
-/// Sends held completion links that came due, expires unused ones, and applies the optional
-/// auto-approval policy. Safe to run on several instances at once. Answers how many requests
+/// Sends held completion links that came due, expires unused ones, applies the optional
+/// auto-approval policy, reminds and closes unanswered requests, and erases personal data past
+/// retention. Safe to run on several instances at once. Answers how many requests
 /// it changed.
 pub async fn run_due_work(ctx: &Ctx) -> Result<usize, Failure> {
-    unit_of_work::write(ctx, |w| -> Result<usize, Failure> {
+    let changed = unit_of_work::write(ctx, |w| -> Result<usize, Failure> {
         Ok(auto_approve(w)?
             + send_due_links(w)?
             + expire_links(w)?
             + abandon_unanswered(w)?
             + remind_unanswered(w)?)
     })
-    .await
+    .await?;
+    // Its own unit: a long erasure never holds up the status changes above.
+    Ok(changed + super::retention::erase_due(ctx).await?)
 }
 
 /// With `RECOVERY_AUTO_APPROVE_AFTER` set, approves requests whose ownership the account's

@@ -13,8 +13,9 @@
 //! - [`requester`]: submit, resend tracking links, status, reply, withdraw, answer ownership;
 //! - [`support`]: the queue, one request with its evidence, notes, messages, approve, deny;
 //! - [`completion`]: issuing and mailing the completion link, and completing with it;
-//! - [`due_work`]: background work (held links coming due, expiry, auto-approval), which
-//!   several instances may run at once.
+//! - [`due_work`]: background work (held links coming due, expiry, auto-approval, reminders
+//!   and abandonment), which several instances may run at once;
+//! - [`retention`]: erasing personal data past `RECOVERY_DATA_RETENTION`.
 //!
 //! This module holds what they share: the error enums, field checks, token sealing, links and
 //! the status-change and message helpers.
@@ -22,6 +23,7 @@
 pub mod completion;
 pub mod due_work;
 pub mod requester;
+pub mod retention;
 pub mod support;
 
 pub use completion::{Completed, complete};
