@@ -12,7 +12,8 @@ use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Client, SupportUser};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::recovery_requests::{
-    MailStatusDto, MessageBody, OwnershipDto, RecoveryStatusDto, invalid_transition,
+    AttachmentResponse, MailStatusDto, MessageBody, OwnershipDto, RecoveryStatusDto,
+    invalid_transition,
 };
 use crate::context::Ctx;
 use crate::domain::{DeliverTo, MessageKind, RecoveryRequest, RequestId};
@@ -344,6 +345,9 @@ pub struct AdminDetail {
     /// Every mail about the request, oldest first, with its full address, status and the
     /// mail server's last answer.
     pub mails: Vec<AdminMail>,
+    /// The documents the requester attached, oldest first (download each through
+    /// `/admin/recovery-requests/{id}/attachments/{attachment_id}`).
+    pub attachments: Vec<AttachmentResponse>,
 }
 
 /// A mail about a request, as support sees it.
@@ -424,6 +428,11 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
         approvals: d.approvals,
         approvals_needed: d.approvals_needed,
         mails: d.mails.into_iter().map(AdminMail::from).collect(),
+        attachments: d
+            .attachments
+            .into_iter()
+            .map(AttachmentResponse::from)
+            .collect(),
     }
 }
 
@@ -729,4 +738,53 @@ pub async fn list_audit_events(
         per_page: page.per_page,
         total,
     }))
+}
+
+/// Downloads a document the requester attached; every download is audited
+/// (`recovery_request.attachment_viewed`).
+///
+/// Served as a download (`Content-Disposition: attachment`) under
+/// `Content-Security-Policy: sandbox` and `X-Content-Type-Options: nosniff`, so a hostile file
+/// cannot run in the support tool's origin.
+#[utoipa::path(
+    tag = "support",
+    operation_id = "download_recovery_request_attachment",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The request's id."),
+        ("attachment_id" = String, Path, description = "The attachment's id."),
+    ),
+    responses(
+        (status = 200, description = "The file, as `application/pdf`, `image/png` or `image/jpeg`.", content_type = "application/pdf",
+            headers(
+                ("Content-Disposition" = String, description = "`attachment; filename=\"…\"`"),
+                ("Content-Security-Policy" = String, description = "`sandbox`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"),
+            )),
+        (status = 404, description = "No such request or attachment.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account, or the request names the caller's own username (`forbidden`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/admin/recovery-requests/{id}/attachments/{attachment_id}")]
+pub async fn download_recovery_request_attachment(
+    ctx: web::Data<Ctx>,
+    SupportUser(who): SupportUser,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_id, raw_attachment) = path.into_inner();
+    let id = request_id(&raw_id)?;
+    let attachment = RequestId::parse(&raw_attachment).ok_or_else(not_found)?;
+    let file = recovery_requests::download_attachment(&ctx, &who, &id, attachment.as_str(), client)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}\"", file.filename),
+        ))
+        .insert_header(("Content-Security-Policy", "sandbox"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(file.bytes))
 }

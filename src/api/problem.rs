@@ -69,6 +69,7 @@ codes! {
     TwoFactorNotEnabled => "two_factor_not_enabled", "Two-factor authentication not enabled";
     InvalidTransition => "invalid_transition", "Invalid status change";
     NoVerifiedEmail => "no_verified_email", "No verified email address";
+    AttachmentsNotAccepted => "attachments_not_accepted", "Attachments not accepted";
 }
 
 /// One failing field of a 422.

@@ -85,6 +85,11 @@ pub struct Config {
     pub outbox_max_attempts: u32,
     /// `OUTBOX_MAX_AGE`: a mail still undelivered this long after it was queued is given up.
     pub outbox_max_age: Duration,
+    /// `RECOVERY_ATTACHMENTS`: whether requesters may upload documents while support waits
+    /// for their answer (off by default).
+    pub recovery_attachments: bool,
+    /// `RECOVERY_ATTACHMENT_MAX_BYTES`: the largest attachment accepted.
+    pub recovery_attachment_max_bytes: u64,
     /// `RECOVERY_DATA_RETENTION`: how long after a final status a request keeps its personal
     /// data.
     pub recovery_data_retention: Duration,
@@ -360,6 +365,21 @@ impl Config {
             recovery_needs_info_close_after: env
                 .duration("RECOVERY_NEEDS_INFO_CLOSE_AFTER", "30d")?,
             recovery_data_retention: env.duration("RECOVERY_DATA_RETENTION", "90d")?,
+            recovery_attachments: match env.get("RECOVERY_ATTACHMENTS").as_deref().map(str::trim) {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "RECOVERY_ATTACHMENTS",
+                        format!("`{other}`: expected on or off"),
+                    ));
+                }
+            },
+            recovery_attachment_max_bytes: env.parse_in(
+                "RECOVERY_ATTACHMENT_MAX_BYTES",
+                5 * 1024 * 1024,
+                1024..=50 * 1024 * 1024,
+            )?,
             outbox_max_attempts: env.parse_in("OUTBOX_MAX_ATTEMPTS", 12, 1..=1000)?,
             outbox_max_age: env.duration("OUTBOX_MAX_AGE", "48h")?,
             recovery_completion_ttl: env.duration("RECOVERY_COMPLETION_TTL", "24h")?,

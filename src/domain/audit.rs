@@ -59,6 +59,8 @@ event_types! {
     RecoveryRequestReminderSent => "recovery_request.reminder_sent",
     RecoveryRequestAbandoned => "recovery_request.abandoned",
     RecoveryRequestErased => "recovery_request.erased",
+    RecoveryRequestAttachmentUploaded => "recovery_request.attachment_uploaded",
+    RecoveryRequestAttachmentViewed => "recovery_request.attachment_viewed",
 }
 
 #[cfg(test)]

@@ -536,7 +536,10 @@ fn found_anywhere(app: &TestApp, needle: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn personal_data_is_erased_after_retention_and_the_status_still_answers() {
-    let app = spawn_app().await;
+    let app = crate::support::spawn_app_with(|env| {
+        env.insert("RECOVERY_ATTACHMENTS".into(), "on".into());
+    })
+    .await;
     let support = app.support_user("ana").await.access;
     let contact = "retention.person@contact.test";
     let res = app
@@ -569,6 +572,27 @@ async fn personal_data_is_erased_after_retention_and_the_status_still_answers() 
     )
     .await;
     ask(&app, &support, &id).await;
+    let boundary = "retention-boundary";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"Kangaroo.pdf\"\r\n\
+         Content-Type: application/pdf\r\n\r\n%PDF-1.4\n%%EOF\n"
+    );
+    form.push_str(&format!("\r\n--{boundary}--\r\n"));
+    json(
+        app.http
+            .post(app.url(&format!("/api/v1/recovery-requests/{id}/attachments")))
+            .header("X-Tracking-Token", &token)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(form)
+            .send()
+            .await
+            .expect("request"),
+        201,
+    )
+    .await;
     json(
         app.http
             .post(app.url(&format!("/api/v1/recovery-requests/{id}/messages")))
@@ -628,6 +652,11 @@ async fn personal_data_is_erased_after_retention_and_the_status_still_answers() 
     let s = status(&app, &id, &token).await;
     assert_eq!(s["status"], "denied", "{s}");
     assert_eq!(s["messages"], json!([]), "{s}");
+    assert_eq!(s["attachments"], json!([]), "{s}");
+    assert!(
+        app.db_texts("SELECT id AS value FROM recovery_request_attachments")
+            .is_empty()
+    );
     let support = app.login("ana", PASSWORD).await.access;
     let detail = app.recovery_detail(&support, &id).await;
     assert_eq!(detail["request"]["username"], "ghost");

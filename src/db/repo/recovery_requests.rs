@@ -12,7 +12,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::repo::{Page, naive, utc};
-use crate::db::schema::{recovery_request_messages, recovery_requests};
+use crate::db::schema::{
+    recovery_request_attachments, recovery_request_messages, recovery_requests,
+};
 use crate::domain::{
     AccountId, DeliverTo, MessageId, MessageKind, Ownership, RecoveryMessage, RecoveryRequest,
     RecoveryStatus, RequestId,
@@ -813,7 +815,98 @@ pub fn erase_personal_data(
             .filter(recovery_request_messages::request_id.eq(id.as_str())),
     )
     .execute(conn)?;
+    diesel::delete(
+        recovery_request_attachments::table
+            .filter(recovery_request_attachments::request_id.eq(id.as_str())),
+    )
+    .execute(conn)?;
     Ok(true)
+}
+
+/// A stored attachment (its content encrypted with its own key, the key wrapped by the data
+/// key).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = recovery_request_attachments)]
+pub struct AttachmentRow {
+    /// Id (UUID).
+    pub id: String,
+    /// The request.
+    pub request_id: String,
+    /// Sanitised filename.
+    pub filename: String,
+    /// `application/pdf`, `image/png` or `image/jpeg`.
+    pub content_type: String,
+    /// Plaintext size in bytes.
+    pub size: i64,
+    /// The file's key, sealed by the data key.
+    pub wrapped_key: String,
+    /// base64(nonce ‖ ciphertext ‖ tag).
+    pub content: String,
+    /// When.
+    pub uploaded_at: NaiveDateTime,
+}
+
+/// An attachment without its content.
+#[derive(Debug, Clone, Queryable)]
+pub struct AttachmentMeta {
+    /// Id.
+    pub id: String,
+    /// Sanitised filename.
+    pub filename: String,
+    /// Media type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When.
+    pub uploaded_at: NaiveDateTime,
+}
+
+/// Stores an attachment.
+pub fn insert_attachment(conn: &mut DbConnection, row: &AttachmentRow) -> QueryResult<()> {
+    diesel::insert_into(recovery_request_attachments::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// How many attachments the request has.
+pub fn count_attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<i64> {
+    recovery_request_attachments::table
+        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
+        .count()
+        .get_result(conn)
+}
+
+/// The request's attachments without their content, oldest first.
+pub fn attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<Vec<AttachmentMeta>> {
+    recovery_request_attachments::table
+        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
+        .order((
+            recovery_request_attachments::uploaded_at.asc(),
+            recovery_request_attachments::id.asc(),
+        ))
+        .select((
+            recovery_request_attachments::id,
+            recovery_request_attachments::filename,
+            recovery_request_attachments::content_type,
+            recovery_request_attachments::size,
+            recovery_request_attachments::uploaded_at,
+        ))
+        .load(conn)
+}
+
+/// One attachment of the request, with its content.
+pub fn attachment(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    attachment_id: &str,
+) -> QueryResult<Option<AttachmentRow>> {
+    recovery_request_attachments::table
+        .find(attachment_id)
+        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
+        .select(AttachmentRow::as_select())
+        .get_result(conn)
+        .optional()
 }
 
 /// Locks the request's row until the transaction ends, so that a read followed by a status

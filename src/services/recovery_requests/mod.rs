@@ -29,12 +29,12 @@ pub mod support;
 pub use completion::{Completed, complete};
 pub use due_work::run_due_work;
 pub use requester::{
-    MessageView, RequesterView, Submission, Submitted, answer_ownership, reply,
-    resend_tracking_links, status, submit, withdraw,
+    MessageView, RequesterView, Submission, Submitted, Upload, answer_ownership, attach,
+    attachments_enabled, reply, resend_tracking_links, status, submit, withdraw,
 };
 pub use support::{
-    Approval, Detail, Evidence, QueueFilter, QueueItem, add_note, approve, deny, detail, queue,
-    send_message,
+    Approval, Detail, Download, Evidence, QueueFilter, QueueItem, add_note, approve, deny, detail,
+    download_attachment, queue, send_message,
 };
 
 use chrono::{DateTime, Utc};
@@ -74,6 +74,13 @@ pub enum RequesterError {
     /// An email-link token that is unknown, used or expired.
     #[error("invalid token")]
     InvalidToken,
+    /// Attachments are off, the request does not wait for the requester, or it has all it
+    /// may have.
+    #[error("{0}")]
+    AttachmentsNotAccepted(&'static str),
+    /// The file is not an accepted document.
+    #[error(transparent)]
+    Attachment(#[from] crate::domain::attachment::AttachmentError),
     /// Infrastructure.
     #[error(transparent)]
     Failure(Failure),
@@ -332,6 +339,44 @@ pub fn mask_email(address: &str) -> String {
         }
         None => "***".to_owned(),
     }
+}
+
+/// An attachment as listed (never its content).
+#[derive(Debug, Clone)]
+pub struct AttachmentView {
+    /// Id.
+    pub id: String,
+    /// Sanitised filename.
+    pub filename: String,
+    /// Media type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+impl From<repo::recovery_requests::AttachmentMeta> for AttachmentView {
+    fn from(m: repo::recovery_requests::AttachmentMeta) -> Self {
+        Self {
+            id: m.id,
+            filename: m.filename,
+            content_type: m.content_type,
+            size: m.size,
+            uploaded_at: repo::utc(m.uploaded_at),
+        }
+    }
+}
+
+/// The request's attachments, oldest first.
+fn attachments_of(
+    conn: &mut crate::db::DbConnection,
+    id: &RequestId,
+) -> Result<Vec<AttachmentView>, Failure> {
+    Ok(repo::recovery_requests::attachments(conn, id)?
+        .into_iter()
+        .map(AttachmentView::from)
+        .collect())
 }
 
 /// `now` plus a configured period.

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::completion::send_completion_link;
 use super::{
-    Forbidden, MailView, SupportError, add_message, after, free_text, mails_of, message_body,
-    move_status, optional_free_text, ownership_link, request_event, seal, unseal,
+    AttachmentView, Forbidden, MailView, SupportError, add_message, after, attachments_of,
+    free_text, mails_of, message_body, move_status, optional_free_text, ownership_link,
+    request_event, seal, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
@@ -121,6 +122,8 @@ pub struct Detail {
     /// Every mail about the request, with its full address, status and the mail server's
     /// last answer, oldest first.
     pub mails: Vec<MailView>,
+    /// The documents the requester attached, oldest first.
+    pub attachments: Vec<AttachmentView>,
 }
 
 /// Four eyes: how many approvals a request for this account needs.
@@ -216,6 +219,7 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         _ => u8::from(request.first_approval_by.is_some()),
     };
     let mails = mails_of(conn, &request.id)?;
+    let attachments = attachments_of(conn, &request.id)?;
     Ok(Detail {
         request,
         evidence,
@@ -224,6 +228,7 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         approvals,
         approvals_needed: needed,
         mails,
+        attachments,
     })
 }
 
@@ -558,6 +563,62 @@ pub async fn deny(
             },
         )?;
         load_detail(w.conn, &request.id)
+    })
+    .await
+}
+
+/// An attachment's content, for support to download.
+pub struct Download {
+    /// Sanitised filename.
+    pub filename: String,
+    /// Media type.
+    pub content_type: String,
+    /// The decrypted bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("size", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// An attachment of a request, decrypted for support; every download is audited
+/// (`recovery_request.attachment_viewed`).
+pub async fn download_attachment(
+    ctx: &Ctx,
+    who: &Principal,
+    id: &RequestId,
+    attachment_id: &str,
+    client: ClientInfo,
+) -> Result<Download, SupportError> {
+    let (id, support, attachment_id) =
+        (id.clone(), who.account_id.clone(), attachment_id.to_owned());
+    unit_of_work::write(ctx, move |w| -> Result<Download, SupportError> {
+        let request = actionable(w.conn, &id, &support)?;
+        let row = repo::recovery_requests::attachment(w.conn, &request.id, &attachment_id)?
+            .ok_or(SupportError::NotFound)?;
+        let bytes = w
+            .ctx
+            .cipher
+            .open_file(&row.wrapped_key, &row.content)
+            .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
+        w.audit(
+            request_event(
+                &request,
+                EventType::RecoveryRequestAttachmentViewed,
+                Actor::Support(&support),
+                &client,
+            )
+            .details(serde_json::json!({"attachment": row.id})),
+        )?;
+        Ok(Download {
+            filename: row.filename,
+            content_type: row.content_type,
+            bytes,
+        })
     })
     .await
 }
