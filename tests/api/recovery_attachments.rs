@@ -276,3 +276,93 @@ async fn attachments_are_refused_outside_needs_info_and_when_off() {
     .await;
     assert_eq!(s["attachments"], json!([]));
 }
+
+#[tokio::test]
+async fn a_burst_of_uploads_gets_at_most_three_in() {
+    let app = attachments_app().await;
+    let (id, token, _) = asked(&app).await;
+    let results = futures_util::future::join_all((0..8).map(|n| {
+        let (app, id, token) = (&app, id.clone(), token.clone());
+        async move {
+            upload(
+                app,
+                &id,
+                &token,
+                &format!("doc{n}.pdf"),
+                "application/pdf",
+                PDF,
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    }))
+    .await;
+    assert_eq!(
+        results.iter().filter(|s| **s == 201).count(),
+        3,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|s| *s == 201 || *s == 409),
+        "{results:?}"
+    );
+    assert_eq!(
+        app.db_texts("SELECT id AS value FROM recovery_request_attachments")
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn hostile_multipart_bodies_are_refused_without_a_500() {
+    let app = attachments_app().await;
+    let (id, token, _) = asked(&app).await;
+    let url = app.url(&format!("/api/v1/recovery-requests/{id}/attachments"));
+    let send = |content_type: &'static str, body: Vec<u8>| {
+        let (app, url, token) = (&app, url.clone(), token.clone());
+        async move {
+            app.http
+                .post(url)
+                .header("X-Tracking-Token", token)
+                .header("Content-Type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    problem(
+        send("application/pdf", PDF.to_vec()).await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    problem(
+        send("multipart/form-data", b"\0\0garbage".to_vec()).await,
+        400,
+        "malformed_request",
+    )
+    .await;
+    problem(
+        send(
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nhi\r\n--x--\r\n"
+                .to_vec(),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(
+        send(
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\0b.pdf\"\r\n\r\n%PDF-1.4".to_vec(),
+        )
+        .await,
+        400,
+        "malformed_request",
+    )
+    .await;
+}
