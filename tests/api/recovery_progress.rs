@@ -660,6 +660,14 @@ async fn personal_data_is_erased_after_retention_and_the_status_still_answers() 
     let support = app.login("ana", PASSWORD).await.access;
     let detail = app.recovery_detail(&support, &id).await;
     assert_eq!(detail["request"]["username"], "ghost");
+    // No free text comes back after the erasure.
+    problem(
+        app.post_auth(&admin("notes"), &support, json!({"body": "Wombat again"}))
+            .await,
+        409,
+        "invalid_transition",
+    )
+    .await;
     assert_eq!(detail["request"]["submitted_ip"], Value::Null);
     let types: Vec<&str> = detail["timeline"]
         .as_array()

@@ -278,6 +278,14 @@ async fn support_message(
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<MessageView, SupportError> {
         let request = actionable(w.conn, &id, &support)?;
+        if request.status.is_final() && request.contact_email.is_empty() {
+            // Erased at retention: nothing may bring free text back.
+            return Err(crate::domain::InvalidTransition {
+                from: request.status,
+                action,
+            }
+            .into());
+        }
         let to = request.status.apply(action)?;
         let to_requester = action == RecoveryAction::SendMessage;
         let changes = if to_requester {
