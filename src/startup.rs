@@ -17,7 +17,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::db;
-use crate::mail::dispatcher::Dispatcher;
+use crate::mail::dispatcher::{Dispatcher, GiveUp};
 use crate::mail::transport::Transport;
 
 /// A built server, bound to its port, not yet running.
@@ -102,6 +102,10 @@ impl Application {
             from: ctx.config.mail_from.clone(),
             mailer: ctx.mailer.clone(),
             metrics: ctx.metrics.clone(),
+            give_up: GiveUp {
+                max_attempts: ctx.config.outbox_max_attempts,
+                max_age: ctx.config.outbox_max_age,
+            },
         };
         Ok(Self {
             server,

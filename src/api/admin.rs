@@ -13,7 +13,8 @@ use crate::api::edge::{Body, PathId, Query, TextFields};
 use crate::api::extract::{Client, SupportUser};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::recovery_requests::{
-    MessageBody, OwnershipDto, RecoveryStatusDto, invalid_transition,
+    AttachmentResponse, MailStatusDto, MessageBody, OwnershipDto, RecoveryStatusDto,
+    invalid_transition,
 };
 use crate::api::rules;
 use crate::context::Ctx;
@@ -21,7 +22,7 @@ use crate::domain::{DeliverTo, MessageKind, RecoveryRequest, RequestId};
 use crate::services::accounts;
 use crate::services::audit::{self, AuditFilter, EventView};
 use crate::services::recovery_requests::{
-    self, Approval, Detail, Forbidden, MessageView, QueueFilter, QueueItem, SupportError,
+    self, Approval, Detail, Forbidden, MailView, MessageView, QueueFilter, QueueItem, SupportError,
 };
 
 /// Queue filters and pagination.
@@ -401,6 +402,48 @@ pub struct AdminDetail {
     pub approvals: u8,
     /// 2 for a request naming an account with the `support` role, else 1.
     pub approvals_needed: u8,
+    /// Every mail about the request, oldest first, with its full address, status and the
+    /// mail server's last answer.
+    pub mails: Vec<AdminMail>,
+    /// The documents the requester attached, oldest first (download each through
+    /// `/admin/recovery-requests/{id}/attachments/{attachment_id}`).
+    pub attachments: Vec<AttachmentResponse>,
+}
+
+/// A mail about a request, as support sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kind": "recovery_message", "to": "jb.new@example.org",
+    "queued_at": "2026-11-24T09:00:00Z", "sent_at": null, "status": "failed", "attempts": 1,
+    "last_answer": "permanent error (550): 5.1.1 mailbox unavailable"}))]
+pub struct AdminMail {
+    /// The template.
+    pub kind: String,
+    /// The recipient's full address.
+    pub to: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// When the mail server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// `queued`, `sent` or `failed`.
+    pub status: MailStatusDto,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// The mail server's last answer to a failed attempt (or the connection error).
+    pub last_answer: Option<String>,
+}
+
+impl From<MailView> for AdminMail {
+    fn from(m: MailView) -> Self {
+        Self {
+            kind: m.kind,
+            to: m.to,
+            queued_at: m.queued_at,
+            sent_at: m.sent_at,
+            status: m.status.into(),
+            attempts: m.attempts,
+            last_answer: m.last_error,
+        }
+    }
 }
 
 fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
@@ -476,6 +519,12 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
         timeline: d.timeline.into_iter().map(AuditEvent::from).collect(),
         approvals: d.approvals,
         approvals_needed: d.approvals_needed,
+        mails: d.mails.into_iter().map(AdminMail::from).collect(),
+        attachments: d
+            .attachments
+            .into_iter()
+            .map(AttachmentResponse::from)
+            .collect(),
     }
 }
 
@@ -830,4 +879,53 @@ pub async fn list_audit_events(
         per_page: page.per_page,
         total,
     }))
+}
+
+/// Downloads a document the requester attached; every download is audited
+/// (`recovery_request.attachment_viewed`).
+///
+/// Served as a download (`Content-Disposition: attachment`) under
+/// `Content-Security-Policy: sandbox` and `X-Content-Type-Options: nosniff`, so a hostile file
+/// cannot run in the support tool's origin.
+#[utoipa::path(
+    tag = "support",
+    operation_id = "download_recovery_request_attachment",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The request's id."),
+        ("attachment_id" = String, Path, description = "The attachment's id."),
+    ),
+    responses(
+        (status = 200, description = "The file, as `application/pdf`, `image/png` or `image/jpeg`.", content_type = "application/pdf",
+            headers(
+                ("Content-Disposition" = String, description = "`attachment; filename=\"…\"`"),
+                ("Content-Security-Policy" = String, description = "`sandbox`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"),
+            )),
+        (status = 404, description = "No such request or attachment.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a support account, or the request names the caller's own username (`forbidden`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/admin/recovery-requests/{id}/attachments/{attachment_id}")]
+pub async fn download_recovery_request_attachment(
+    ctx: web::Data<Ctx>,
+    SupportUser(who): SupportUser,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_id, raw_attachment) = path.into_inner();
+    let id = request_id(&raw_id)?;
+    let attachment = RequestId::parse(&raw_attachment).ok_or_else(not_found)?;
+    let file = recovery_requests::download_attachment(&ctx, &who, &id, attachment.as_str(), client)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}\"", file.filename),
+        ))
+        .insert_header(("Content-Security-Policy", "sandbox"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(file.bytes))
 }

@@ -69,6 +69,7 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(recovery_requests::get_recovery_request)
         .service(recovery_requests::reply_to_recovery_request)
         .service(recovery_requests::withdraw_recovery_request)
+        .service(recovery_requests::attach_to_recovery_request)
         .service(recovery_requests::complete_account_recovery)
         .service(admin::list_recovery_requests)
         .service(admin::get_recovery_request_detail)
@@ -76,6 +77,7 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(admin::message_recovery_requester)
         .service(admin::approve_recovery_request)
         .service(admin::deny_recovery_request)
+        .service(admin::download_recovery_request_attachment)
         .service(admin::list_audit_events);
 }
 

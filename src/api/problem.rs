@@ -74,6 +74,7 @@ codes! {
     NoVerifiedEmail => "no_verified_email", "No verified email address";
     CsrfFailed => "csrf_failed", "CSRF token missing or wrong";
     AccountLocked => "account_locked", "Account locked";
+    AttachmentsNotAccepted => "attachments_not_accepted", "Attachments not accepted";
 }
 
 /// One failing field of a 422.

@@ -20,7 +20,8 @@ use crate::api::rules;
 use crate::context::Ctx;
 use crate::domain::{MessageKind, Ownership, RecoveryStatus, RequestId};
 use crate::services::recovery_requests::{
-    self, MessageView, RequesterError, RequesterView, Submission,
+    self, AttachmentView, MailState, MailView, MessageView, RequesterError, RequesterView,
+    Submission, Upload,
 };
 
 /// The `X-Tracking-Token` header: the request's tracking token (a missing one, or one with a
@@ -111,6 +112,8 @@ pub enum RecoveryStatusDto {
     Completed,
     /// The completion link expired.
     Expired,
+    /// The requester did not answer support in time (final).
+    Abandoned,
 }
 
 impl From<RecoveryStatus> for RecoveryStatusDto {
@@ -124,6 +127,7 @@ impl From<RecoveryStatus> for RecoveryStatusDto {
             RecoveryStatus::Withdrawn => Self::Withdrawn,
             RecoveryStatus::Completed => Self::Completed,
             RecoveryStatus::Expired => Self::Expired,
+            RecoveryStatus::Abandoned => Self::Abandoned,
         }
     }
 }
@@ -183,6 +187,102 @@ impl From<MessageView> for RequesterMessage {
     }
 }
 
+/// Where a mail stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailStatusDto {
+    /// Waiting for (another) delivery attempt.
+    Queued,
+    /// Accepted by the mail server.
+    Sent,
+    /// Refused for good by the mail server, or given up after too many attempts: everything
+    /// it said is also on this page.
+    Failed,
+}
+
+impl From<MailState> for MailStatusDto {
+    fn from(s: MailState) -> Self {
+        match s {
+            MailState::Queued => Self::Queued,
+            MailState::Sent => Self::Sent,
+            MailState::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A mail about the request, as the requester sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"kind": "recovery_tracking", "to": "j***@example.org",
+    "queued_at": "2026-11-23T10:00:00Z", "sent_at": "2026-11-23T10:00:02Z", "status": "sent"}))]
+pub struct RequesterMail {
+    /// What the mail is: `recovery_tracking`, `recovery_message`, `recovery_reminder`,
+    /// `recovery_denied`, `recovery_abandoned`, `recovery_link`, …
+    pub kind: String,
+    /// The recipient, masked.
+    pub to: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// When the mail server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// `queued`, `sent` or `failed`.
+    pub status: MailStatusDto,
+}
+
+impl From<MailView> for RequesterMail {
+    fn from(m: MailView) -> Self {
+        Self {
+            kind: m.kind,
+            to: m.to,
+            queued_at: m.queued_at,
+            sent_at: m.sent_at,
+            status: m.status.into(),
+        }
+    }
+}
+
+/// An attached document (never its content).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "0d8a3c1e-7f52-4b0a-9c61-5e2f4a7b8c9d", "filename": "passport_scan.pdf",
+    "content_type": "application/pdf", "size": 182734, "uploaded_at": "2026-11-24T10:00:00Z"}))]
+pub struct AttachmentResponse {
+    /// Id.
+    pub id: String,
+    /// The filename, sanitised (letters, digits, `.`, `-`, `_`).
+    pub filename: String,
+    /// `application/pdf`, `image/png` or `image/jpeg`, judged by the content.
+    pub content_type: String,
+    /// Bytes.
+    #[schema(value_type = u32)]
+    pub size: i64,
+    /// When.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+impl From<AttachmentView> for AttachmentResponse {
+    fn from(a: AttachmentView) -> Self {
+        Self {
+            id: a.id,
+            filename: a.filename,
+            content_type: a.content_type,
+            size: a.size,
+            uploaded_at: a.uploaded_at,
+        }
+    }
+}
+
+/// The multipart form of an upload (for the OpenAPI document; the handler streams it).
+#[derive(Debug, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the multipart body in the OpenAPI document only"
+)]
+pub struct AttachmentForm {
+    /// The document: a PDF, PNG or JPEG of at most `RECOVERY_ATTACHMENT_MAX_BYTES` (5 MiB by
+    /// default), with its filename and content type.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// The request as its requester sees it (never support's internal notes).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -190,7 +290,10 @@ impl From<MessageView> for RequesterMessage {
     "submitted_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-24T09:00:00Z",
     "messages": [{"from": "support", "body": "Which packages did you publish last?", "sent_at": "2026-11-24T09:00:00Z"}],
     "next_step": "Support needs more information from you: read their message below and reply here.",
-    "queue_position": null, "estimated_decision_at": "2026-11-27T10:00:00Z"
+    "queue_position": null, "estimated_decision_at": "2026-11-27T10:00:00Z",
+    "mails": [{"kind": "recovery_tracking", "to": "j***@example.org", "queued_at": "2026-11-23T10:00:00Z",
+        "sent_at": "2026-11-23T10:00:02Z", "status": "sent"}],
+    "attachments": []
 }))]
 pub struct RequesterStatusResponse {
     /// The request's id.
@@ -212,6 +315,12 @@ pub struct RequesterStatusResponse {
     /// `submitted_at` plus the median time to a decision of the requests decided in the last
     /// 30 days; null with fewer than five such decisions, and once this request is decided.
     pub estimated_decision_at: Option<DateTime<Utc>>,
+    /// Every mail sent to the contact address about this request (and the completion link),
+    /// oldest first, with the address masked: a failed mail never blocks the request, and
+    /// everything it said can be read here.
+    pub mails: Vec<RequesterMail>,
+    /// The documents attached to the request, oldest first.
+    pub attachments: Vec<AttachmentResponse>,
 }
 
 impl From<RequesterView> for RequesterStatusResponse {
@@ -225,6 +334,12 @@ impl From<RequesterView> for RequesterStatusResponse {
             next_step: v.status.next_step(),
             queue_position: v.queue_position,
             estimated_decision_at: v.estimated_decision_at,
+            mails: v.mails.into_iter().map(RequesterMail::from).collect(),
+            attachments: v
+                .attachments
+                .into_iter()
+                .map(AttachmentResponse::from)
+                .collect(),
         }
     }
 }
@@ -338,6 +453,23 @@ impl From<RequesterError> for ApiError {
             RequesterError::NotFound => not_found(),
             RequesterError::InvalidTransition(t) => invalid_transition(t),
             RequesterError::InvalidToken => invalid_token(),
+            RequesterError::AttachmentsNotAccepted(why) => {
+                ApiError::new(StatusCode::CONFLICT, Code::AttachmentsNotAccepted, why)
+            }
+            RequesterError::Attachment(e) => vec![crate::services::FieldIssue::new(
+                "file",
+                match e {
+                    crate::domain::attachment::AttachmentError::UnsupportedContent => {
+                        "unsupported_type"
+                    }
+                    crate::domain::attachment::AttachmentError::DeclaredTypeMismatch => {
+                        "type_mismatch"
+                    }
+                    crate::domain::attachment::AttachmentError::Empty => "required",
+                },
+                e.to_string(),
+            )]
+            .into(),
             RequesterError::Failure(f) => f.into(),
         }
     }
@@ -576,4 +708,132 @@ pub async fn complete_account_recovery(
         username: done.username,
         next_step: RecoveryStatus::Completed.next_step(),
     }))
+}
+
+/// Reads the one `file` part of a multipart upload, refusing more than `max` bytes (the rest
+/// of the body is read and dropped, up to a bound, so the client gets the 413).
+async fn read_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max: u64,
+) -> Result<Upload, ApiError> {
+    use futures_util::StreamExt as _;
+    let malformed = |d: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::MalformedRequest,
+            d.to_owned(),
+        )
+    };
+    let is_multipart = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !is_multipart {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::UnsupportedMediaType,
+            "Send the document as multipart/form-data with one `file` part.",
+        ));
+    }
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    // Past this, the connection is not worth keeping: stop reading and answer.
+    let drain_bound = max.saturating_mul(4);
+    let mut form = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut upload: Option<Upload> = None;
+    let mut seen = 0usize;
+    let mut too_large = false;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|_| malformed("The multipart body could not be read."))?;
+        let is_file = field.content_disposition().and_then(|d| d.get_name()) == Some("file");
+        let keep = is_file && upload.is_none() && !too_large;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|_| malformed("The multipart body could not be read."))?;
+            seen = seen.saturating_add(chunk.len());
+            if keep && !too_large {
+                if bytes.len().saturating_add(chunk.len()) > max {
+                    too_large = true;
+                    bytes = Vec::new();
+                } else {
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            if seen > drain_bound {
+                too_large = true;
+                break;
+            }
+        }
+        if keep && !too_large {
+            upload = Some(Upload {
+                filename: field
+                    .content_disposition()
+                    .and_then(|d| d.get_filename())
+                    .map(str::to_owned),
+                content_type: field.content_type().map(|m| m.essence_str().to_owned()),
+                bytes,
+            });
+        }
+        if seen > drain_bound {
+            break;
+        }
+    }
+    if too_large {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::PayloadTooLarge,
+            format!("An attachment may have at most {max} bytes."),
+        ));
+    }
+    upload.ok_or_else(|| {
+        vec![crate::services::FieldIssue::new(
+            "file",
+            "required",
+            "a `file` part is required",
+        )]
+        .into()
+    })
+}
+
+/// Attaches a document (PDF, PNG or JPEG) to a request that waits for the requester's answer.
+///
+/// Only while the request is `needs_info` and when the service accepts attachments
+/// (`RECOVERY_ATTACHMENTS=on`); at most three per request and `RECOVERY_ATTACHMENT_MAX_BYTES`
+/// (5 MiB by default) each. The type is judged by the bytes, and the declared type must agree.
+/// The file is stored encrypted; only support can download it.
+#[utoipa::path(
+    tag = "recovery_requests",
+    operation_id = "attach_to_recovery_request",
+    security(("tracking_token" = [])),
+    request_body(content = AttachmentForm, content_type = "multipart/form-data"),
+    params(
+        ("id" = String, Path, description = "The request's id."),
+        ("X-Tracking-Token" = String, Header, description = "The request's tracking token."),
+    ),
+    responses(
+        (status = 201, description = "Attached.", body = AttachmentResponse),
+        (status = 400, description = "The multipart body could not be read (`malformed_request`).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Wrong id or token.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Attachments are off, the request does not wait for the requester's answer, or it already has three (`attachments_not_accepted`).", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "urn:account-recovery:problem:attachments_not_accepted", "title": "Attachments not accepted",
+                "status": 409, "detail": "Documents can be attached only while support waits for your answer.", "code": "attachments_not_accepted"})),
+        (status = 413, description = "Larger than `RECOVERY_ATTACHMENT_MAX_BYTES` (`payload_too_large`).", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `multipart/form-data` (`unsupported_media_type`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `file` part (`required`), not a PDF, PNG or JPEG (`unsupported_type`), or a declared type that is not the content's (`type_mismatch`).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/recovery-requests/{id}/attachments")]
+pub async fn attach_to_recovery_request(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: PathId,
+    TrackingToken(token): TrackingToken,
+    Client(client): Client,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = request_id(&id)?;
+    let upload = read_upload(&req, payload, ctx.config.recovery_attachment_max_bytes).await?;
+    let a = recovery_requests::attach(&ctx, &id, &token, upload, client).await?;
+    Ok(HttpResponse::Created().json(AttachmentResponse::from(a)))
 }

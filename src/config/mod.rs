@@ -86,6 +86,24 @@ pub struct Config {
     pub recovery_completion_ttl: Duration,
     /// `RECOVERY_AUTO_APPROVE_AFTER` (off when unset).
     pub recovery_auto_approve_after: Option<Duration>,
+    /// `RECOVERY_NEEDS_INFO_REMINDER_AFTER`: a request waiting this long for the requester's
+    /// answer gets one reminder.
+    pub recovery_needs_info_reminder_after: Duration,
+    /// `RECOVERY_NEEDS_INFO_CLOSE_AFTER`: a request waiting this long for the requester's
+    /// answer becomes `abandoned`.
+    pub recovery_needs_info_close_after: Duration,
+    /// `OUTBOX_MAX_ATTEMPTS`: a mail that failed this many times (temporarily) is given up.
+    pub outbox_max_attempts: u32,
+    /// `OUTBOX_MAX_AGE`: a mail still undelivered this long after it was queued is given up.
+    pub outbox_max_age: Duration,
+    /// `RECOVERY_ATTACHMENTS`: whether requesters may upload documents while support waits
+    /// for their answer (off by default).
+    pub recovery_attachments: bool,
+    /// `RECOVERY_ATTACHMENT_MAX_BYTES`: the largest attachment accepted.
+    pub recovery_attachment_max_bytes: u64,
+    /// `RECOVERY_DATA_RETENTION`: how long after a final status a request keeps its personal
+    /// data.
+    pub recovery_data_retention: Duration,
     /// `NEW_DEVICE_CONFIRMATION`: which logins from an unknown device wait for an emailed link.
     pub new_device_confirmation: crate::domain::device::NewDeviceConfirmation,
     /// `MAIL_TRANSPORT` and `SMTP_URL`.
@@ -368,6 +386,28 @@ impl Config {
             lock_link_ttl: env.duration("LOCK_LINK_TTL", "7d")?,
             recovery_codes_per_set: env.parse_in("RECOVERY_CODES_PER_SET", 8, 4..=32)?,
             recovery_waiting_period: env.duration("RECOVERY_WAITING_PERIOD", "72h")?,
+            recovery_needs_info_reminder_after: env
+                .duration("RECOVERY_NEEDS_INFO_REMINDER_AFTER", "7d")?,
+            recovery_needs_info_close_after: env
+                .duration("RECOVERY_NEEDS_INFO_CLOSE_AFTER", "30d")?,
+            recovery_data_retention: env.duration("RECOVERY_DATA_RETENTION", "90d")?,
+            recovery_attachments: match env.get("RECOVERY_ATTACHMENTS").as_deref().map(str::trim) {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "RECOVERY_ATTACHMENTS",
+                        format!("`{other}`: expected on or off"),
+                    ));
+                }
+            },
+            recovery_attachment_max_bytes: env.parse_in(
+                "RECOVERY_ATTACHMENT_MAX_BYTES",
+                5 * 1024 * 1024,
+                1024..=50 * 1024 * 1024,
+            )?,
+            outbox_max_attempts: env.parse_in("OUTBOX_MAX_ATTEMPTS", 12, 1..=1000)?,
+            outbox_max_age: env.duration("OUTBOX_MAX_AGE", "48h")?,
             recovery_completion_ttl: env.duration("RECOVERY_COMPLETION_TTL", "24h")?,
             recovery_auto_approve_after: match env.get("RECOVERY_AUTO_APPROVE_AFTER").as_deref() {
                 None | Some("off") => None,

@@ -84,6 +84,8 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<Timestamp>,
         sent_at -> Nullable<Timestamp>,
+        request_id -> Nullable<Text>,
+        failed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -182,6 +184,8 @@ diesel::table! {
         submitted_device_id -> Nullable<Text>,
         first_approval_by -> Nullable<Text>,
         first_approval_at -> Nullable<Timestamp>,
+        needs_info_since -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
     }
 }
 
@@ -256,7 +260,21 @@ diesel::table! {
 
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(devices -> accounts (account_id));
+diesel::table! {
+    recovery_request_attachments (id) {
+        id -> Text,
+        request_id -> Text,
+        filename -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        wrapped_key -> Text,
+        content -> Text,
+        uploaded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(recovery_request_messages -> recovery_requests (request_id));
+diesel::joinable!(recovery_request_attachments -> recovery_requests (request_id));
 diesel::joinable!(recovery_codes -> recovery_code_sets (set_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(email_tokens -> accounts (account_id));
@@ -276,6 +294,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_challenges,
     recovery_requests,
     recovery_request_messages,
+    recovery_request_attachments,
     heartbeats,
     password_reset_jobs,
     lock_links,

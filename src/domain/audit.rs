@@ -60,6 +60,11 @@ event_types! {
     AccountEmailChanged => "account.email_changed",
     AccountLocked => "account.locked",
     AccountUnlocked => "account.unlocked",
+    RecoveryRequestReminderSent => "recovery_request.reminder_sent",
+    RecoveryRequestAbandoned => "recovery_request.abandoned",
+    RecoveryRequestErased => "recovery_request.erased",
+    RecoveryRequestAttachmentUploaded => "recovery_request.attachment_uploaded",
+    RecoveryRequestAttachmentViewed => "recovery_request.attachment_viewed",
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Types that are valid by construction. No I/O, and nothing else from the crate.
 
 pub mod account;
+pub mod attachment;
 pub mod audit;
 pub mod device;
 pub mod email_token;

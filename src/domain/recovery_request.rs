@@ -30,6 +30,8 @@ pub enum RecoveryStatus {
     Completed,
     /// The completion link was not used in time.
     Expired,
+    /// The requester did not answer support's question in time. Final.
+    Abandoned,
 }
 
 /// Something that happens to a request.
@@ -53,6 +55,8 @@ pub enum RecoveryAction {
     Expire,
     /// The account's owner says "it was not me" before completion.
     Dispute,
+    /// The system closes a request whose requester did not answer in time.
+    Abandon,
 }
 
 /// A move the table does not allow.
@@ -67,7 +71,7 @@ pub struct InvalidTransition {
 
 impl RecoveryStatus {
     /// Every status.
-    pub const ALL: [RecoveryStatus; 8] = [
+    pub const ALL: [RecoveryStatus; 9] = [
         Self::Submitted,
         Self::InReview,
         Self::NeedsInfo,
@@ -76,6 +80,7 @@ impl RecoveryStatus {
         Self::Withdrawn,
         Self::Completed,
         Self::Expired,
+        Self::Abandoned,
     ];
 
     /// As stored and shown.
@@ -89,6 +94,7 @@ impl RecoveryStatus {
             Self::Withdrawn => "withdrawn",
             Self::Completed => "completed",
             Self::Expired => "expired",
+            Self::Abandoned => "abandoned",
         }
     }
 
@@ -97,9 +103,12 @@ impl RecoveryStatus {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// Completed, denied and withdrawn requests never change again.
+    /// Completed, denied, withdrawn and abandoned requests never change again.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Denied | Self::Withdrawn)
+        matches!(
+            self,
+            Self::Completed | Self::Denied | Self::Withdrawn | Self::Abandoned
+        )
     }
 
     /// Open requests still need someone: the requester's links work while a request is open.
@@ -129,6 +138,7 @@ impl RecoveryStatus {
             (S::Approved, A::Complete) => Some(S::Completed),
             (S::Approved, A::Expire) => Some(S::Expired),
             (S::Approved, A::Dispute) => Some(S::InReview),
+            (S::NeedsInfo, A::Abandon) => Some(S::Abandoned),
             _ => None,
         };
         next.ok_or(InvalidTransition { from: self, action })
@@ -138,15 +148,17 @@ impl RecoveryStatus {
     pub fn next_step(self) -> &'static str {
         match self {
             Self::Submitted => {
-                "Your request was received. Support will review it; this can take a while. If the \
-                 account's email address still reaches you, answer the message we sent there: \
-                 it speeds things up."
+                "Your request was received and waits in the queue: this page shows your place \
+                 and, when we can tell, when to expect a decision. If the account's email address \
+                 still reaches you, answer the message we sent there: it speeds things up."
             }
             Self::InReview => {
-                "Support is reviewing your request. We will email you when something changes."
+                "Support is reviewing your request. We will email you when something changes; \
+                 this page shows every mail we sent you and whether it was delivered."
             }
             Self::NeedsInfo => {
-                "Support needs more information from you: read their message below and reply here."
+                "Support needs more information from you: read their message below and reply \
+                 here. A request left unanswered is closed after a while."
             }
             Self::Approved => {
                 "Your request was approved. A link to set a new password is emailed to you (when \
@@ -161,6 +173,10 @@ impl RecoveryStatus {
             Self::Expired => {
                 "The link to recover your account expired before it was used. Contact support to \
                  have it sent again."
+            }
+            Self::Abandoned => {
+                "This request was closed because support's question went unanswered for too \
+                 long. You can file a new request at any time."
             }
         }
     }
@@ -320,6 +336,10 @@ pub struct RecoveryRequest {
     pub first_approval_by: Option<String>,
     /// When it did.
     pub first_approval_at: Option<DateTime<Utc>>,
+    /// When support last asked the requester something (the request has waited since).
+    pub needs_info_since: Option<DateTime<Utc>>,
+    /// When the requester was reminded of the unanswered question.
+    pub reminded_at: Option<DateTime<Utc>>,
 }
 
 /// A message or internal note on a request.
@@ -345,7 +365,7 @@ mod tests {
     use super::RecoveryStatus as S;
     use super::*;
 
-    const ACTIONS: [RecoveryAction; 9] = [
+    const ACTIONS: [RecoveryAction; 10] = [
         A::AddNote,
         A::SendMessage,
         A::Reply,
@@ -355,6 +375,7 @@ mod tests {
         A::Complete,
         A::Expire,
         A::Dispute,
+        A::Abandon,
     ];
 
     /// The moves of API.md's table (plus the status-keeping notes, messages and replies).
@@ -388,6 +409,8 @@ mod tests {
             (S::Approved, A::Complete, S::Completed),
             (S::Approved, A::Expire, S::Expired),
             (S::Approved, A::Dispute, S::InReview),
+            (S::NeedsInfo, A::Abandon, S::Abandoned),
+            (S::Abandoned, A::AddNote, S::Abandoned),
         ]
     }
 
@@ -417,7 +440,7 @@ mod tests {
 
     #[test]
     fn final_statuses_never_move_except_for_notes() {
-        for from in [S::Completed, S::Denied, S::Withdrawn] {
+        for from in [S::Completed, S::Denied, S::Withdrawn, S::Abandoned] {
             assert!(from.is_final());
             for action in ACTIONS {
                 if let Ok(to) = from.apply(action) {

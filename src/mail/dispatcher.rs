@@ -1,6 +1,9 @@
 //! Delivers the outbox: claims due mails (one instance at a time per mail, with a lease),
-//! sends them, records the outcome. Failed sends are retried with exponential backoff and
-//! kept. It runs beside the HTTP server and never blocks a request.
+//! sends them, records the outcome. A mail the server refuses for good (SMTP 5xx) is marked
+//! failed at once; temporary failures (4xx, connection errors) are retried with exponential
+//! back-off until `OUTBOX_MAX_ATTEMPTS` or `OUTBOX_MAX_AGE`, then marked failed. Failed mails
+//! are kept (with the server's last answer) until retention removes them. It runs beside the
+//! HTTP server and never blocks a request.
 //!
 //! Claims are small and short: a few mails at a time, leased for [`LEASE`] and renewed while
 //! the batch is being sent, so a dispatcher that dies leaves its mails to another instance
@@ -52,6 +55,37 @@ pub struct Dispatcher {
     pub mailer: Mailer,
     /// Counts mails sent and failed.
     pub metrics: Metrics,
+    /// When a mail that keeps failing is given up.
+    pub give_up: GiveUp,
+}
+
+/// When a mail that keeps failing temporarily is given up (`OUTBOX_MAX_ATTEMPTS`,
+/// `OUTBOX_MAX_AGE`).
+#[derive(Debug, Clone, Copy)]
+pub struct GiveUp {
+    /// Attempts in all.
+    pub max_attempts: u32,
+    /// Age since it was queued.
+    pub max_age: Duration,
+}
+
+impl GiveUp {
+    /// Whether a mail queued at `created_at` that has now failed `attempts` times (this one
+    /// included) with `error` is given up.
+    pub fn applies(
+        &self,
+        error: &SendError,
+        attempts: i32,
+        created_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let too_old = chrono::Duration::from_std(self.max_age)
+            .map(|age| now - created_at >= age)
+            .unwrap_or(false);
+        matches!(error, SendError::Refused(_))
+            || i64::from(attempts) >= i64::from(self.max_attempts)
+            || too_old
+    }
 }
 
 /// The wait before attempt `attempts + 1`: 30 s, 1 min, 2 min, … capped at an hour.
@@ -223,19 +257,33 @@ impl Dispatcher {
             }
             Err(e) => {
                 let next = retry_at(now, row.attempts, &e);
+                let attempts = row.attempts.saturating_add(1);
+                let given_up = self
+                    .give_up
+                    .applies(&e, attempts, repo::utc(row.created_at), now)
+                    .then(|| repo::naive(now));
                 self.metrics.mail_failed(&row.kind);
                 tracing::warn!(
                     outbox.id = %row.id,
                     mail.kind = %row.kind,
-                    attempts = row.attempts + 1,
+                    attempts,
+                    given_up = given_up.is_some(),
                     error = %e,
-                    "mail delivery failed; will retry"
+                    "mail delivery failed"
                 );
-                let message = e.to_string();
+                // The server's answer, for support; bounded (it is the remote's text).
+                let message: String = e.to_string().chars().take(500).collect();
                 self.db
                     .run(move |conn| {
-                        repo::outbox::mark_failed(conn, &id, &worker, &message, repo::naive(next))
-                            .map_err(DbError::from)
+                        repo::outbox::mark_failed(
+                            conn,
+                            &id,
+                            &worker,
+                            &message,
+                            repo::naive(next),
+                            given_up,
+                        )
+                        .map_err(DbError::from)
                     })
                     .await?;
             }
@@ -247,7 +295,7 @@ impl Dispatcher {
 fn retry_at(now: DateTime<Utc>, attempts: i32, error: &SendError) -> DateTime<Utc> {
     match error {
         // Kept for operators, tried again only daily: a bad address does not fix itself.
-        SendError::Permanent(_) => now + chrono::Duration::hours(24),
+        SendError::Permanent(_) | SendError::Refused(_) => now + chrono::Duration::hours(24),
         SendError::Transient(_) => now + backoff(attempts),
     }
 }
@@ -255,6 +303,22 @@ fn retry_at(now: DateTime<Utc>, attempts: i32, error: &SendError) -> DateTime<Ut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_gives_up_at_once_and_temporary_failures_at_the_limits() {
+        let give_up = GiveUp {
+            max_attempts: 3,
+            max_age: Duration::from_secs(3600),
+        };
+        let t0 = Utc::now();
+        let refused = SendError::Refused("permanent error (550): no such user".into());
+        let later = SendError::Transient("transient error (451): try later".into());
+        assert!(give_up.applies(&refused, 1, t0, t0));
+        assert!(!give_up.applies(&later, 1, t0, t0));
+        assert!(!give_up.applies(&later, 2, t0, t0 + chrono::Duration::minutes(59)));
+        assert!(give_up.applies(&later, 3, t0, t0));
+        assert!(give_up.applies(&later, 1, t0, t0 + chrono::Duration::minutes(60)));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -110,6 +110,18 @@ impl Mailer {
         now: DateTime<Utc>,
         mail: OutgoingMail<C>,
     ) -> Result<(), MailError> {
+        self.queue_about(conn, now, None, mail)
+    }
+
+    /// Like [`Mailer::queue`], for a mail about recovery request `request_id` (listed in the
+    /// request's status and evidence).
+    pub fn queue_about<C: Serialize>(
+        &self,
+        conn: &mut DbConnection,
+        now: DateTime<Utc>,
+        request_id: Option<&str>,
+        mail: OutgoingMail<C>,
+    ) -> Result<(), MailError> {
         let rendered = self
             .templates
             .render(mail.template, &self.service_name, &mail.context)?;
@@ -139,6 +151,8 @@ impl Mailer {
             claimed_by: None,
             claimed_until: None,
             sent_at: None,
+            request_id: request_id.map(str::to_owned),
+            failed_at: None,
         };
         repo::outbox::insert(conn, &row)?;
         Ok(())

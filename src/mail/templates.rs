@@ -48,6 +48,8 @@ templates![
     "recovery_link",
     "recovery_pending",
     "recovery_completed",
+    "recovery_reminder",
+    "recovery_abandoned",
     "confirm_login",
     "email_change_confirm",
     "email_change_requested",

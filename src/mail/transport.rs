@@ -22,14 +22,19 @@ pub struct Envelope<'a> {
     pub html: &'a str,
 }
 
-/// Sending failed; the dispatcher retries later.
+/// Sending failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The message could not be built (a bad address): retrying will not help.
+    /// The mail server refused the message for good (an SMTP 5xx answer), or the recipient is
+    /// not an address at all: the mail is given up at once.
+    #[error("{0}")]
+    Refused(String),
+    /// The message could not be built: retried rarely (a configuration fix may help).
     #[error("message rejected before sending: {0}")]
     Permanent(String),
-    /// The server refused or could not be reached.
-    #[error("delivery failed: {0}")]
+    /// The server answered "try later" (SMTP 4xx) or could not be reached: retried with
+    /// back-off.
+    #[error("{0}")]
     Transient(String),
 }
 
@@ -72,7 +77,7 @@ impl Transport {
         let to: Mailbox = mail
             .to
             .parse()
-            .map_err(|e| SendError::Permanent(format!("recipient: {e}")))?;
+            .map_err(|e| SendError::Refused(format!("recipient: {e}")))?;
         let message = Message::builder()
             .from(from.clone())
             .to(to)
@@ -93,11 +98,15 @@ impl Transport {
                 );
                 Ok(())
             }
-            Self::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| SendError::Transient(e.to_string())),
+            Self::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
+                // lettre's text carries the server's code and answer, e.g.
+                // "permanent error (550): 5.1.1 mailbox unavailable".
+                if e.is_permanent() {
+                    SendError::Refused(e.to_string())
+                } else {
+                    SendError::Transient(e.to_string())
+                }
+            }),
         }
     }
 }

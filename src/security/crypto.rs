@@ -66,9 +66,69 @@ impl DataCipher {
     }
 }
 
+/// A file encrypted with its own key: the key sealed by the data key, and
+/// base64(nonce ‖ ciphertext ‖ tag).
+#[derive(Clone)]
+pub struct SealedFile {
+    /// The file's key, sealed with the data key.
+    pub wrapped_key: String,
+    /// The encrypted content, base64.
+    pub content: String,
+}
+
+impl DataCipher {
+    /// Encrypts `bytes` with a fresh random key, which is returned wrapped by the data key.
+    pub fn seal_file(&self, bytes: &[u8]) -> Result<SealedFile, SealError> {
+        let key = aes_gcm::Key::<Aes256Gcm>::generate();
+        let file_cipher = Aes256Gcm::new(&key);
+        let nonce = Nonce::generate();
+        let ct = file_cipher.encrypt(&nonce, bytes).map_err(|_| SealError)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(SealedFile {
+            wrapped_key: self.seal(&STANDARD.encode(key.as_slice()))?,
+            content: STANDARD.encode(out),
+        })
+    }
+
+    /// Decrypts what [`DataCipher::seal_file`] produced.
+    pub fn open_file(&self, wrapped_key: &str, content: &str) -> Result<Vec<u8>, OpenError> {
+        let key = STANDARD
+            .decode(self.open(wrapped_key)?)
+            .map_err(|_| OpenError)?;
+        let key = aes_gcm::Key::<Aes256Gcm>::try_from(key.as_slice()).map_err(|_| OpenError)?;
+        let bytes = STANDARD.decode(content).map_err(|_| OpenError)?;
+        if bytes.len() < 12 + 16 {
+            return Err(OpenError);
+        }
+        let (nonce, ct) = bytes.split_at(12);
+        let nonce = Nonce::try_from(nonce).map_err(|_| OpenError)?;
+        Aes256Gcm::new(&key)
+            .decrypt(&nonce, ct)
+            .map_err(|_| OpenError)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_file_opens_with_the_data_key_only() {
+        let c = DataCipher::new(b"0123456789abcdef0123456789abcdef");
+        let sealed = c.seal_file(b"%PDF-1.4 secret document").expect("seals");
+        assert!(!sealed.content.contains("secret"));
+        assert_eq!(
+            c.open_file(&sealed.wrapped_key, &sealed.content).ok(),
+            Some(b"%PDF-1.4 secret document".to_vec())
+        );
+        let other = DataCipher::new(b"another key of at least 32 bytes!!");
+        assert!(
+            other
+                .open_file(&sealed.wrapped_key, &sealed.content)
+                .is_err()
+        );
+    }
 
     #[test]
     fn seal_then_open_round_trips_and_hides_the_text() {

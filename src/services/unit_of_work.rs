@@ -40,6 +40,20 @@ impl Work<'_> {
         Ok(())
     }
 
+    /// Like [`Work::mail`], for a mail about recovery request `request_id`: the request's
+    /// status and evidence list it with its delivery state.
+    pub fn mail_about<C: Serialize>(
+        &mut self,
+        request_id: &crate::domain::RequestId,
+        mail: OutgoingMail<C>,
+    ) -> Result<(), Failure> {
+        self.ctx
+            .mailer
+            .queue_about(self.conn, self.now, Some(request_id.as_str()), mail)?;
+        self.mailed = true;
+        Ok(())
+    }
+
     /// Appends `event` to the audit log at the unit's time.
     pub fn audit(&mut self, event: Event<'_>) -> Result<(), Failure> {
         audit::record(self.conn, self.now, event)?;

@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod password_policy;
 mod password_resets;
+mod recovery_attachments;
 mod recovery_caps;
 mod recovery_progress;
 mod recovery_requests;

@@ -142,3 +142,15 @@ pub fn list(
         total,
     ))
 }
+
+/// Strips the free text and client traces (IP, user agent, details) from the events of request
+/// `request_id`, keeping their types, times, actors and ids; returns how many.
+pub fn strip_request_events(conn: &mut DbConnection, request_id: &str) -> QueryResult<usize> {
+    diesel::update(audit_events::table.filter(audit_events::request_id.eq(request_id)))
+        .set((
+            audit_events::ip.eq(None::<String>),
+            audit_events::user_agent.eq(None::<String>),
+            audit_events::details.eq("{}"),
+        ))
+        .execute(conn)
+}

@@ -43,6 +43,46 @@ pub struct OutboxRow {
     pub claimed_until: Option<NaiveDateTime>,
     /// When the SMTP server accepted it.
     pub sent_at: Option<NaiveDateTime>,
+    /// The recovery request it is about, if any.
+    pub request_id: Option<String>,
+    /// When it was given up: refused for good (5xx), or out of attempts or age.
+    pub failed_at: Option<NaiveDateTime>,
+}
+
+/// What the requester and support see of a mail about a request.
+#[derive(Debug, Clone, Queryable)]
+pub struct MailStatusRow {
+    /// The template's name.
+    pub kind: String,
+    /// The recipient's address.
+    pub recipient: String,
+    /// When it was queued.
+    pub created_at: NaiveDateTime,
+    /// When the server accepted it.
+    pub sent_at: Option<NaiveDateTime>,
+    /// When it was given up.
+    pub failed_at: Option<NaiveDateTime>,
+    /// Failed attempts.
+    pub attempts: i32,
+    /// The server's last answer (or the connection error).
+    pub last_error: Option<String>,
+}
+
+/// The mails about request `request_id`, oldest first: one read over the `request_id` index.
+pub fn for_request(conn: &mut DbConnection, request_id: &str) -> QueryResult<Vec<MailStatusRow>> {
+    outbox::table
+        .filter(outbox::request_id.eq(request_id))
+        .order((outbox::created_at.asc(), outbox::id.asc()))
+        .select((
+            outbox::kind,
+            outbox::recipient,
+            outbox::created_at,
+            outbox::sent_at,
+            outbox::failed_at,
+            outbox::attempts,
+            outbox::last_error,
+        ))
+        .load(conn)
 }
 
 /// Queues a mail (inside the caller's transaction).
@@ -64,6 +104,7 @@ pub fn claim_due(
 ) -> QueryResult<Vec<OutboxRow>> {
     let free = outbox::sent_at
         .is_null()
+        .and(outbox::failed_at.is_null())
         .and(outbox::next_attempt_at.le(now))
         .and(
             outbox::claimed_until
@@ -101,6 +142,7 @@ pub fn claim_due(
         .filter(outbox::id.eq_any(&ids))
         .filter(outbox::claimed_by.eq(worker))
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::failed_at.is_null())
         .order(outbox::next_attempt_at.asc())
         .select(OutboxRow::as_select())
         .load(conn)
@@ -159,13 +201,16 @@ pub fn renew_claims(
     .execute(conn)
 }
 
-/// Records a failed attempt and when to try again; releases the claim.
+/// Records a failed attempt and when to try again, or (`given_up_at`) that it is not tried
+/// again; releases the claim. A mail given up keeps its bodies until retention removes it
+/// (sealed when they carry a link token).
 pub fn mark_failed(
     conn: &mut DbConnection,
     id: &str,
     worker: &str,
     error: &str,
     next_attempt_at: NaiveDateTime,
+    given_up_at: Option<NaiveDateTime>,
 ) -> QueryResult<bool> {
     diesel::update(
         outbox::table
@@ -176,6 +221,7 @@ pub fn mark_failed(
         outbox::attempts.eq(outbox::attempts + 1),
         outbox::last_error.eq(error),
         outbox::next_attempt_at.eq(next_attempt_at),
+        outbox::failed_at.eq(given_up_at),
         outbox::claimed_by.eq(None::<String>),
         outbox::claimed_until.eq(None::<NaiveDateTime>),
     ))
@@ -189,6 +235,7 @@ pub fn backlog(
 ) -> QueryResult<(i64, Option<chrono::DateTime<chrono::Utc>>)> {
     outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::failed_at.is_null())
         .select((count_star(), diesel::dsl::min(outbox::created_at)))
         .get_result::<(i64, Option<NaiveDateTime>)>(conn)
         .map(|(n, oldest)| (n, oldest.map(crate::db::repo::utc)))
@@ -198,6 +245,42 @@ pub fn backlog(
 pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
     outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::failed_at.is_null())
         .select(diesel::dsl::min(outbox::next_attempt_at))
         .get_result(conn)
+}
+
+/// Deletes the mails about request `request_id` that are delivered or given up (their bodies
+/// and addresses with them); returns how many.
+pub fn delete_finished_for_request(
+    conn: &mut DbConnection,
+    request_id: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        outbox::table
+            .filter(outbox::request_id.eq(request_id))
+            .filter(
+                outbox::sent_at
+                    .is_not_null()
+                    .or(outbox::failed_at.is_not_null()),
+            ),
+    )
+    .execute(conn)
+}
+
+/// Deletes up to `limit` mails delivered or given up before `before`; returns how many.
+pub fn delete_finished_before(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<usize> {
+    let ids: Vec<String> = outbox::table
+        .filter(outbox::sent_at.le(before).or(outbox::failed_at.le(before)))
+        .limit(limit)
+        .select(outbox::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn)
 }

@@ -12,7 +12,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::repo::{Page, naive, utc};
-use crate::db::schema::{recovery_request_messages, recovery_requests};
+use crate::db::schema::{
+    recovery_request_attachments, recovery_request_messages, recovery_requests,
+};
 use crate::domain::{
     AccountId, DeliverTo, DeviceId, MessageId, MessageKind, Ownership, RecoveryMessage,
     RecoveryRequest, RecoveryStatus, RequestId,
@@ -57,6 +59,8 @@ struct RequestRow {
     submitted_device_id: Option<String>,
     first_approval_by: Option<String>,
     first_approval_at: Option<NaiveDateTime>,
+    needs_info_since: Option<NaiveDateTime>,
+    reminded_at: Option<NaiveDateTime>,
 }
 
 /// A stored value that is not one of its type's stable strings: a query error, logged with
@@ -130,6 +134,8 @@ impl RequestRow {
             submitted_device_id: self.submitted_device_id.map(DeviceId::from_stored),
             first_approval_by: self.first_approval_by,
             first_approval_at: self.first_approval_at.map(utc),
+            needs_info_since: self.needs_info_since.map(utc),
+            reminded_at: self.reminded_at.map(utc),
             id: RequestId::from_stored(id),
         })
     }
@@ -169,6 +175,8 @@ impl RequestRow {
                 .map(|d| d.as_str().to_owned()),
             first_approval_by: r.first_approval_by.clone(),
             first_approval_at: r.first_approval_at.map(naive),
+            needs_info_since: r.needs_info_since.map(naive),
+            reminded_at: r.reminded_at.map(naive),
         }
     }
 }
@@ -218,6 +226,10 @@ pub struct RequestChanges {
     pub first_approval_by: Option<Option<String>>,
     /// When it was given.
     pub first_approval_at: Option<Option<DateTime<Utc>>>,
+    /// Since when the request waits for the requester's answer.
+    pub needs_info_since: Option<Option<DateTime<Utc>>>,
+    /// When the requester was reminded.
+    pub reminded_at: Option<Option<DateTime<Utc>>>,
 }
 
 #[derive(AsChangeset)]
@@ -241,6 +253,8 @@ struct ChangesRow {
     completed_at: Option<Option<NaiveDateTime>>,
     first_approval_by: Option<Option<String>>,
     first_approval_at: Option<Option<NaiveDateTime>>,
+    needs_info_since: Option<Option<NaiveDateTime>>,
+    reminded_at: Option<Option<NaiveDateTime>>,
 }
 
 impl RequestChanges {
@@ -265,6 +279,8 @@ impl RequestChanges {
             completed_at: time(self.completed_at),
             first_approval_by: self.first_approval_by,
             first_approval_at: time(self.first_approval_at),
+            needs_info_since: time(self.needs_info_since),
+            reminded_at: time(self.reminded_at),
         }
     }
 }
@@ -367,6 +383,15 @@ fn open_statuses() -> Vec<&'static str> {
         .collect()
 }
 
+/// The stored strings of the final statuses.
+fn final_statuses() -> Vec<&'static str> {
+    RecoveryStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(RecoveryStatus::as_str)
+        .collect()
+}
+
 /// The oldest other open request for the account.
 pub fn first_open_for_account(
     conn: &mut DbConnection,
@@ -412,12 +437,13 @@ pub fn update(
     now: DateTime<Utc>,
     changes: RequestChanges,
 ) -> QueryResult<bool> {
+    let row = changes.into_row(now);
     diesel::update(
         recovery_requests::table
             .find(id.as_str())
             .filter(recovery_requests::status.eq(expected_status.as_str())),
     )
-    .set(&changes.into_row(now))
+    .set(&row)
     .execute(conn)
     .map(|n| n == 1)
 }
@@ -654,6 +680,236 @@ pub fn record_first_approval(
     ))
     .execute(conn)
     .map(|n| n == 1)
+}
+
+/// Requests waiting for the requester's answer since `since_before` or earlier and not yet
+/// reminded.
+pub fn to_remind(
+    conn: &mut DbConnection,
+    since_before: DateTime<Utc>,
+) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+        .filter(recovery_requests::needs_info_since.le(naive(since_before)))
+        .filter(recovery_requests::reminded_at.is_null())
+        .select(RequestRow::as_select())
+        .load(conn)?)
+}
+
+/// Claims the reminder of a request still waiting since `since`; the row count decides
+/// between instances (and against a reply or a new question meanwhile).
+pub fn claim_reminder(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+            .filter(recovery_requests::needs_info_since.eq(naive(since)))
+            .filter(recovery_requests::reminded_at.is_null()),
+    )
+    .set(recovery_requests::reminded_at.eq(naive(now)))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Requests waiting for the requester's answer since `since_before` or earlier.
+pub fn unanswered_since(
+    conn: &mut DbConnection,
+    since_before: DateTime<Utc>,
+) -> QueryResult<Vec<RecoveryRequest>> {
+    all(recovery_requests::table
+        .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+        .filter(recovery_requests::needs_info_since.le(naive(since_before)))
+        .select(RequestRow::as_select())
+        .load(conn)?)
+}
+
+/// Moves a request still waiting since `since` to `abandoned`; the row count decides between
+/// instances (and against a reply or a new question meanwhile).
+pub fn abandon(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
+            .filter(recovery_requests::needs_info_since.eq(naive(since))),
+    )
+    .set((
+        recovery_requests::status.eq(RecoveryStatus::Abandoned.as_str()),
+        recovery_requests::updated_at.eq(naive(now)),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Claims up to `limit` requests final and unchanged since `final_before` or earlier whose
+/// personal data is still there (PostgreSQL: skipping rows another instance is claiming; SQLite's write
+/// transactions run one at a time). Run it inside a write transaction.
+pub fn due_for_erasure(
+    conn: &mut DbConnection,
+    final_before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<RequestId>> {
+    let due = recovery_requests::status
+        .eq_any(final_statuses())
+        .and(recovery_requests::updated_at.le(naive(final_before)))
+        .and(recovery_requests::contact_email.ne(""));
+    let ids: Vec<String> = match conn {
+        DbConnection::Pg(pg) => recovery_requests::table
+            .filter(due)
+            .order(recovery_requests::updated_at.asc())
+            .limit(limit)
+            .select(recovery_requests::id)
+            .for_update()
+            .skip_locked()
+            .load(pg)?,
+        DbConnection::Sqlite(lite) => recovery_requests::table
+            .filter(due)
+            .order(recovery_requests::updated_at.asc())
+            .limit(limit)
+            .select(recovery_requests::id)
+            .load(lite)?,
+    };
+    Ok(ids.into_iter().map(RequestId::from_stored).collect())
+}
+
+/// Erases the personal data (contact email, reason, decision texts, IP, user agent, sealed
+/// tokens) and the messages and notes of a request final since `final_before` or earlier,
+/// once: emptying `contact_email` (never empty on a live request) in the same conditional
+/// UPDATE makes the row count decide. The
+/// id, username, statuses, times and token hashes stay, so the request still answers with its
+/// status.
+pub fn erase_personal_data(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    final_before: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let erased = diesel::update(
+        recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::status.eq_any(final_statuses()))
+            .filter(recovery_requests::updated_at.le(naive(final_before)))
+            .filter(recovery_requests::contact_email.ne("")),
+    )
+    .set((
+        recovery_requests::contact_email.eq(""),
+        recovery_requests::reason.eq(""),
+        recovery_requests::tracking_token_sealed.eq(""),
+        recovery_requests::ownership_token_sealed.eq(None::<String>),
+        recovery_requests::decision_note.eq(None::<String>),
+        recovery_requests::deliver_justification.eq(None::<String>),
+        recovery_requests::submitted_ip.eq(None::<String>),
+        recovery_requests::submitted_user_agent.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    if erased != 1 {
+        return Ok(false);
+    }
+    diesel::delete(
+        recovery_request_messages::table
+            .filter(recovery_request_messages::request_id.eq(id.as_str())),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        recovery_request_attachments::table
+            .filter(recovery_request_attachments::request_id.eq(id.as_str())),
+    )
+    .execute(conn)?;
+    Ok(true)
+}
+
+/// A stored attachment (its content encrypted with its own key, the key wrapped by the data
+/// key).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = recovery_request_attachments)]
+pub struct AttachmentRow {
+    /// Id (UUID).
+    pub id: String,
+    /// The request.
+    pub request_id: String,
+    /// Sanitised filename.
+    pub filename: String,
+    /// `application/pdf`, `image/png` or `image/jpeg`.
+    pub content_type: String,
+    /// Plaintext size in bytes.
+    pub size: i64,
+    /// The file's key, sealed by the data key.
+    pub wrapped_key: String,
+    /// base64(nonce ‖ ciphertext ‖ tag).
+    pub content: String,
+    /// When.
+    pub uploaded_at: NaiveDateTime,
+}
+
+/// An attachment without its content.
+#[derive(Debug, Clone, Queryable)]
+pub struct AttachmentMeta {
+    /// Id.
+    pub id: String,
+    /// Sanitised filename.
+    pub filename: String,
+    /// Media type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When.
+    pub uploaded_at: NaiveDateTime,
+}
+
+/// Stores an attachment.
+pub fn insert_attachment(conn: &mut DbConnection, row: &AttachmentRow) -> QueryResult<()> {
+    diesel::insert_into(recovery_request_attachments::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// How many attachments the request has.
+pub fn count_attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<i64> {
+    recovery_request_attachments::table
+        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
+        .count()
+        .get_result(conn)
+}
+
+/// The request's attachments without their content, oldest first.
+pub fn attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<Vec<AttachmentMeta>> {
+    recovery_request_attachments::table
+        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
+        .order((
+            recovery_request_attachments::uploaded_at.asc(),
+            recovery_request_attachments::id.asc(),
+        ))
+        .select((
+            recovery_request_attachments::id,
+            recovery_request_attachments::filename,
+            recovery_request_attachments::content_type,
+            recovery_request_attachments::size,
+            recovery_request_attachments::uploaded_at,
+        ))
+        .load(conn)
+}
+
+/// One attachment of the request, with its content.
+pub fn attachment(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    attachment_id: &str,
+) -> QueryResult<Option<AttachmentRow>> {
+    recovery_request_attachments::table
+        .find(attachment_id)
+        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
+        .select(AttachmentRow::as_select())
+        .get_result(conn)
+        .optional()
 }
 
 /// Locks the request's row until the transaction ends, so that a read followed by a status

@@ -73,12 +73,15 @@ pub(super) fn send_completion_link(w: &mut Work<'_>, id: &RequestId) -> Result<b
         "stop_link": stop,
         "automatic": request.decided_by.as_deref() == Some("system"),
     });
-    w.mail(OutgoingMail {
-        to,
-        template: "recovery_link",
-        context,
-        carries_token: true,
-    })?;
+    w.mail_about(
+        &request.id,
+        OutgoingMail {
+            to,
+            template: "recovery_link",
+            context,
+            carries_token: true,
+        },
+    )?;
     let client = ClientInfo::default();
     w.audit(
         Event::new(EventType::RecoveryRequestLinkSent, Actor::System, &client)

@@ -13,8 +13,9 @@
 //! - [`requester`]: submit, resend tracking links, status, reply, withdraw, answer ownership;
 //! - [`support`]: the queue, one request with its evidence, notes, messages, approve, deny;
 //! - [`completion`]: issuing and mailing the completion link, and completing with it;
-//! - [`due_work`]: background work (held links coming due, expiry, auto-approval), which
-//!   several instances may run at once.
+//! - [`due_work`]: background work (held links coming due, expiry, auto-approval, reminders
+//!   and abandonment), which several instances may run at once;
+//! - [`retention`]: erasing personal data past `RECOVERY_DATA_RETENTION`.
 //!
 //! This module holds what they share: the error enums, field checks, token sealing, links and
 //! the status-change and message helpers.
@@ -22,17 +23,18 @@
 pub mod completion;
 pub mod due_work;
 pub mod requester;
+pub mod retention;
 pub mod support;
 
 pub use completion::{Completed, complete};
 pub use due_work::run_due_work;
 pub use requester::{
-    MessageView, RequesterView, Submission, Submitted, answer_ownership, reply,
-    resend_tracking_links, status, submit, withdraw,
+    MessageView, RequesterView, Submission, Submitted, Upload, answer_ownership, attach,
+    attachments_enabled, reply, resend_tracking_links, status, submit, withdraw,
 };
 pub use support::{
-    Approval, Detail, Evidence, QueueFilter, QueueItem, add_note, approve, deny, detail, queue,
-    send_message,
+    Approval, Detail, Download, Evidence, QueueFilter, QueueItem, add_note, approve, deny, detail,
+    download_attachment, queue, send_message,
 };
 
 use chrono::{DateTime, Utc};
@@ -41,7 +43,7 @@ use crate::context::Ctx;
 use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::{
     AccountId, EventType, InvalidTransition, MessageId, MessageKind, RecoveryMessage,
-    RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS, text,
+    RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS, text,
 };
 use crate::failure_conversions;
 use crate::services::audit::{Actor, Event};
@@ -72,6 +74,13 @@ pub enum RequesterError {
     /// An email-link token that is unknown, used or expired.
     #[error("invalid token")]
     InvalidToken,
+    /// Attachments are off, the request does not wait for the requester, or it has all it
+    /// may have.
+    #[error("{0}")]
+    AttachmentsNotAccepted(&'static str),
+    /// The file is not an accepted document.
+    #[error(transparent)]
+    Attachment(#[from] crate::domain::attachment::AttachmentError),
     /// Infrastructure.
     #[error(transparent)]
     Failure(Failure),
@@ -230,6 +239,127 @@ fn add_message(
     };
     repo::recovery_requests::insert_message(w.conn, &message)?;
     Ok(message.into())
+}
+
+/// Where a mail about a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailState {
+    /// Waiting for (another) delivery attempt.
+    Queued,
+    /// Accepted by the mail server.
+    Sent,
+    /// Refused for good, or given up after too many attempts or too long.
+    Failed,
+}
+
+impl MailState {
+    /// As shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A mail about a request. The requester sees it with the address masked and without the
+/// server's answer; support sees everything.
+#[derive(Debug, Clone)]
+pub struct MailView {
+    /// The template: `recovery_tracking`, `recovery_message`, …
+    pub kind: String,
+    /// The recipient's full address.
+    pub to: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// When the server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Queued, sent or failed.
+    pub status: MailState,
+    /// Failed attempts.
+    pub attempts: i32,
+    /// The mail server's last answer (or the connection error).
+    pub last_error: Option<String>,
+}
+
+impl From<repo::outbox::MailStatusRow> for MailView {
+    fn from(r: repo::outbox::MailStatusRow) -> Self {
+        let status = if r.sent_at.is_some() {
+            MailState::Sent
+        } else if r.failed_at.is_some() {
+            MailState::Failed
+        } else {
+            MailState::Queued
+        };
+        Self {
+            kind: r.kind,
+            to: r.recipient,
+            queued_at: repo::utc(r.created_at),
+            sent_at: r.sent_at.map(repo::utc),
+            status,
+            attempts: r.attempts,
+            last_error: r.last_error,
+        }
+    }
+}
+
+/// The mails about a request, oldest first (one indexed read).
+fn mails_of(conn: &mut crate::db::DbConnection, id: &RequestId) -> Result<Vec<MailView>, Failure> {
+    Ok(repo::outbox::for_request(conn, id.as_str())?
+        .into_iter()
+        .map(MailView::from)
+        .collect())
+}
+
+/// An address as the requester sees it: the first character of the local part, `***`, and
+/// the domain (`j***@example.test`).
+pub fn mask_email(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// An attachment as listed (never its content).
+#[derive(Debug, Clone)]
+pub struct AttachmentView {
+    /// Id.
+    pub id: String,
+    /// Sanitised filename.
+    pub filename: String,
+    /// Media type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+impl From<repo::recovery_requests::AttachmentMeta> for AttachmentView {
+    fn from(m: repo::recovery_requests::AttachmentMeta) -> Self {
+        Self {
+            id: m.id,
+            filename: m.filename,
+            content_type: m.content_type,
+            size: m.size,
+            uploaded_at: repo::utc(m.uploaded_at),
+        }
+    }
+}
+
+/// The request's attachments, oldest first.
+fn attachments_of(
+    conn: &mut crate::db::DbConnection,
+    id: &RequestId,
+) -> Result<Vec<AttachmentView>, Failure> {
+    Ok(repo::recovery_requests::attachments(conn, id)?
+        .into_iter()
+        .map(AttachmentView::from)
+        .collect())
 }
 
 /// `now` plus a configured period.

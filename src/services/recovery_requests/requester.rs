@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    RequesterError, add_message, message_body, move_status, ownership_link, request_event, seal,
-    text_field, unseal,
+    AttachmentView, MailView, RequesterError, add_message, attachments_of, mails_of, mask_email,
+    message_body, move_status, ownership_link, request_event, seal, text_field, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
@@ -106,6 +106,27 @@ pub struct RequesterView {
     /// `submitted_at` plus the median time to a decision of recent decisions; `None` when the
     /// request is decided or too few requests were decided recently.
     pub estimated_decision_at: Option<DateTime<Utc>>,
+    /// The mails about the request that the requester may know of, oldest first, with the
+    /// address masked and without the server's answer.
+    pub mails: Vec<MailView>,
+    /// The documents the requester attached, oldest first.
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// The mails the requester sees: those to the contact address, and the completion link
+/// (whose status already tells that the account exists). Mails to the account's own address
+/// (the ownership question, the pending notice) stay hidden: they would tell a stranger that
+/// the username exists and hint at its address.
+fn requester_mails(request: &RecoveryRequest, mails: Vec<MailView>) -> Vec<MailView> {
+    mails
+        .into_iter()
+        .filter(|m| m.to == request.contact_email || m.kind == "recovery_link")
+        .map(|m| MailView {
+            to: mask_email(&m.to),
+            last_error: None,
+            ..m
+        })
+        .collect()
 }
 
 /// How far back the decisions behind the estimate go.
@@ -286,6 +307,8 @@ pub async fn submit(
             submitted_device_id,
             first_approval_by: None,
             first_approval_at: None,
+            needs_info_since: None,
+            reminded_at: None,
         };
         repo::recovery_requests::insert(w.conn, &request)?;
         w.audit(
@@ -303,7 +326,7 @@ pub async fn submit(
         )?;
         mail_tracking_link(w, &request, &tracking.value, false)?;
         if let (Some(account), Some(email)) = (&account, verified_email) {
-            mail_ownership_question(w, account, email, &ownership.value)?;
+            mail_ownership_question(w, &request, account, email, &ownership.value)?;
         }
         Ok(Submitted {
             id: request.id,
@@ -325,16 +348,19 @@ fn mail_tracking_link(
         "recovery/status",
         &[("id", request.id.as_str()), ("token", token)],
     );
-    w.mail(OutgoingMail {
-        to: request.contact_email.clone(),
-        template: "recovery_tracking",
-        context: serde_json::json!({
-            "username": request.username,
-            "link": link,
-            "resent": resent,
-        }),
-        carries_token: true,
-    })
+    w.mail_about(
+        &request.id,
+        OutgoingMail {
+            to: request.contact_email.clone(),
+            template: "recovery_tracking",
+            context: serde_json::json!({
+                "username": request.username,
+                "link": link,
+                "resent": resent,
+            }),
+            carries_token: true,
+        },
+    )
 }
 
 /// Counts a call from this client IP, refusing past the limit.
@@ -354,6 +380,7 @@ fn limit_ip(w: &mut Work<'_>, what: &str, client: &ClientInfo) -> Result<(), Req
 /// few such mails a day per account, so requests cannot be used to flood the owner).
 fn mail_ownership_question(
     w: &mut Work<'_>,
+    request: &RecoveryRequest,
     account: &Account,
     email: String,
     token: &str,
@@ -370,12 +397,15 @@ fn mail_ownership_question(
         "link": ownership_link(w.ctx, token),
         "auto_approve": w.ctx.config.recovery_auto_approve_after.map(human_duration),
     });
-    w.mail(OutgoingMail {
-        to: email,
-        template: "recovery_ownership",
-        context,
-        carries_token: true,
-    })
+    w.mail_about(
+        &request.id,
+        OutgoingMail {
+            to: email,
+            template: "recovery_ownership",
+            context,
+            carries_token: true,
+        },
+    )
 }
 
 /// Mails the tracking links of the address's open requests again. Always accepted: the answer
@@ -455,6 +485,8 @@ pub async fn status(
         let request = tracked(conn, &id, &token)?;
         let queue_position = queue_position(conn, &request)?;
         let estimated_decision_at = estimated_decision_at(conn, &request, now)?;
+        let mails = requester_mails(&request, mails_of(conn, &request.id)?);
+        let attachments = attachments_of(conn, &request.id)?;
         let messages = repo::recovery_requests::messages(conn, &request.id, false)?
             .into_iter()
             .map(MessageView::from)
@@ -467,6 +499,109 @@ pub async fn status(
             messages,
             queue_position,
             estimated_decision_at,
+            mails,
+            attachments,
+        })
+    })
+    .await
+}
+
+/// A document uploaded by the requester, as received.
+pub struct Upload {
+    /// The filename the client sent.
+    pub filename: Option<String>,
+    /// The content type the client declared for the part.
+    pub content_type: Option<String>,
+    /// The bytes (at most `RECOVERY_ATTACHMENT_MAX_BYTES`: the API refuses larger ones).
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("size", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Whether attachments are accepted at all (`RECOVERY_ATTACHMENTS=on`).
+pub fn attachments_enabled(ctx: &Ctx) -> bool {
+    ctx.config.recovery_attachments
+}
+
+/// Attaches a document to a request that waits for the requester's answer: a PDF, PNG or
+/// JPEG judged by its bytes, stored encrypted with a key of its own, at most three per
+/// request.
+pub async fn attach(
+    ctx: &Ctx,
+    id: &RequestId,
+    token: &str,
+    upload: Upload,
+    client: ClientInfo,
+) -> Result<AttachmentView, RequesterError> {
+    if !attachments_enabled(ctx) {
+        return Err(RequesterError::AttachmentsNotAccepted(
+            "Attachments are not accepted by this service.",
+        ));
+    }
+    let kind = crate::domain::attachment::AttachmentKind::judge(
+        &upload.bytes,
+        upload.content_type.as_deref(),
+    );
+    let filename = crate::domain::attachment::sanitize_filename(upload.filename.as_deref());
+    let size = i64::try_from(upload.bytes.len()).unwrap_or(i64::MAX);
+    // Encrypted before the transaction: the database never sees the plaintext.
+    let sealed = ctx
+        .cipher
+        .seal_file(&upload.bytes)
+        .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
+    drop(upload);
+    let (id, token) = (id.clone(), token.to_owned());
+    unit_of_work::write(ctx, move |w| -> Result<AttachmentView, RequesterError> {
+        let request = tracked(w.conn, &id, &token)?;
+        if request.status != RecoveryStatus::NeedsInfo {
+            return Err(RequesterError::AttachmentsNotAccepted(
+                "Documents can be attached only while support waits for your answer.",
+            ));
+        }
+        let kind = kind?;
+        if repo::recovery_requests::count_attachments(w.conn, &request.id)?
+            >= crate::domain::attachment::MAX_ATTACHMENTS_PER_REQUEST
+        {
+            return Err(RequesterError::AttachmentsNotAccepted(
+                "This request already has the most attachments allowed (3).",
+            ));
+        }
+        let row = repo::recovery_requests::AttachmentRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            request_id: request.id.as_str().to_owned(),
+            filename,
+            content_type: kind.mime().to_owned(),
+            size,
+            wrapped_key: sealed.wrapped_key,
+            content: sealed.content,
+            uploaded_at: repo::naive(w.now),
+        };
+        repo::recovery_requests::insert_attachment(w.conn, &row)?;
+        w.audit(
+            request_event(
+                &request,
+                EventType::RecoveryRequestAttachmentUploaded,
+                Actor::Anonymous,
+                &client,
+            )
+            .details(serde_json::json!({
+                "attachment": row.id,
+                "content_type": row.content_type,
+                "size": row.size,
+            })),
+        )?;
+        Ok(AttachmentView {
+            id: row.id,
+            filename: row.filename,
+            content_type: row.content_type,
+            size: row.size,
+            uploaded_at: w.now,
         })
     })
     .await

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::completion::send_completion_link;
 use super::{
-    Forbidden, SupportError, add_message, after, free_text, message_body, move_status,
-    optional_free_text, ownership_link, request_event, seal, unseal,
+    AttachmentView, Forbidden, MailView, SupportError, add_message, after, attachments_of,
+    free_text, mails_of, message_body, move_status, optional_free_text, ownership_link,
+    request_event, seal, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
@@ -129,6 +130,11 @@ pub struct Detail {
     pub approvals: u8,
     /// Approvals it needs: 2 for an account with the `support` role (four eyes), else 1.
     pub approvals_needed: u8,
+    /// Every mail about the request, with its full address, status and the mail server's
+    /// last answer, oldest first.
+    pub mails: Vec<MailView>,
+    /// The documents the requester attached, oldest first.
+    pub attachments: Vec<AttachmentView>,
 }
 
 /// Four eyes: how many approvals a request for this account needs.
@@ -234,6 +240,8 @@ fn load_detail(
         RecoveryStatus::Approved | RecoveryStatus::Completed => needed,
         _ => u8::from(request.first_approval_by.is_some()),
     };
+    let mails = mails_of(conn, &request.id)?;
+    let attachments = attachments_of(conn, &request.id)?;
     Ok(Detail {
         request,
         evidence,
@@ -241,6 +249,8 @@ fn load_detail(
         timeline,
         approvals,
         approvals_needed: needed,
+        mails,
+        attachments,
     })
 }
 
@@ -291,9 +301,27 @@ async fn support_message(
     let (id, support) = (id.clone(), who.account_id.clone());
     unit_of_work::write(ctx, move |w| -> Result<MessageView, SupportError> {
         let request = actionable(w.conn, &id, &support)?;
+        if request.status.is_final() && request.contact_email.is_empty() {
+            // Erased at retention: nothing may bring free text back.
+            return Err(crate::domain::InvalidTransition {
+                from: request.status,
+                action,
+            }
+            .into());
+        }
         let to = request.status.apply(action)?;
-        move_status(w, &request, to, RequestChanges::default())?;
         let to_requester = action == RecoveryAction::SendMessage;
+        let changes = if to_requester {
+            // A new question: the wait for the answer (reminder, abandonment) starts again.
+            RequestChanges {
+                needs_info_since: Some(Some(w.now)),
+                reminded_at: Some(None),
+                ..Default::default()
+            }
+        } else {
+            RequestChanges::default()
+        };
+        move_status(w, &request, to, changes)?;
         let (kind, event) = if to_requester {
             (MessageKind::Support, EventType::RecoveryRequestMessageSent)
         } else {
@@ -307,16 +335,19 @@ async fn support_message(
         )?;
         if to_requester {
             let resend_link = w.ctx.mailer.link("recovery/lost-link", &[]);
-            w.mail(OutgoingMail {
-                to: request.contact_email.clone(),
-                template: "recovery_message",
-                context: serde_json::json!({
-                    "username": request.username,
-                    "message": body,
-                    "resend_link": resend_link,
-                }),
-                carries_token: false,
-            })?;
+            w.mail_about(
+                &request.id,
+                OutgoingMail {
+                    to: request.contact_email.clone(),
+                    template: "recovery_message",
+                    context: serde_json::json!({
+                        "username": request.username,
+                        "message": body,
+                        "resend_link": resend_link,
+                    }),
+                    carries_token: false,
+                },
+            )?;
         }
         Ok(message)
     })
@@ -482,12 +513,15 @@ pub(super) fn approve_in(
             "waiting": human_duration(w.ctx.config.recovery_waiting_period),
             "due": human_time(due),
         });
-        w.mail(OutgoingMail {
-            to: account.email.clone(),
-            template: "recovery_pending",
-            context,
-            carries_token: true,
-        })?;
+        w.mail_about(
+            &request.id,
+            OutgoingMail {
+                to: account.email.clone(),
+                template: "recovery_pending",
+                context,
+                carries_token: true,
+            },
+        )?;
     }
     Ok(true)
 }
@@ -549,13 +583,72 @@ pub async fn deny(
             )
             .details(serde_json::json!({"from": request.status.as_str(), "reason": reason})),
         )?;
-        w.mail(OutgoingMail {
-            to: request.contact_email.clone(),
-            template: "recovery_denied",
-            context: serde_json::json!({"username": request.username, "reason": reason}),
-            carries_token: false,
-        })?;
+        w.mail_about(
+            &request.id,
+            OutgoingMail {
+                to: request.contact_email.clone(),
+                template: "recovery_denied",
+                context: serde_json::json!({"username": request.username, "reason": reason}),
+                carries_token: false,
+            },
+        )?;
         load_detail(w.conn, &request.id, w.now)
+    })
+    .await
+}
+
+/// An attachment's content, for support to download.
+pub struct Download {
+    /// Sanitised filename.
+    pub filename: String,
+    /// Media type.
+    pub content_type: String,
+    /// The decrypted bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("size", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// An attachment of a request, decrypted for support; every download is audited
+/// (`recovery_request.attachment_viewed`).
+pub async fn download_attachment(
+    ctx: &Ctx,
+    who: &Principal,
+    id: &RequestId,
+    attachment_id: &str,
+    client: ClientInfo,
+) -> Result<Download, SupportError> {
+    let (id, support, attachment_id) =
+        (id.clone(), who.account_id.clone(), attachment_id.to_owned());
+    unit_of_work::write(ctx, move |w| -> Result<Download, SupportError> {
+        let request = actionable(w.conn, &id, &support)?;
+        let row = repo::recovery_requests::attachment(w.conn, &request.id, &attachment_id)?
+            .ok_or(SupportError::NotFound)?;
+        let bytes = w
+            .ctx
+            .cipher
+            .open_file(&row.wrapped_key, &row.content)
+            .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
+        w.audit(
+            request_event(
+                &request,
+                EventType::RecoveryRequestAttachmentViewed,
+                Actor::Support(&support),
+                &client,
+            )
+            .details(serde_json::json!({"attachment": row.id})),
+        )?;
+        Ok(Download {
+            filename: row.filename,
+            content_type: row.content_type,
+            bytes,
+        })
     })
     .await
 }

@@ -134,6 +134,9 @@ struct Inbox {
     /// Messages held so far.
     held: Mutex<usize>,
     parked: Notify,
+    /// Recipients refused at `RCPT TO`: the answer line and how many more times (`None`:
+    /// always).
+    refusals: Mutex<Vec<(String, String, Option<usize>)>>,
 }
 
 /// The listener. Dropping it stops accepting.
@@ -199,6 +202,17 @@ impl SmtpSink {
     pub fn release(&self) {
         *self.inbox.hold.lock().expect("lock") = false;
         self.inbox.released.notify_waiters();
+    }
+
+    /// Answers `RCPT TO` for `address` with `answer` (a whole SMTP reply line such as
+    /// `550 5.1.1 mailbox unavailable`) the next `times` times, or always with `None`; then
+    /// accepts it again.
+    pub fn refuse(&self, address: &str, answer: &str, times: Option<usize>) {
+        self.inbox.refusals.lock().expect("lock").push((
+            address.to_lowercase(),
+            answer.to_string(),
+            times,
+        ));
     }
 
     /// Every message received so far.
@@ -288,6 +302,7 @@ async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
                     return;
                 }
                 let upper = line.to_ascii_uppercase();
+                let mut refused: Option<String> = None;
                 let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                     b"250 sink.test\r\n"
                 } else if upper.starts_with("MAIL FROM") {
@@ -303,7 +318,10 @@ async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
                         .next()
                         .unwrap_or("")
                         .to_string();
-                    to.push(addr);
+                    refused = refusal(&inbox, &addr);
+                    if refused.is_none() {
+                        to.push(addr);
+                    }
                     b"250 OK\r\n"
                 } else if upper.starts_with("DATA") {
                     let _ = write.write_all(b"354 go ahead\r\n").await;
@@ -345,10 +363,28 @@ async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
                 } else {
                     b"250 OK\r\n"
                 };
-                if write.write_all(reply).await.is_err() {
+                let reply = match &refused {
+                    Some(answer) => format!("{answer}\r\n").into_bytes(),
+                    None => reply.to_vec(),
+                };
+                if write.write_all(&reply).await.is_err() {
                     return;
                 }
             }
         });
     }
+}
+
+/// The refusal configured for `address`, counting it down.
+fn refusal(inbox: &Inbox, address: &str) -> Option<String> {
+    let mut refusals = inbox.refusals.lock().expect("lock");
+    let address = address.to_lowercase();
+    let i = refusals
+        .iter()
+        .position(|(a, _, times)| *a == address && times.is_none_or(|n| n > 0))?;
+    let entry = refusals.get_mut(i)?;
+    if let Some(n) = entry.2.as_mut() {
+        *n -= 1;
+    }
+    Some(entry.1.clone())
 }
