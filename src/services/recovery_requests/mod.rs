@@ -12,6 +12,7 @@
 //! The use case is split by who acts:
 //! - [`requester`]: submit, resend tracking links, status, reply, withdraw, answer ownership;
 //! - [`support`]: the queue, one request with its evidence, notes, messages, approve, deny;
+//! - [`attachments`]: documents the requester attaches and support downloads;
 //! - [`completion`]: issuing and mailing the completion link, and completing with it;
 //! - [`due_work`]: background work (held links coming due, expiry, auto-approval, reminders
 //!   and abandonment), which several instances may run at once;
@@ -20,21 +21,23 @@
 //! This module holds what they share: the error enums, field checks, token sealing, links and
 //! the status-change and message helpers.
 
+pub mod attachments;
 pub mod completion;
 pub mod due_work;
 pub mod requester;
 pub mod retention;
 pub mod support;
 
+pub use attachments::{Download, Upload, attach, attachments_enabled, download_attachment};
 pub use completion::{Completed, complete};
 pub use due_work::run_due_work;
 pub use requester::{
-    MessageView, RequesterView, Submission, Submitted, Upload, answer_ownership, attach,
-    attachments_enabled, reply, resend_tracking_links, status, submit, withdraw,
+    MessageView, RequesterView, Submission, Submitted, answer_ownership, reply,
+    resend_tracking_links, status, submit, withdraw,
 };
 pub use support::{
-    Approval, Detail, Download, Evidence, QueueFilter, QueueItem, add_note, approve, deny, detail,
-    download_attachment, queue, send_message,
+    Approval, Detail, Evidence, QueueFilter, QueueItem, add_note, approve, deny, detail, queue,
+    send_message,
 };
 
 use chrono::{DateTime, Utc};

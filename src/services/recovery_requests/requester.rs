@@ -462,7 +462,7 @@ fn tracking_links_bucket(ctx: &Ctx, email: &EmailAddress) -> String {
 }
 
 /// The request with this id and tracking token, or a 404.
-fn tracked(
+pub(super) fn tracked(
     conn: &mut DbConnection,
     id: &RequestId,
     token: &str,
@@ -501,107 +501,6 @@ pub async fn status(
             estimated_decision_at,
             mails,
             attachments,
-        })
-    })
-    .await
-}
-
-/// A document uploaded by the requester, as received.
-pub struct Upload {
-    /// The filename the client sent.
-    pub filename: Option<String>,
-    /// The content type the client declared for the part.
-    pub content_type: Option<String>,
-    /// The bytes (at most `RECOVERY_ATTACHMENT_MAX_BYTES`: the API refuses larger ones).
-    pub bytes: Vec<u8>,
-}
-
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("size", &self.bytes.len())
-            .finish()
-    }
-}
-
-/// Whether attachments are accepted at all (`RECOVERY_ATTACHMENTS=on`).
-pub fn attachments_enabled(ctx: &Ctx) -> bool {
-    ctx.config.recovery_attachments
-}
-
-/// Attaches a document to a request that waits for the requester's answer: a PDF, PNG or
-/// JPEG judged by its bytes, stored encrypted with a key of its own, at most three per
-/// request.
-pub async fn attach(
-    ctx: &Ctx,
-    id: &RequestId,
-    token: &str,
-    upload: Upload,
-    client: ClientInfo,
-) -> Result<AttachmentView, RequesterError> {
-    if !attachments_enabled(ctx) {
-        return Err(RequesterError::AttachmentsNotAccepted(
-            "Attachments are not accepted by this service.",
-        ));
-    }
-    let kind = crate::domain::attachment::AttachmentKind::judge(
-        &upload.bytes,
-        upload.content_type.as_deref(),
-    );
-    let filename = crate::domain::attachment::sanitize_filename(upload.filename.as_deref());
-    let size = i64::try_from(upload.bytes.len()).unwrap_or(i64::MAX);
-    // Encrypted before the transaction: the database never sees the plaintext.
-    let sealed = ctx
-        .cipher
-        .seal_file(&upload.bytes)
-        .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
-    drop(upload);
-    let (id, token) = (id.clone(), token.to_owned());
-    unit_of_work::write(ctx, move |w| -> Result<AttachmentView, RequesterError> {
-        let request = tracked(w.conn, &id, &token)?;
-        if request.status != RecoveryStatus::NeedsInfo {
-            return Err(RequesterError::AttachmentsNotAccepted(
-                "Documents can be attached only while support waits for your answer.",
-            ));
-        }
-        let kind = kind?;
-        if repo::recovery_requests::count_attachments(w.conn, &request.id)?
-            >= crate::domain::attachment::MAX_ATTACHMENTS_PER_REQUEST
-        {
-            return Err(RequesterError::AttachmentsNotAccepted(
-                "This request already has the most attachments allowed (3).",
-            ));
-        }
-        let row = repo::recovery_requests::AttachmentRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            request_id: request.id.as_str().to_owned(),
-            filename,
-            content_type: kind.mime().to_owned(),
-            size,
-            wrapped_key: sealed.wrapped_key,
-            content: sealed.content,
-            uploaded_at: repo::naive(w.now),
-        };
-        repo::recovery_requests::insert_attachment(w.conn, &row)?;
-        w.audit(
-            request_event(
-                &request,
-                EventType::RecoveryRequestAttachmentUploaded,
-                Actor::Anonymous,
-                &client,
-            )
-            .details(serde_json::json!({
-                "attachment": row.id,
-                "content_type": row.content_type,
-                "size": row.size,
-            })),
-        )?;
-        Ok(AttachmentView {
-            id: row.id,
-            filename: row.filename,
-            content_type: row.content_type,
-            size: row.size,
-            uploaded_at: w.now,
         })
     })
     .await

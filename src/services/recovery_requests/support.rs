@@ -165,7 +165,7 @@ fn not_own(
 }
 
 /// The request, locked for the rest of the transaction, if `support` may act on it.
-fn actionable(
+pub(super) fn actionable(
     conn: &mut DbConnection,
     id: &RequestId,
     support: &AccountId,
@@ -593,62 +593,6 @@ pub async fn deny(
             },
         )?;
         load_detail(w.conn, &request.id, w.now)
-    })
-    .await
-}
-
-/// An attachment's content, for support to download.
-pub struct Download {
-    /// Sanitised filename.
-    pub filename: String,
-    /// Media type.
-    pub content_type: String,
-    /// The decrypted bytes.
-    pub bytes: Vec<u8>,
-}
-
-impl std::fmt::Debug for Download {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Download")
-            .field("size", &self.bytes.len())
-            .finish()
-    }
-}
-
-/// An attachment of a request, decrypted for support; every download is audited
-/// (`recovery_request.attachment_viewed`).
-pub async fn download_attachment(
-    ctx: &Ctx,
-    who: &Principal,
-    id: &RequestId,
-    attachment_id: &str,
-    client: ClientInfo,
-) -> Result<Download, SupportError> {
-    let (id, support, attachment_id) =
-        (id.clone(), who.account_id.clone(), attachment_id.to_owned());
-    unit_of_work::write(ctx, move |w| -> Result<Download, SupportError> {
-        let request = actionable(w.conn, &id, &support)?;
-        let row = repo::recovery_requests::attachment(w.conn, &request.id, &attachment_id)?
-            .ok_or(SupportError::NotFound)?;
-        let bytes = w
-            .ctx
-            .cipher
-            .open_file(&row.wrapped_key, &row.content)
-            .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
-        w.audit(
-            request_event(
-                &request,
-                EventType::RecoveryRequestAttachmentViewed,
-                Actor::Support(&support),
-                &client,
-            )
-            .details(serde_json::json!({"attachment": row.id})),
-        )?;
-        Ok(Download {
-            filename: row.filename,
-            content_type: row.content_type,
-            bytes,
-        })
     })
     .await
 }
