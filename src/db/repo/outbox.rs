@@ -50,18 +50,18 @@ pub struct OutboxRow {
 }
 
 /// What the requester and support see of a mail about a request.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct MailStatusRow {
     /// The template's name.
     pub kind: String,
     /// The recipient's address.
     pub recipient: String,
     /// When it was queued.
-    pub created_at: NaiveDateTime,
+    pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the server accepted it.
-    pub sent_at: Option<NaiveDateTime>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When it was given up.
-    pub failed_at: Option<NaiveDateTime>,
+    pub failed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Failed attempts.
     pub attempts: i32,
     /// The server's last answer (or the connection error).
@@ -82,8 +82,36 @@ pub fn for_request(conn: &mut DbConnection, request_id: &str) -> QueryResult<Vec
             outbox::attempts,
             outbox::last_error,
         ))
-        .load(conn)
+        .load::<MailStatusTuple>(conn)
+        .map(|rows| {
+            rows.into_iter()
+                .map(
+                    |(kind, recipient, created_at, sent_at, failed_at, attempts, last_error)| {
+                        MailStatusRow {
+                            kind,
+                            recipient,
+                            created_at: crate::db::repo::utc(created_at),
+                            sent_at: sent_at.map(crate::db::repo::utc),
+                            failed_at: failed_at.map(crate::db::repo::utc),
+                            attempts,
+                            last_error,
+                        }
+                    },
+                )
+                .collect()
+        })
 }
+
+/// A mail's state as [`for_request`] reads it.
+type MailStatusTuple = (
+    String,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    i32,
+    Option<String>,
+);
 
 /// Queues a mail (inside the caller's transaction).
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> QueryResult<()> {
@@ -271,9 +299,10 @@ pub fn delete_finished_for_request(
 /// Deletes up to `limit` mails delivered or given up before `before`; returns how many.
 pub fn delete_finished_before(
     conn: &mut DbConnection,
-    before: NaiveDateTime,
+    before: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> QueryResult<usize> {
+    let before = crate::db::repo::naive(before);
     let ids: Vec<String> = outbox::table
         .filter(outbox::sent_at.le(before).or(outbox::failed_at.le(before)))
         .limit(limit)

@@ -828,9 +828,8 @@ pub fn erase_personal_data(
 
 /// A stored attachment (its content encrypted with its own key, the key wrapped by the data
 /// key).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = recovery_request_attachments)]
-pub struct AttachmentRow {
+#[derive(Debug, Clone)]
+pub struct Attachment {
     /// Id (UUID).
     pub id: String,
     /// The request.
@@ -846,11 +845,25 @@ pub struct AttachmentRow {
     /// base64(nonce ‖ ciphertext ‖ tag).
     pub content: String,
     /// When.
-    pub uploaded_at: NaiveDateTime,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// A stored attachment, as the table has it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = recovery_request_attachments)]
+struct AttachmentRow {
+    id: String,
+    request_id: String,
+    filename: String,
+    content_type: String,
+    size: i64,
+    wrapped_key: String,
+    content: String,
+    uploaded_at: NaiveDateTime,
 }
 
 /// An attachment without its content.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct AttachmentMeta {
     /// Id.
     pub id: String,
@@ -861,13 +874,22 @@ pub struct AttachmentMeta {
     /// Size in bytes.
     pub size: i64,
     /// When.
-    pub uploaded_at: NaiveDateTime,
+    pub uploaded_at: DateTime<Utc>,
 }
 
 /// Stores an attachment.
-pub fn insert_attachment(conn: &mut DbConnection, row: &AttachmentRow) -> QueryResult<()> {
+pub fn insert_attachment(conn: &mut DbConnection, a: &Attachment) -> QueryResult<()> {
     diesel::insert_into(recovery_request_attachments::table)
-        .values(row)
+        .values(AttachmentRow {
+            id: a.id.clone(),
+            request_id: a.request_id.clone(),
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            wrapped_key: a.wrapped_key.clone(),
+            content: a.content.clone(),
+            uploaded_at: naive(a.uploaded_at),
+        })
         .execute(conn)
         .map(|_| ())
 }
@@ -895,7 +917,18 @@ pub fn attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<Vec<A
             recovery_request_attachments::size,
             recovery_request_attachments::uploaded_at,
         ))
-        .load(conn)
+        .load::<(String, String, String, i64, NaiveDateTime)>(conn)
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(id, filename, content_type, size, at)| AttachmentMeta {
+                    id,
+                    filename,
+                    content_type,
+                    size,
+                    uploaded_at: utc(at),
+                })
+                .collect()
+        })
 }
 
 /// One attachment of the request, with its content.
@@ -903,13 +936,25 @@ pub fn attachment(
     conn: &mut DbConnection,
     id: &RequestId,
     attachment_id: &str,
-) -> QueryResult<Option<AttachmentRow>> {
+) -> QueryResult<Option<Attachment>> {
     recovery_request_attachments::table
         .find(attachment_id)
         .filter(recovery_request_attachments::request_id.eq(id.as_str()))
         .select(AttachmentRow::as_select())
-        .get_result(conn)
+        .get_result::<AttachmentRow>(conn)
         .optional()
+        .map(|row| {
+            row.map(|r| Attachment {
+                id: r.id,
+                request_id: r.request_id,
+                filename: r.filename,
+                content_type: r.content_type,
+                size: r.size,
+                wrapped_key: r.wrapped_key,
+                content: r.content,
+                uploaded_at: utc(r.uploaded_at),
+            })
+        })
 }
 
 /// Locks the request's row until the transaction ends, so that a read followed by a status

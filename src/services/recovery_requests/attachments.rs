@@ -81,7 +81,7 @@ pub async fn attach(
                 "This request already has the most attachments allowed (3).",
             ));
         }
-        let row = repo::recovery_requests::AttachmentRow {
+        let row = repo::recovery_requests::Attachment {
             id: uuid::Uuid::new_v4().to_string(),
             request_id: request.id.as_str().to_owned(),
             filename,
@@ -89,7 +89,7 @@ pub async fn attach(
             size,
             wrapped_key: sealed.wrapped_key,
             content: sealed.content,
-            uploaded_at: repo::naive(w.now),
+            uploaded_at: w.now,
         };
         repo::recovery_requests::insert_attachment(w.conn, &row)?;
         w.audit(

@@ -298,8 +298,8 @@ impl From<repo::outbox::MailStatusRow> for MailView {
         Self {
             kind: r.kind,
             to: r.recipient,
-            queued_at: repo::utc(r.created_at),
-            sent_at: r.sent_at.map(repo::utc),
+            queued_at: r.created_at,
+            sent_at: r.sent_at,
             status,
             attempts: r.attempts,
             last_error: r.last_error,
@@ -349,7 +349,7 @@ impl From<repo::recovery_requests::AttachmentMeta> for AttachmentView {
             filename: m.filename,
             content_type: m.content_type,
             size: m.size,
-            uploaded_at: repo::utc(m.uploaded_at),
+            uploaded_at: m.uploaded_at,
         }
     }
 }

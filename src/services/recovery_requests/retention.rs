@@ -38,7 +38,7 @@ pub async fn erase_due(ctx: &Ctx) -> Result<usize, Failure> {
             )?;
             done += 1;
         }
-        done += repo::outbox::delete_finished_before(w.conn, repo::naive(cutoff), BATCH)?;
+        done += repo::outbox::delete_finished_before(w.conn, cutoff, BATCH)?;
         Ok(done)
     })
     .await
