@@ -31,6 +31,7 @@ requests reviewed by support.\n\nEvery error is an RFC 9457 problem document \
         (name = "accounts", description = "Registration, email verification and the account itself."),
         (name = "sessions", description = "Login (with a second factor when enabled), refresh and logout."),
         (name = "two_factor", description = "TOTP and recovery codes."),
+        (name = "passkeys", description = "Passkeys (WebAuthn) as a second factor."),
         (name = "password_resets", description = "Forgotten password, by email."),
         (name = "recovery_requests", description = "Requests from owners who lost every factor."),
         (name = "support", description = "Review of recovery requests and the audit log (role `support`)."),

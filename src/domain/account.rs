@@ -254,6 +254,8 @@ pub enum SecondFactor {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey (WebAuthn).
+    Webauthn,
 }
 
 impl SecondFactor {
@@ -263,6 +265,7 @@ impl SecondFactor {
             Self::None => "none",
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Webauthn => "webauthn",
         }
     }
 
@@ -271,6 +274,7 @@ impl SecondFactor {
         match s {
             "totp" => Self::Totp,
             "recovery_code" => Self::RecoveryCode,
+            "webauthn" => Self::Webauthn,
             _ => Self::None,
         }
     }
@@ -399,6 +403,7 @@ mod tests {
             SecondFactor::None,
             SecondFactor::Totp,
             SecondFactor::RecoveryCode,
+            SecondFactor::Webauthn,
         ] {
             assert_eq!(SecondFactor::from_stored(f.as_str()), f);
         }

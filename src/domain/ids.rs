@@ -69,6 +69,10 @@ id_types! {
     RequestId,
     /// A message or note on a recovery request.
     MessageId,
+    /// A passkey (a WebAuthn credential registered to an account).
+    PasskeyId,
+    /// A WebAuthn ceremony (registration or login) waiting for its answer.
+    CeremonyId,
 }
 
 /// The canonical form of a UUID in `raw`, if it is one (36 characters, hyphenated, any case).

@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod device;
 pub mod ids;
+pub mod passkey;
 pub mod password;
 pub mod password_lists;
 pub mod recovery_code;
@@ -14,7 +15,8 @@ pub use account::{
     EmailAddress, EmailError, Login, Role, SecondFactor, Username, UsernameError, username_key,
 };
 pub use audit::EventType;
-pub use ids::{AccountId, MessageId, RequestId, SessionId};
+pub use ids::{AccountId, CeremonyId, MessageId, PasskeyId, RequestId, SessionId};
+pub use passkey::{CeremonyKind, NewPasskey, Passkey, PasskeyName, PasskeyNameError};
 pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
 pub use recovery_request::{

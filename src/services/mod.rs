@@ -8,6 +8,7 @@ pub mod devices;
 pub mod health;
 pub mod login;
 pub mod metrics;
+pub mod passkeys;
 pub mod password_reset;
 pub mod rate_limit;
 pub mod reauth;

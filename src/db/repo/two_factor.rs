@@ -296,3 +296,9 @@ pub fn void_challenges(
     .set(mfa_challenges::used_at.eq(now))
     .execute(conn)
 }
+
+/// Removes the account's TOTP only (its recovery codes stay: another factor keeps 2FA on).
+pub fn remove_totp(conn: &mut DbConnection, account_id: &str) -> QueryResult<()> {
+    diesel::delete(totp_credentials::table.find(account_id)).execute(conn)?;
+    Ok(())
+}

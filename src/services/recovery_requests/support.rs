@@ -101,6 +101,8 @@ pub struct Evidence {
     pub submitted_from_known_device: bool,
     /// Since when the account has known that device (null when it was forgotten since).
     pub known_device_first_seen_at: Option<DateTime<Utc>>,
+    /// The account's passkeys (support sees names, times and backup state, never keys).
+    pub passkeys: Vec<crate::domain::Passkey>,
 }
 
 /// One request with everything support needs to decide.
@@ -129,6 +131,7 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         earlier_requests: Vec::new(),
         submitted_from_known_device: request.submitted_device_id.is_some(),
         known_device_first_seen_at: None,
+        passkeys: Vec::new(),
     };
     if let Some(device_id) = &request.submitted_device_id {
         evidence.known_device_first_seen_at =
@@ -143,6 +146,7 @@ fn load_detail(conn: &mut DbConnection, id: &RequestId) -> Result<Detail, Suppor
         evidence.email_verified = account.email_verified_at.is_some();
         evidence.last_login_at = account.last_login_at.map(repo::utc);
         evidence.two_factor = two_factor::status(conn, &account.id)?;
+        evidence.passkeys = repo::passkeys::list(conn, account_id)?;
         evidence.earlier_requests = repo::recovery_requests::for_account(conn, account_id)?
             .into_iter()
             .filter(|r| r.id != request.id)
