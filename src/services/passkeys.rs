@@ -184,12 +184,38 @@ pub async fn registration_options(
     })
 }
 
-/// How a registration's unit of work ended without an error.
+/// How a registration's unit of work ended without an error (it commits: the ceremony is
+/// taken even when the response is refused).
 enum Registration {
     Done(Box<Added>),
     Refused(&'static str),
-    /// 2FA turned off between the read and the write: codes must be made first.
+}
+
+/// Why a registration's unit of work rolled back.
+enum Abort {
+    /// 2FA turned off between the read and the write: codes must be made first, and the
+    /// ceremony must stay untaken for the second pass.
     NeedsCodes,
+    /// A real error.
+    Error(PasskeyError),
+}
+
+impl From<Failure> for Abort {
+    fn from(e: Failure) -> Self {
+        Self::Error(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Error(e.into())
+    }
+}
+
+impl From<crate::db::DbError> for Abort {
+    fn from(e: crate::db::DbError) -> Self {
+        Self::Error(e.into())
+    }
 }
 
 /// Finishes registering a passkey with the authenticator's response. The ceremony is taken
@@ -230,7 +256,7 @@ pub async fn register(
         );
         let outcome = unit_of_work::write(
             ctx,
-            move |w: &mut Work<'_>| -> Result<Registration, PasskeyError> {
+            move |w: &mut Work<'_>| -> Result<Registration, Abort> {
                 let owner = AccountId::from_stored(account.id.clone());
                 let Some(state) = repo::passkeys::take_ceremony(
                     w.conn,
@@ -258,7 +284,7 @@ pub async fn register(
                 let first = !two_factor::is_enabled(w.conn, &account.id)?;
                 let shown = match (first, codes) {
                     (false, _) => None,
-                    (true, None) => return Ok(Registration::NeedsCodes),
+                    (true, None) => return Err(Abort::NeedsCodes),
                     (true, Some((new_codes, set, rows))) => {
                         two_factor::store_first_set(w, &account.id, &set, &rows, &client)?;
                         Some(new_codes)
@@ -305,11 +331,12 @@ pub async fn register(
                 })))
             },
         )
-        .await?;
+        .await;
         match outcome {
-            Registration::Done(added) => return Ok(*added),
-            Registration::Refused(why) => return Err(PasskeyError::InvalidResponse(why)),
-            Registration::NeedsCodes => enabled = false,
+            Ok(Registration::Done(added)) => return Ok(*added),
+            Ok(Registration::Refused(why)) => return Err(PasskeyError::InvalidResponse(why)),
+            Err(Abort::NeedsCodes) => enabled = false,
+            Err(Abort::Error(e)) => return Err(e),
         }
     }
     Err(Failure::Internal(anyhow::anyhow!("two-factor state kept changing")).into())
@@ -471,6 +498,14 @@ pub fn remove_all(
     account_id: &str,
 ) -> diesel::QueryResult<usize> {
     repo::passkeys::remove_all(conn, &AccountId::from_stored(account_id.to_owned()))
+}
+
+/// Forgets WebAuthn ceremonies that expired (they can never be taken); answers how many.
+pub async fn forget_ceremonies(ctx: &Ctx) -> Result<usize, Failure> {
+    unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<usize, Failure> {
+        Ok(repo::passkeys::purge_ceremonies(w.conn, w.now)?)
+    })
+    .await
 }
 
 /// Login options for the passkeys of the account an mfa token names, bound to its mfa
