@@ -662,3 +662,154 @@ async fn recovery_completion_removes_passkeys_and_a_password_reset_keeps_them() 
     assert_eq!(me["passkeys"], 0);
     assert!(passkeys(&app, &tokens).await.is_empty());
 }
+
+#[tokio::test]
+async fn totp_beside_a_passkey_keeps_the_codes_both_ways() {
+    let app = spawn_app().await;
+    let (tokens, mut auth, codes) = passkey_user(&app, "jbber").await;
+    let enrollment = json(
+        app.post_auth(
+            "/api/v1/account/totp",
+            &tokens.access,
+            json!({"password": PASSWORD}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let secret = account_recovery::security::totp::TotpSecret::from_base32(
+        enrollment["secret"].as_str().expect("secret"),
+    )
+    .expect("secret");
+    let confirmed = json(
+        app.post_auth(
+            "/api/v1/account/totp/confirm",
+            &tokens.access,
+            json!({"code": app.totp_now(&secret, -30)}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(confirmed["recovery_codes"], json!([]), "{confirmed}");
+    let me = account(&app, &tokens).await;
+    assert_eq!(me["two_factor_methods"], json!(["totp", "webauthn"]));
+    assert_eq!(me["recovery_codes_remaining"], 8);
+
+    // Turning TOTP off (with a TOTP code) leaves the passkey, 2FA and the codes.
+    let res = app
+        .post_auth(
+            "/api/v1/account/totp/disable",
+            &tokens.access,
+            json!({"password": PASSWORD, "code": app.totp_now(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let me = account(&app, &tokens).await;
+    assert_eq!(me["two_factor_enabled"], true);
+    assert_eq!(me["two_factor_methods"], json!(["webauthn"]));
+    assert_eq!(me["recovery_codes_remaining"], 8);
+    json(app.login_with_passkey("jbber", &mut auth).await, 200).await;
+    let mfa = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    json(
+        app.post(
+            "/api/v1/sessions/recovery-code",
+            json!({"mfa_token": mfa, "code": codes[0]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_burst_of_passkey_logins_on_one_mfa_token_opens_one_session() {
+    let app = spawn_app().await;
+    let (_tokens, mut auth, _) = passkey_user(&app, "jbber").await;
+    let token = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let options = app.webauthn_options(&token).await;
+    let assertion = auth.assert(&options);
+    let attempts = (0..6).map(|_| {
+        let (app, token, assertion) = (&app, token.clone(), assertion.clone());
+        async move {
+            app.webauthn_login(&token, assertion)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_ids_and_names_are_refused_cleanly() {
+    let app = spawn_app().await;
+    let (tokens, _auth, _) = passkey_user(&app, "jbber").await;
+    for id in ["nope", "%00", "00000000-0000-0000-0000-000000000000"] {
+        let res = app
+            .http
+            .patch(app.url(&format!("/api/v1/account/passkeys/{id}")))
+            .bearer_auth(&tokens.access)
+            .json(&json!({"name": "x"}))
+            .send()
+            .await
+            .expect("request");
+        problem(res, 404, "not_found").await;
+    }
+    let id = passkeys(&app, &tokens).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let res = app
+        .http
+        .patch(app.url(&format!("/api/v1/account/passkeys/{id}")))
+        .bearer_auth(&tokens.access)
+        .json(&json!({"name": "a\u{0}b"}))
+        .send()
+        .await
+        .expect("request");
+    problem(res, 422, "validation_failed").await;
+    // Options need a live mfa token; a junk credential shape is a 401, never a 500.
+    problem(
+        app.post(
+            "/api/v1/sessions/webauthn/options",
+            json!({"mfa_token": "junk"}),
+        )
+        .await,
+        401,
+        "mfa_token_invalid",
+    )
+    .await;
+    let token = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    app.webauthn_options(&token).await;
+    for credential in [
+        json!(null),
+        json!("x"),
+        json!({"id": "AA", "rawId": "!!", "type": "public-key", "response": {}}),
+    ] {
+        problem(
+            app.webauthn_login(&token, credential).await,
+            401,
+            "invalid_webauthn_assertion",
+        )
+        .await;
+    }
+}
