@@ -11,6 +11,10 @@ use crate::metrics::Metrics;
 use crate::security::crypto::DataCipher;
 use crate::security::jwt::JwtKeys;
 use crate::security::password::PasswordHasher;
+use crate::security::webauthn::RelyingParty;
+
+/// How long a WebAuthn ceremony waits for the authenticator (and its state is kept).
+pub const CEREMONY_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The app's shared state, handed to handlers as `web::Data<Ctx>`.
 #[derive(Debug, Clone)]
@@ -29,6 +33,8 @@ pub struct Ctx {
     pub cipher: DataCipher,
     /// The outbox writer.
     pub mailer: Mailer,
+    /// The WebAuthn relying party (`WEBAUTHN_RP_ID`, `WEBAUTHN_ORIGINS`).
+    pub webauthn: RelyingParty,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Wakes the password-reset worker when a request has recorded its job.
@@ -48,6 +54,12 @@ impl Ctx {
         let cipher = DataCipher::new(config.data_encryption_key.expose());
         let mailer = Mailer::new(&config, cipher.clone());
         let metrics = Metrics::new()?;
+        let webauthn = RelyingParty::new(
+            &config.webauthn_rp_id,
+            &config.webauthn_origins,
+            &config.service_name,
+            CEREMONY_TTL,
+        )?;
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -56,6 +68,7 @@ impl Ctx {
             jwt,
             cipher,
             mailer,
+            webauthn,
             metrics,
             reset_jobs: Arc::default(),
         })

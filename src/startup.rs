@@ -168,8 +168,8 @@ impl Application {
 }
 
 /// Time-driven work, until stopped: recovery requests (held links coming due, expiry,
-/// auto-approval) twice a second in app time, and forgetting old rate-limit events once a
-/// minute.
+/// auto-approval) twice a second in app time, and forgetting old rate-limit events and
+/// expired WebAuthn ceremonies once a minute.
 async fn run_maintenance(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     let mut last_prune: Option<std::time::Instant> = None;
     loop {
@@ -183,6 +183,9 @@ async fn run_maintenance(ctx: Ctx, mut stop: watch::Receiver<bool>) {
             last_prune = Some(std::time::Instant::now());
             if let Err(e) = crate::services::rate_limit::prune(&ctx).await {
                 tracing::warn!(error = %e, "rate-limit housekeeping failed");
+            }
+            if let Err(e) = crate::services::passkeys::forget_ceremonies(&ctx).await {
+                tracing::warn!(error = %e, "webauthn ceremony housekeeping failed");
             }
         }
         tokio::select! {

@@ -88,6 +88,7 @@ pub enum RoleDto {
 #[schema(example = json!({
     "id": "7f1c2a3e-0d4b-4e5f-8a9b-1c2d3e4f5a6b", "username": "jbber", "email": "jbber@example.com",
     "email_verified": true, "role": "user", "two_factor_enabled": true,
+    "two_factor_methods": ["totp", "webauthn"], "passkeys": 1,
     "recovery_codes_remaining": 6, "recovery_codes_low": false,
     "recovery_codes_should_regenerate": false,
     "password_changed_at": "2026-11-20T10:00:00Z", "created_at": "2026-01-05T09:30:00Z"
@@ -103,8 +104,13 @@ pub struct AccountResponse {
     pub email_verified: bool,
     /// `user` or `support`.
     pub role: RoleDto,
-    /// Whether two-factor authentication is on.
+    /// Whether two-factor authentication is on (TOTP or at least one passkey).
     pub two_factor_enabled: bool,
+    /// The second factors the account has: `totp`, `webauthn` (empty without 2FA; recovery
+    /// codes come with either).
+    pub two_factor_methods: Vec<crate::api::sessions::MfaMethod>,
+    /// How many passkeys the account has (listed at GET /api/v1/account/passkeys).
+    pub passkeys: u32,
     /// Unused recovery codes (null without 2FA).
     pub recovery_codes_remaining: Option<u32>,
     /// True at two or fewer recovery codes left: regenerate them.
@@ -131,6 +137,14 @@ impl From<AccountView> for AccountResponse {
                 crate::domain::Role::Support => RoleDto::Support,
             },
             two_factor_enabled: a.two_factor_enabled,
+            two_factor_methods: [
+                (a.totp, crate::api::sessions::MfaMethod::Totp),
+                (a.passkeys > 0, crate::api::sessions::MfaMethod::Webauthn),
+            ]
+            .into_iter()
+            .filter_map(|(has, m)| has.then_some(m))
+            .collect(),
+            passkeys: a.passkeys,
             recovery_codes_remaining: a.recovery_codes_remaining,
             recovery_codes_low: low,
             recovery_codes_should_regenerate: a.recovery_codes_should_regenerate,
@@ -150,6 +164,8 @@ pub enum SecondFactorDto {
     Totp,
     /// Password and recovery code.
     RecoveryCode,
+    /// Password and passkey.
+    Webauthn,
 }
 
 impl From<crate::domain::SecondFactor> for SecondFactorDto {
@@ -158,6 +174,7 @@ impl From<crate::domain::SecondFactor> for SecondFactorDto {
             crate::domain::SecondFactor::None => Self::None,
             crate::domain::SecondFactor::Totp => Self::Totp,
             crate::domain::SecondFactor::RecoveryCode => Self::RecoveryCode,
+            crate::domain::SecondFactor::Webauthn => Self::Webauthn,
         }
     }
 }

@@ -235,6 +235,8 @@ pub struct EvidenceResponse {
     pub email_changes: Vec<EmailAddressChange>,
     /// The owner's locks in the last 90 days (and any still open), newest first.
     pub locks: Vec<AccountLock>,
+    /// The account's passkeys (never key material).
+    pub passkeys: Vec<PasskeyEvidence>,
 }
 
 /// An email change waiting for its confirmation.
@@ -278,6 +280,21 @@ pub struct AccountLock {
     pub unlocked_at: Option<DateTime<Utc>>,
     /// `password_reset` or `recovery_request`.
     pub unlocked_by: Option<String>,
+}
+
+/// A passkey of the account, as support sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"name": "YubiKey 5C", "created_at": "2026-10-01T10:00:00Z",
+    "last_used_at": "2026-11-28T08:30:00Z", "backed_up": false}))]
+pub struct PasskeyEvidence {
+    /// The owner's name for it.
+    pub name: String,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// When it last finished a login.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Synced (backed up) as of its last use: it may live on other devices of the owner.
+    pub backed_up: bool,
 }
 
 /// Who wrote a message or note.
@@ -457,6 +474,16 @@ fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
         email_verified: e.email_verified,
         last_login_at: e.last_login_at,
         two_factor_enabled: e.two_factor.enabled,
+        passkeys: e
+            .passkeys
+            .into_iter()
+            .map(|p| PasskeyEvidence {
+                name: p.name.as_str().to_owned(),
+                created_at: p.created_at,
+                last_used_at: p.last_used_at,
+                backed_up: p.backed_up,
+            })
+            .collect(),
         recovery_codes: CodesEvidence {
             generated_at: e.two_factor.generated_at,
             total: e.two_factor.total,

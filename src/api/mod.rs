@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod passkeys;
 pub mod password_resets;
 pub mod problem;
 pub mod recovery_requests;
@@ -61,6 +62,13 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(two_factor::disable_two_factor)
         .service(two_factor::get_recovery_codes_status)
         .service(two_factor::regenerate_recovery_codes)
+        .service(passkeys::start_passkey_registration)
+        .service(passkeys::register_passkey)
+        .service(passkeys::list_passkeys)
+        .service(passkeys::rename_passkey)
+        .service(passkeys::remove_passkey)
+        .service(passkeys::start_webauthn_session)
+        .service(passkeys::create_session_with_webauthn)
         .service(password_resets::start_password_reset)
         .service(password_resets::confirm_password_reset)
         .service(recovery_requests::submit_recovery_request)

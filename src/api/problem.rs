@@ -62,6 +62,8 @@ codes! {
     RecoveryCodeAlreadyUsed => "recovery_code_already_used", "Recovery code has been previously used";
     RecoveryCodeSuperseded => "recovery_code_superseded", "Recovery code was replaced";
     MfaTokenInvalid => "mfa_token_invalid", "Second-factor step expired or invalid";
+    InvalidWebauthnAssertion => "invalid_webauthn_assertion", "Passkey not accepted";
+    InvalidWebauthnResponse => "invalid_webauthn_response", "Passkey registration not accepted";
     InvalidRefreshToken => "invalid_refresh_token", "Invalid refresh token";
     InvalidPassword => "invalid_password", "Wrong password";
     InvalidToken => "invalid_token", "Invalid or expired link";

@@ -73,8 +73,23 @@ pub enum MfaRequiredStatus {
 pub enum MfaMethod {
     /// An authenticator-app code: POST /api/v1/sessions/totp.
     Totp,
+    /// A passkey: POST /api/v1/sessions/webauthn/options, then POST /api/v1/sessions/webauthn.
+    Webauthn,
     /// A recovery code: POST /api/v1/sessions/recovery-code.
     RecoveryCode,
+}
+
+impl MfaMethod {
+    /// The method of a second factor (none for `SecondFactor::None`).
+    fn of(factor: crate::domain::SecondFactor) -> Option<Self> {
+        use crate::domain::SecondFactor;
+        match factor {
+            SecondFactor::Totp => Some(Self::Totp),
+            SecondFactor::Webauthn => Some(Self::Webauthn),
+            SecondFactor::RecoveryCode => Some(Self::RecoveryCode),
+            SecondFactor::None => None,
+        }
+    }
 }
 
 /// An open session's tokens.
@@ -262,7 +277,8 @@ pub struct MfaRequiredResponse {
     pub status: MfaRequiredStatus,
     /// Single-use, short-lived; send with the second factor.
     pub mfa_token: String,
-    /// The methods that finish the login.
+    /// The methods that finish the login: those the account has (`totp`, `webauthn`), then
+    /// `recovery_code`.
     pub methods: Vec<MfaMethod>,
     /// Seconds until the mfa token expires.
     #[schema(value_type = u32)]
@@ -365,10 +381,11 @@ pub async fn create_session(
         LoginOutcome::MfaRequired {
             mfa_token,
             expires_in,
+            methods,
         } => LoginResponse::MfaRequired(MfaRequiredResponse {
             status: MfaRequiredStatus::MfaRequired,
             mfa_token,
-            methods: vec![MfaMethod::Totp, MfaMethod::RecoveryCode],
+            methods: methods.into_iter().filter_map(MfaMethod::of).collect(),
             expires_in,
         }),
     };

@@ -142,16 +142,17 @@ pub struct RecoveryCodesStatus {
     pub used: Vec<UsedCodeResponse>,
 }
 
-fn refusal_code(r: &CodeRefusal) -> Code {
+pub(crate) fn refusal_code(r: &CodeRefusal) -> Code {
     match r {
         CodeRefusal::InvalidTotp { .. } => Code::InvalidTotpCode,
         CodeRefusal::InvalidRecoveryCode { .. } => Code::InvalidRecoveryCode,
         CodeRefusal::AlreadyUsed { .. } => Code::RecoveryCodeAlreadyUsed,
         CodeRefusal::Superseded { .. } => Code::RecoveryCodeSuperseded,
+        CodeRefusal::InvalidPasskey => Code::InvalidWebauthnAssertion,
     }
 }
 
-fn refusal_detail(r: &CodeRefusal) -> String {
+pub(crate) fn refusal_detail(r: &CodeRefusal) -> String {
     match r {
         CodeRefusal::InvalidTotp { replayed: false } => {
             "Invalid authenticator code. Check that your device's clock is right.".into()
@@ -180,6 +181,9 @@ fn refusal_detail(r: &CodeRefusal) -> String {
              set stop working when new ones are generated: use a code from the newest set.",
             replaced_at.format("%Y-%m-%d")
         ),
+        CodeRefusal::InvalidPasskey => "The passkey's answer was not accepted. Try again with \
+             a passkey registered to this account, or use another second factor."
+            .into(),
     }
 }
 

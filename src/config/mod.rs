@@ -49,6 +49,12 @@ pub struct Config {
     pub public_url: Url,
     /// `FRONTEND_URL`: the base of every link in an email.
     pub frontend_url: Url,
+    /// `WEBAUTHN_RP_ID`: the WebAuthn relying party id passkeys are bound to (default: the
+    /// host of `FRONTEND_URL`). Changing it orphans every registered passkey.
+    pub webauthn_rp_id: String,
+    /// `WEBAUTHN_ORIGINS`: the origins a passkey ceremony may come from, comma-separated
+    /// (default: the origin of `FRONTEND_URL`); each on the relying party id or a subdomain.
+    pub webauthn_origins: Vec<Url>,
     /// `SERVICE_NAME`: shown in mails and as the TOTP issuer.
     pub service_name: String,
     /// `JWT_SECRET`.
@@ -334,6 +340,7 @@ impl Config {
                 })
                 .collect::<Result<_, ConfigError>>()?,
         };
+        let (webauthn_rp_id, webauthn_origins) = webauthn_party(&env, &frontend_url)?;
 
         Ok(Self {
             app_env,
@@ -359,6 +366,8 @@ impl Config {
             max_connections_per_ip: env.parse_in("MAX_CONNECTIONS_PER_IP", 128, 1..=100_000)?,
             public_url,
             frontend_url,
+            webauthn_rp_id,
+            webauthn_origins,
             service_name: env
                 .get("SERVICE_NAME")
                 .unwrap_or_else(|| "account-recovery".into()),
@@ -440,6 +449,56 @@ impl Config {
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw.trim())
         .map_err(|_| format!("`{}` is not a duration like 15m, 1h or 72h", raw.trim()))
+}
+
+/// `WEBAUTHN_RP_ID` and `WEBAUTHN_ORIGINS`, defaulting to `FRONTEND_URL`'s host and origin.
+/// Every origin must be an http(s) origin on a domain name that is the relying party id or one
+/// of its subdomains (the rule WebAuthn clients apply).
+fn webauthn_party(env: &Env<'_>, frontend_url: &Url) -> Result<(String, Vec<Url>), ConfigError> {
+    let rp_id = match env.get("WEBAUTHN_RP_ID") {
+        Some(raw) => raw.trim().to_ascii_lowercase(),
+        None => frontend_url
+            .host_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+    };
+    if rp_id.is_empty() || rp_id.contains(['/', ':', ' ']) {
+        return Err(ConfigError::new(
+            "WEBAUTHN_RP_ID",
+            "must be a domain name such as example.com",
+        ));
+    }
+    let raw_origins = env
+        .get("WEBAUTHN_ORIGINS")
+        .unwrap_or_else(|| frontend_url.origin().ascii_serialization());
+    let mut origins = Vec::new();
+    for s in raw_origins
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let url = Url::parse(s)
+            .map_err(|_| ConfigError::new("WEBAUTHN_ORIGINS", format!("`{s}` is not an origin")))?;
+        let on_party = url
+            .domain()
+            .is_some_and(|d| d == rp_id || d.ends_with(&format!(".{rp_id}")));
+        if !matches!(url.scheme(), "http" | "https") || !on_party {
+            return Err(ConfigError::new(
+                "WEBAUTHN_ORIGINS",
+                format!(
+                    "`{s}` is not an http(s) origin on WEBAUTHN_RP_ID ({rp_id}) or a subdomain"
+                ),
+            ));
+        }
+        origins.push(url);
+    }
+    if origins.is_empty() {
+        return Err(ConfigError::new(
+            "WEBAUTHN_ORIGINS",
+            "needs at least one origin",
+        ));
+    }
+    Ok((rp_id, origins))
 }
 
 fn parse_base_url(variable: &'static str, raw: &str) -> Result<Url, ConfigError> {

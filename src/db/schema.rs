@@ -301,3 +301,32 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_locks,
     email_address_changes,
 );
+
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        account_id -> Text,
+        credential_id -> Text,
+        credential -> Text,
+        name -> Text,
+        sign_count -> BigInt,
+        backup_eligible -> Integer,
+        backed_up -> Integer,
+        transports -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        account_id -> Text,
+        kind -> Text,
+        mfa_challenge_id -> Nullable<Text>,
+        state -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}

@@ -285,6 +285,8 @@ pub enum SecondFactor {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey (WebAuthn).
+    Webauthn,
 }
 
 impl SecondFactor {
@@ -294,6 +296,7 @@ impl SecondFactor {
             Self::None => "none",
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Webauthn => "webauthn",
         }
     }
 
@@ -302,6 +305,7 @@ impl SecondFactor {
         match s {
             "totp" => Self::Totp,
             "recovery_code" => Self::RecoveryCode,
+            "webauthn" => Self::Webauthn,
             _ => Self::None,
         }
     }
@@ -430,6 +434,7 @@ mod tests {
             SecondFactor::None,
             SecondFactor::Totp,
             SecondFactor::RecoveryCode,
+            SecondFactor::Webauthn,
         ] {
             assert_eq!(SecondFactor::from_stored(f.as_str()), f);
         }

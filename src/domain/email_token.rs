@@ -25,6 +25,7 @@ impl TokenPurpose {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
             Self::ConfirmLogin(SecondFactor::Totp) => "confirm_login:totp",
+            Self::ConfirmLogin(SecondFactor::Webauthn) => "confirm_login:webauthn",
             Self::ConfirmLogin(_) => "confirm_login:recovery_code",
             Self::ChangeEmail => "change_email",
         }
@@ -36,6 +37,7 @@ impl TokenPurpose {
             "verify_email" => Self::VerifyEmail,
             "reset_password" => Self::ResetPassword,
             "confirm_login:totp" => Self::ConfirmLogin(SecondFactor::Totp),
+            "confirm_login:webauthn" => Self::ConfirmLogin(SecondFactor::Webauthn),
             "confirm_login:recovery_code" => Self::ConfirmLogin(SecondFactor::RecoveryCode),
             "change_email" => Self::ChangeEmail,
             _ => return None,
@@ -74,6 +76,7 @@ mod tests {
             TokenPurpose::VerifyEmail,
             TokenPurpose::ResetPassword,
             TokenPurpose::ConfirmLogin(SecondFactor::Totp),
+            TokenPurpose::ConfirmLogin(SecondFactor::Webauthn),
             TokenPurpose::ConfirmLogin(SecondFactor::RecoveryCode),
             TokenPurpose::ChangeEmail,
         ] {

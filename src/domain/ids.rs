@@ -79,6 +79,10 @@ id_types! {
     DeviceId,
     /// An mfa challenge: a login's password step, waiting for its second factor.
     ChallengeId,
+    /// A passkey (a WebAuthn credential registered to an account).
+    PasskeyId,
+    /// A WebAuthn ceremony (registration or login) waiting for its answer.
+    CeremonyId,
 }
 
 /// The canonical form of a UUID in `raw`, if it is one (36 characters, hyphenated, any case).

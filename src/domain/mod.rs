@@ -7,6 +7,7 @@ pub mod device;
 pub mod email_token;
 pub mod ids;
 pub mod limits;
+pub mod passkey;
 pub mod password;
 pub mod password_lists;
 pub mod recovery_code;
@@ -22,7 +23,10 @@ pub use account::{
 pub use audit::EventType;
 pub use device::Device;
 pub use email_token::{EmailToken, TokenPurpose};
-pub use ids::{AccountId, ChallengeId, DeviceId, MessageId, RequestId, SessionId};
+pub use ids::{
+    AccountId, CeremonyId, ChallengeId, DeviceId, MessageId, PasskeyId, RequestId, SessionId,
+};
+pub use passkey::{CeremonyKind, NewPasskey, Passkey, PasskeyName, PasskeyNameError};
 pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
 pub use recovery_request::{

@@ -37,6 +37,8 @@ templates![
     "password_changed",
     "totp_enabled",
     "totp_disabled",
+    "passkey_added",
+    "passkey_removed",
     "recovery_code_used",
     "recovery_codes_regenerated",
     "password_reset",

@@ -35,6 +35,10 @@ pub struct AccountView {
     pub role: Role,
     /// Whether two-factor authentication is on.
     pub two_factor_enabled: bool,
+    /// Whether TOTP is confirmed.
+    pub totp: bool,
+    /// How many passkeys the account has.
+    pub passkeys: u32,
     /// Unused recovery codes (when 2FA is on).
     pub recovery_codes_remaining: Option<u32>,
     /// A code of the current set was used to log in: make a new set.
@@ -65,6 +69,8 @@ pub fn view(conn: &mut DbConnection, row: Account) -> Result<AccountView, Failur
         email_verified: row.email_verified_at.is_some(),
         role: row.role,
         two_factor_enabled: second.enabled,
+        totp: second.totp,
+        passkeys: second.passkeys,
         recovery_codes_remaining: second.enabled.then_some(second.remaining),
         recovery_codes_should_regenerate: second.should_regenerate(),
         password_changed_at: row.password_changed_at,

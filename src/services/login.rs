@@ -34,6 +34,8 @@ pub enum LoginOutcome {
         mfa_token: String,
         /// Seconds until it expires.
         expires_in: u64,
+        /// The second factors the account has (recovery codes always last).
+        methods: Vec<SecondFactor>,
     },
 }
 
@@ -142,12 +144,23 @@ pub async fn login(
                     if let Some(ip) = &ip_bucket {
                         rate_limit::refund(w.conn, ip, limits.login_per_ip)?;
                     }
-                    if two_factor::is_enabled(w.conn, &account.id)? {
+                    let totp = two_factor::totp_confirmed(w.conn, &account.id)?;
+                    let passkeys = two_factor::passkey_count(w.conn, &account.id)? > 0;
+                    if totp || passkeys {
                         let (mfa_token, expires_in) =
                             second_factor::start_challenge(w, &account.id)?;
+                        let methods = [
+                            (totp, SecondFactor::Totp),
+                            (passkeys, SecondFactor::Webauthn),
+                            (true, SecondFactor::RecoveryCode),
+                        ]
+                        .into_iter()
+                        .filter_map(|(has, f)| has.then_some(f))
+                        .collect();
                         return Ok(LoginOutcome::MfaRequired {
                             mfa_token,
                             expires_in,
+                            methods,
                         });
                     }
                     sessions::open_session(
@@ -285,7 +298,7 @@ const CONFIRMATION_TTL_MINUTES: i64 = 15;
 /// Spends the proof, consumes the challenge and opens the session (or, from a device the
 /// account does not know, mails a confirmation link instead), all in one transaction; a
 /// recovery code is consumed only if the step completes.
-async fn finish_login(
+pub(crate) async fn finish_login(
     ctx: &Ctx,
     challenge: MfaChallenge,
     proof: Proof,
@@ -396,6 +409,7 @@ fn mail_confirmation(
         "at": human_time(w.now),
         "factor": match factor {
             SecondFactor::Totp => "your authenticator app",
+            SecondFactor::Webauthn => "a passkey",
             _ => "a recovery code",
         },
         "device": device::label(client.user_agent.as_deref()),
@@ -441,7 +455,11 @@ pub async fn confirm(
         move |w: &mut Work<'_>| -> Result<_, ConfirmLoginError> {
             let now = w.now;
             let mut found = None;
-            for factor in [SecondFactor::RecoveryCode, SecondFactor::Totp] {
+            for factor in [
+                SecondFactor::RecoveryCode,
+                SecondFactor::Totp,
+                SecondFactor::Webauthn,
+            ] {
                 let purpose = TokenPurpose::ConfirmLogin(factor);
                 if let Some(row) = repo::email_tokens::consume(w.conn, &hash, purpose, now)? {
                     found = Some((row, factor));

@@ -10,6 +10,7 @@ pub mod email_change;
 pub mod health;
 pub mod login;
 pub mod metrics;
+pub mod passkeys;
 pub mod password_reset;
 pub mod rate_limit;
 pub mod reauth;

@@ -49,6 +49,10 @@ pub enum CodeRefusal {
         /// When the set was replaced.
         replaced_at: DateTime<Utc>,
     },
+    /// A passkey's assertion was refused (wrong origin or RP, another challenge, a bad
+    /// signature, a credential the account does not have, a counter that did not move on).
+    /// One answer for all: the details are for the audit log.
+    InvalidPasskey,
 }
 
 /// Why a second factor was not accepted.
@@ -82,6 +86,23 @@ pub enum Proof {
     Totp(i64),
     /// This unused recovery code.
     RecoveryCode(String),
+    /// A passkey assertion that verified; spending it records the new counter.
+    Passkey(PasskeyProof),
+}
+
+/// A verified passkey assertion, not yet recorded.
+#[derive(Debug, Clone)]
+pub struct PasskeyProof {
+    /// The passkey.
+    pub id: crate::domain::PasskeyId,
+    /// Its new signature counter.
+    pub sign_count: u32,
+    /// Backup eligible, as the authenticator says now.
+    pub backup_eligible: bool,
+    /// Backed up, as the authenticator says now.
+    pub backed_up: bool,
+    /// The updated stored credential.
+    pub credential: String,
 }
 
 impl Proof {
@@ -90,12 +111,14 @@ impl Proof {
         match self {
             Self::Totp(_) => SecondFactor::Totp,
             Self::RecoveryCode(_) => SecondFactor::RecoveryCode,
+            Self::Passkey(_) => SecondFactor::Webauthn,
         }
     }
 }
 
 /// Spends a proof inside the caller's transaction: the TOTP step advances, or the recovery code
-/// is consumed; the row count decides a race. `Ok(Err(..))` when another request won.
+/// is consumed, or the passkey's counter moves forward; the row count decides a race.
+/// `Ok(Err(..))` when another request won (or a passkey's counter did not move forward).
 pub fn spend(
     conn: &mut DbConnection,
     account_id: &AccountId,
@@ -112,9 +135,21 @@ pub fn spend(
             client.ip.as_deref(),
             client.user_agent.as_deref(),
         )?,
+        Proof::Passkey(p) => repo::passkeys::record_use(
+            conn,
+            &repo::passkeys::PasskeyUse {
+                id: &p.id,
+                sign_count: p.sign_count,
+                backup_eligible: p.backup_eligible,
+                backed_up: p.backed_up,
+                credential: &p.credential,
+            },
+            now,
+        )?,
     };
     Ok(match (won, proof) {
         (true, _) => Ok(()),
+        (false, Proof::Passkey(_)) => Err(CodeRefusal::InvalidPasskey),
         (false, Proof::Totp(_)) => Err(CodeRefusal::InvalidTotp { replayed: true }),
         (false, Proof::RecoveryCode(_)) => Err(CodeRefusal::AlreadyUsed { used_at: None }),
     })
@@ -138,7 +173,7 @@ pub async fn record_failure(ctx: &Ctx, account_id: &AccountId) -> Result<(), Fai
 
 /// Takes one attempt from the account's budget before a code is checked; refuses (and says so
 /// in the audit log) once it is spent.
-async fn take_budget(
+pub(crate) async fn take_budget(
     ctx: &Ctx,
     account_id: &AccountId,
     client: &ClientInfo,
@@ -178,7 +213,7 @@ pub fn clear_budget(conn: &mut DbConnection, account_id: &AccountId) -> Result<(
 }
 
 /// Gives back the unit a matching code took from the budget.
-async fn refund_budget(ctx: &Ctx, account_id: &AccountId) -> Result<(), Failure> {
+pub(crate) async fn refund_budget(ctx: &Ctx, account_id: &AccountId) -> Result<(), Failure> {
     let bucket = budget_bucket(account_id);
     let limit = ctx.config.rate_limits.second_factor;
     unit_of_work::read(ctx, move |conn| {

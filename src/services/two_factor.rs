@@ -1,6 +1,8 @@
 //! Managing two-factor authentication: TOTP enrollment and removal, and recovery codes (status
 //! and regeneration). No account has 2FA without recovery codes: the first factor's
-//! confirmation answers the first set.
+//! confirmation answers the first set. 2FA is on while the account has a confirmed TOTP or at
+//! least one passkey (`passkeys`); a second factor added to an account that already has one
+//! leaves its codes alone, and removing TOTP while passkeys remain keeps them.
 //!
 //! Checking a code lives in `second_factor`; logging in with one in `login`.
 
@@ -40,8 +42,12 @@ pub struct UsedCode {
 /// The account's two-factor state.
 #[derive(Debug, Clone, Default)]
 pub struct TwoFactorStatus {
-    /// TOTP is confirmed.
+    /// 2FA is on: TOTP is confirmed or the account has a passkey.
     pub enabled: bool,
+    /// TOTP is confirmed.
+    pub totp: bool,
+    /// How many passkeys the account has.
+    pub passkeys: u32,
     /// When the current set of recovery codes was generated.
     pub generated_at: Option<DateTime<Utc>>,
     /// Codes in the current set.
@@ -68,11 +74,14 @@ pub fn status(
     conn: &mut DbConnection,
     account_id: &AccountId,
 ) -> diesel::QueryResult<TwoFactorStatus> {
-    let enabled =
-        repo::two_factor::find_totp(conn, account_id)?.is_some_and(|t| t.confirmed_at.is_some());
+    let totp = totp_confirmed(conn, account_id)?;
+    let passkeys = passkey_count(conn, account_id)?;
+    let enabled = totp || passkeys > 0;
     let Some((set, codes)) = repo::two_factor::current_set(conn, account_id)? else {
         return Ok(TwoFactorStatus {
             enabled,
+            totp,
+            passkeys,
             ..Default::default()
         });
     };
@@ -88,6 +97,8 @@ pub fn status(
         .collect();
     Ok(TwoFactorStatus {
         enabled,
+        totp,
+        passkeys,
         generated_at: Some(set.created_at),
         total: u32::try_from(codes.len()).unwrap_or(u32::MAX),
         remaining: u32::try_from(codes.len() - used.len()).unwrap_or(0),
@@ -203,7 +214,7 @@ pub async fn enroll(
         .map_err(|e| Failure::Internal(anyhow::Error::new(e)))?;
     let account_id = account.id.clone();
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
-        if is_enabled(w.conn, &account_id)? {
+        if totp_confirmed(w.conn, &account_id)? {
             return Err(TwoFactorError::AlreadyEnabled);
         }
         repo::two_factor::put_pending_totp(
@@ -323,21 +334,44 @@ pub async fn confirm(
     let step = step.ok_or(TwoFactorError::InvalidCode(CodeRefusal::InvalidTotp {
         replayed: false,
     }))?;
-    let taken = taken_lookups(ctx, &account.id).await?;
-    let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
+    // A first second factor answers the first set of codes; TOTP added beside a passkey
+    // leaves the codes the account already has alone (an empty list is answered then).
+    let id = account.id.clone();
+    let had_passkeys = unit_of_work::read(ctx, move |conn| {
+        passkey_count(conn, &id).map_err(Failure::from)
+    })
+    .await?
+        > 0;
+    let (new_codes, fresh) = if had_passkeys {
+        let id = account.id.clone();
+        let s =
+            unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from)).await?;
+        let kept = NewCodes {
+            codes: Vec::new(),
+            generated_at: s.generated_at.unwrap_or(now),
+        };
+        (kept, None)
+    } else {
+        let taken = taken_lookups(ctx, &account.id).await?;
+        let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
+        (new_codes, Some((set, rows)))
+    };
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
         if !repo::two_factor::confirm_totp(w.conn, &account.id, step, w.now)? {
             return Err(TwoFactorError::AlreadyEnabled);
         }
-        repo::two_factor::supersede_sets(w.conn, &account.id, w.now)?;
-        repo::two_factor::insert_set(w.conn, &set, &rows)?;
-        for (event, details) in [
-            (EventType::TotpEnabled, serde_json::json!({})),
-            (
+        let mut events = vec![(EventType::TotpEnabled, serde_json::json!({}))];
+        let mut count = 0;
+        if let Some((set, rows)) = &fresh {
+            repo::two_factor::supersede_sets(w.conn, &account.id, w.now)?;
+            repo::two_factor::insert_set(w.conn, set, rows)?;
+            count = rows.len();
+            events.push((
                 EventType::RecoveryCodesGenerated,
-                serde_json::json!({"count": rows.len()}),
-            ),
-        ] {
+                serde_json::json!({"count": count}),
+            ));
+        }
+        for (event, details) in events {
             w.audit(
                 Event::new(event, Actor::Account(&account.id), &client)
                     .account(Some(&account.id))
@@ -349,7 +383,7 @@ pub async fn confirm(
             &account,
             "totp_enabled",
             &client,
-            serde_json::json!({"codes": rows.len()}),
+            serde_json::json!({"codes": count}),
         )?;
         Ok(())
     })
@@ -461,10 +495,10 @@ pub async fn disable(
     let account = load_account(ctx, &who.account_id).await?;
     check_password(ctx, &account, password, &client).await?;
     let id = account.id.clone();
-    let enabled = unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from))
+    let totp = unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from))
         .await?
-        .enabled;
-    if !enabled {
+        .totp;
+    if !totp {
         return Err(TwoFactorError::NotEnabled);
     }
     let proof = match second_factor::verify_code(ctx, &account.id, code, &client).await {
@@ -490,7 +524,12 @@ pub async fn disable(
             {
                 return Ok(Err(refusal));
             }
-            repo::two_factor::remove_all(w.conn, &account.id)?;
+            // Passkeys keep 2FA on, and so its recovery codes; without them 2FA goes off.
+            if passkey_count(w.conn, &account.id)? > 0 {
+                repo::two_factor::remove_totp(w.conn, &account.id)?;
+            } else {
+                repo::two_factor::remove_all(w.conn, &account.id)?;
+            }
             let revoked = revoke_other_sessions(w, &account.id, &session_id)?;
             w.audit(
                 Event::new(
@@ -520,7 +559,7 @@ pub async fn disable(
 
 /// Revokes every session of the account but the caller's: a change to the second factors must
 /// not leave a thief's session alive. Answers how many were revoked.
-fn revoke_other_sessions(
+pub(crate) fn revoke_other_sessions(
     w: &mut Work<'_>,
     account_id: &AccountId,
     keep: &SessionId,
@@ -534,9 +573,55 @@ fn revoke_other_sessions(
     )?)
 }
 
-/// Whether the account has 2FA on (inside a transaction).
+/// Whether the account has 2FA on: a confirmed TOTP or a passkey (inside a transaction).
 pub fn is_enabled(conn: &mut DbConnection, account_id: &AccountId) -> diesel::QueryResult<bool> {
+    Ok(totp_confirmed(conn, account_id)? || passkey_count(conn, account_id)? > 0)
+}
+
+/// Whether the account's TOTP is confirmed.
+pub fn totp_confirmed(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+) -> diesel::QueryResult<bool> {
     Ok(repo::two_factor::find_totp(conn, account_id)?.is_some_and(|t| t.confirmed_at.is_some()))
+}
+
+/// How many passkeys the account has.
+pub fn passkey_count(conn: &mut DbConnection, account_id: &AccountId) -> diesel::QueryResult<u32> {
+    Ok(u32::try_from(repo::passkeys::count(conn, account_id)?).unwrap_or(u32::MAX))
+}
+
+/// Generates a first set of recovery codes for an account turning 2FA on with another factor
+/// (a passkey): hashed off the async workers, stored by [`store_first_set`].
+pub async fn first_set(
+    ctx: &Ctx,
+    account_id: &AccountId,
+    now: DateTime<Utc>,
+) -> Result<(NewCodes, CodeSet, Vec<StoredCode>), Failure> {
+    let taken = taken_lookups(ctx, account_id).await?;
+    generate_codes(ctx, account_id, taken, now).await
+}
+
+/// Stores a set made by [`first_set`] (inside the caller's unit of work), replacing any older
+/// set, and audits it.
+pub fn store_first_set(
+    w: &mut Work<'_>,
+    account_id: &AccountId,
+    set: &CodeSet,
+    rows: &[StoredCode],
+    client: &ClientInfo,
+) -> Result<(), Failure> {
+    repo::two_factor::supersede_sets(w.conn, account_id, w.now)?;
+    repo::two_factor::insert_set(w.conn, set, rows)?;
+    w.audit(
+        Event::new(
+            EventType::RecoveryCodesGenerated,
+            Actor::Account(account_id),
+            client,
+        )
+        .account(Some(account_id))
+        .details(serde_json::json!({"count": rows.len()})),
+    )
 }
 
 /// Removes TOTP and every recovery code (inside the caller's transaction).

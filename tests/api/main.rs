@@ -21,6 +21,7 @@ mod mail;
 mod mail_claims;
 mod metrics;
 mod openapi;
+mod passkeys;
 mod password_policy;
 mod password_resets;
 mod recovery_attachments;

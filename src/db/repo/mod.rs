@@ -15,6 +15,7 @@ pub mod email_address_changes;
 pub mod email_tokens;
 pub mod heartbeat;
 pub mod outbox;
+pub mod passkeys;
 pub mod password_reset_jobs;
 pub mod rate_limits;
 pub mod recovery_requests;

@@ -371,3 +371,9 @@ pub fn void_challenges(
     .set(mfa_challenges::used_at.eq(naive(now)))
     .execute(conn)
 }
+
+/// Removes the account's TOTP only (its recovery codes stay: another factor keeps 2FA on).
+pub fn remove_totp(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<()> {
+    diesel::delete(totp_credentials::table.find(account_id.as_str())).execute(conn)?;
+    Ok(())
+}

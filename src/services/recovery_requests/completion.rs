@@ -178,6 +178,7 @@ pub async fn complete(
             return Err(RequesterError::InvalidToken);
         }
         two_factor::remove_all(w.conn, &account.id)?;
+        let passkeys_removed = crate::services::passkeys::remove_all(w.conn, &account.id)?;
         accounts::set_password(
             w,
             &account,
@@ -199,7 +200,10 @@ pub async fn complete(
             )
             .account(Some(&account.id))
             .request(&request.id)
-            .details(serde_json::json!({"two_factor_removed": true})),
+            .details(serde_json::json!({
+                "two_factor_removed": true,
+                "passkeys_removed": passkeys_removed,
+            })),
         )?;
         let context = serde_json::json!({
             "username": account.username,

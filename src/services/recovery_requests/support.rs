@@ -110,6 +110,8 @@ pub struct Evidence {
     pub email_changes: Vec<email_change::AddressChange>,
     /// Owner's locks in that window (and any still open), newest first.
     pub locks: Vec<account_lock::LockView>,
+    /// The account's passkeys (support sees names, times and backup state, never keys).
+    pub passkeys: Vec<crate::domain::Passkey>,
 }
 
 /// How far back the evidence page shows address changes and locks.
@@ -196,6 +198,7 @@ fn load_detail(
         pending_email_changes: Vec::new(),
         email_changes: Vec::new(),
         locks: Vec::new(),
+        passkeys: Vec::new(),
     };
     if let Some(device_id) = &request.submitted_device_id {
         evidence.known_device_first_seen_at =
@@ -212,6 +215,7 @@ fn load_detail(
         evidence.email_verified = account.email_verified_at.is_some();
         evidence.last_login_at = account.last_login_at;
         evidence.two_factor = two_factor::status(conn, &account.id)?;
+        evidence.passkeys = repo::passkeys::list(conn, account_id)?;
         evidence.earlier_requests = repo::recovery_requests::for_account(conn, account_id)?
             .into_iter()
             .filter(|r| r.id != request.id)

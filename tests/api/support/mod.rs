@@ -2,6 +2,7 @@
 //! folder, or a new PostgreSQL database when `TEST_POSTGRES_URL` is set), a real SMTP listener
 //! on loopback, an HTTP client and a clock the test moves.
 
+pub mod passkey;
 pub mod process;
 pub mod recovery;
 pub mod relay;
