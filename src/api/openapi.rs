@@ -439,10 +439,17 @@ fn code_of_status(status: &str) -> Option<Code> {
 /// order; the status's own code when it names none. A 422 is always `validation_failed` (the
 /// codes its description names are field-error codes) and a 429 always `rate_limited`.
 pub fn codes_named_in(description: &str, status: &str) -> Vec<Code> {
-    if matches!(status, "422" | "429") {
+    if status == "429" {
         return code_of_status(status).into_iter().collect();
     }
-    let mut codes: Vec<Code> = Vec::new();
+    // A 422 is `validation_failed` (its field codes are named in the description too, but they
+    // are not problem codes) unless the description names another problem code beside it, as
+    // a passkey registration's `invalid_webauthn_response`.
+    let mut codes: Vec<Code> = if status == "422" {
+        code_of_status(status).into_iter().collect()
+    } else {
+        Vec::new()
+    };
     for word in description.split('`').skip(1).step_by(2) {
         if let Some(code) = Code::ALL.iter().find(|c| c.as_str() == word)
             && !codes.contains(code)
