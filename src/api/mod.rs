@@ -77,7 +77,7 @@ fn v1_routes(cfg: &mut ServiceConfig) {
         .service(recovery_requests::get_recovery_request)
         .service(recovery_requests::reply_to_recovery_request)
         .service(recovery_requests::withdraw_recovery_request)
-        .service(recovery_requests::attach_to_recovery_request)
+        .service(recovery_requests::attachments::attach_to_recovery_request)
         .service(recovery_requests::complete_account_recovery)
         .service(admin::list_recovery_requests)
         .service(admin::get_recovery_request_detail)

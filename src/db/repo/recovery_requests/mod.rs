@@ -1,7 +1,9 @@
-//! The `recovery_requests` and `recovery_request_messages` tables. Status changes are
+//! The `recovery_requests` table, with its messages ([`messages`]), attachments
+//! ([`attachments`]) and background work ([`due_work`]) in submodules. Status changes are
 //! conditional on the status they start from, so two concurrent actions cannot both win.
 //!
-//! Rows go in and come out as the domain's [`RecoveryRequest`] and [`RecoveryMessage`]: ids,
+//! Rows go in and come out as the domain's [`RecoveryRequest`] and
+//! [`RecoveryMessage`](crate::domain::RecoveryMessage): ids,
 //! statuses, ownership answers, delivery choices and message kinds are stored as their stable
 //! strings and parsed here, once, and times are converted between the stored naive UTC and
 //! `DateTime<Utc>` here. A stored value that does not parse is a query error (logged), never a
@@ -12,13 +14,22 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::repo::{Page, naive, utc};
-use crate::db::schema::{
-    recovery_request_attachments, recovery_request_messages, recovery_requests,
-};
+use crate::db::schema::recovery_requests;
 use crate::domain::{
-    AccountId, DeliverTo, DeviceId, MessageId, MessageKind, Ownership, RecoveryMessage,
-    RecoveryRequest, RecoveryStatus, RequestId,
+    AccountId, DeliverTo, DeviceId, Ownership, RecoveryRequest, RecoveryStatus, RequestId,
 };
+
+mod attachments;
+mod due_work;
+mod messages;
+
+pub use attachments::{
+    Attachment, AttachmentMeta, attachment, attachments, count_attachments, insert_attachment,
+};
+pub use due_work::{
+    abandon, claim_reminder, due_for_erasure, erase_personal_data, to_remind, unanswered_since,
+};
+pub use messages::{insert_message, messages};
 
 diesel::define_sql_function! {
     /// SQL `lower()`: ASCII on SQLite; PostgreSQL also folds other letters its locale knows.
@@ -282,40 +293,6 @@ impl RequestChanges {
             needs_info_since: time(self.needs_info_since),
             reminded_at: time(self.reminded_at),
         }
-    }
-}
-
-/// A message or internal note, as the table has it.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = recovery_request_messages)]
-struct MessageRow {
-    id: String,
-    request_id: String,
-    kind: String,
-    author_id: Option<String>,
-    body: String,
-    created_at: NaiveDateTime,
-}
-
-impl MessageRow {
-    fn into_domain(self) -> QueryResult<RecoveryMessage> {
-        let kind = MessageKind::parse(&self.kind).ok_or_else(|| {
-            tracing::error!(
-                recovery_request.id = self.request_id.as_str(),
-                "stored message kind does not parse"
-            );
-            diesel::result::Error::DeserializationError(
-                format!("message {} has an unknown kind", self.id).into(),
-            )
-        })?;
-        Ok(RecoveryMessage {
-            id: MessageId::from_stored(self.id),
-            request_id: RequestId::from_stored(self.request_id),
-            kind,
-            author_id: self.author_id.map(AccountId::from_stored),
-            body: self.body,
-            created_at: utc(self.created_at),
-        })
     }
 }
 
@@ -594,45 +571,6 @@ pub fn decision_times_since(
     Ok(times)
 }
 
-/// Stores a message or note.
-pub fn insert_message(conn: &mut DbConnection, message: &RecoveryMessage) -> QueryResult<()> {
-    let row = MessageRow {
-        id: message.id.as_str().to_owned(),
-        request_id: message.request_id.as_str().to_owned(),
-        kind: message.kind.as_str().to_owned(),
-        author_id: message.author_id.as_ref().map(|a| a.as_str().to_owned()),
-        body: message.body.clone(),
-        created_at: naive(message.created_at),
-    };
-    diesel::insert_into(recovery_request_messages::table)
-        .values(&row)
-        .execute(conn)
-        .map(|_| ())
-}
-
-/// The request's messages, oldest first; notes only when `with_notes`.
-pub fn messages(
-    conn: &mut DbConnection,
-    request_id: &RequestId,
-    with_notes: bool,
-) -> QueryResult<Vec<RecoveryMessage>> {
-    let mut q = recovery_request_messages::table
-        .filter(recovery_request_messages::request_id.eq(request_id.as_str()))
-        .into_boxed();
-    if !with_notes {
-        q = q.filter(recovery_request_messages::kind.ne(MessageKind::Note.as_str()));
-    }
-    q.order((
-        recovery_request_messages::created_at.asc(),
-        recovery_request_messages::id.asc(),
-    ))
-    .select(MessageRow::as_select())
-    .load(conn)?
-    .into_iter()
-    .map(MessageRow::into_domain)
-    .collect()
-}
-
 /// Claims the sending of an approved request's completion link: stores the token hash and the
 /// times if no link was sent yet; the row count decides between instances.
 pub fn claim_link(
@@ -680,281 +618,6 @@ pub fn record_first_approval(
     ))
     .execute(conn)
     .map(|n| n == 1)
-}
-
-/// Requests waiting for the requester's answer since `since_before` or earlier and not yet
-/// reminded.
-pub fn to_remind(
-    conn: &mut DbConnection,
-    since_before: DateTime<Utc>,
-) -> QueryResult<Vec<RecoveryRequest>> {
-    all(recovery_requests::table
-        .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
-        .filter(recovery_requests::needs_info_since.le(naive(since_before)))
-        .filter(recovery_requests::reminded_at.is_null())
-        .select(RequestRow::as_select())
-        .load(conn)?)
-}
-
-/// Claims the reminder of a request still waiting since `since`; the row count decides
-/// between instances (and against a reply or a new question meanwhile).
-pub fn claim_reminder(
-    conn: &mut DbConnection,
-    id: &RequestId,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> QueryResult<bool> {
-    diesel::update(
-        recovery_requests::table
-            .find(id.as_str())
-            .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
-            .filter(recovery_requests::needs_info_since.eq(naive(since)))
-            .filter(recovery_requests::reminded_at.is_null()),
-    )
-    .set(recovery_requests::reminded_at.eq(naive(now)))
-    .execute(conn)
-    .map(|n| n == 1)
-}
-
-/// Requests waiting for the requester's answer since `since_before` or earlier.
-pub fn unanswered_since(
-    conn: &mut DbConnection,
-    since_before: DateTime<Utc>,
-) -> QueryResult<Vec<RecoveryRequest>> {
-    all(recovery_requests::table
-        .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
-        .filter(recovery_requests::needs_info_since.le(naive(since_before)))
-        .select(RequestRow::as_select())
-        .load(conn)?)
-}
-
-/// Moves a request still waiting since `since` to `abandoned`; the row count decides between
-/// instances (and against a reply or a new question meanwhile).
-pub fn abandon(
-    conn: &mut DbConnection,
-    id: &RequestId,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> QueryResult<bool> {
-    diesel::update(
-        recovery_requests::table
-            .find(id.as_str())
-            .filter(recovery_requests::status.eq(RecoveryStatus::NeedsInfo.as_str()))
-            .filter(recovery_requests::needs_info_since.eq(naive(since))),
-    )
-    .set((
-        recovery_requests::status.eq(RecoveryStatus::Abandoned.as_str()),
-        recovery_requests::updated_at.eq(naive(now)),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
-}
-
-/// Claims up to `limit` requests final and unchanged since `final_before` or earlier whose
-/// personal data is still there (PostgreSQL: skipping rows another instance is claiming; SQLite's write
-/// transactions run one at a time). Run it inside a write transaction.
-pub fn due_for_erasure(
-    conn: &mut DbConnection,
-    final_before: DateTime<Utc>,
-    limit: i64,
-) -> QueryResult<Vec<RequestId>> {
-    let due = recovery_requests::status
-        .eq_any(final_statuses())
-        .and(recovery_requests::updated_at.le(naive(final_before)))
-        .and(recovery_requests::contact_email.ne(""));
-    let ids: Vec<String> = match conn {
-        DbConnection::Pg(pg) => recovery_requests::table
-            .filter(due)
-            .order(recovery_requests::updated_at.asc())
-            .limit(limit)
-            .select(recovery_requests::id)
-            .for_update()
-            .skip_locked()
-            .load(pg)?,
-        DbConnection::Sqlite(lite) => recovery_requests::table
-            .filter(due)
-            .order(recovery_requests::updated_at.asc())
-            .limit(limit)
-            .select(recovery_requests::id)
-            .load(lite)?,
-    };
-    Ok(ids.into_iter().map(RequestId::from_stored).collect())
-}
-
-/// Erases the personal data (contact email, reason, decision texts, IP, user agent, sealed
-/// tokens) and the messages and notes of a request final since `final_before` or earlier,
-/// once: emptying `contact_email` (never empty on a live request) in the same conditional
-/// UPDATE makes the row count decide. The
-/// id, username, statuses, times and token hashes stay, so the request still answers with its
-/// status.
-pub fn erase_personal_data(
-    conn: &mut DbConnection,
-    id: &RequestId,
-    final_before: DateTime<Utc>,
-) -> QueryResult<bool> {
-    let erased = diesel::update(
-        recovery_requests::table
-            .find(id.as_str())
-            .filter(recovery_requests::status.eq_any(final_statuses()))
-            .filter(recovery_requests::updated_at.le(naive(final_before)))
-            .filter(recovery_requests::contact_email.ne("")),
-    )
-    .set((
-        recovery_requests::contact_email.eq(""),
-        recovery_requests::reason.eq(""),
-        recovery_requests::tracking_token_sealed.eq(""),
-        recovery_requests::ownership_token_sealed.eq(None::<String>),
-        recovery_requests::decision_note.eq(None::<String>),
-        recovery_requests::deliver_justification.eq(None::<String>),
-        recovery_requests::submitted_ip.eq(None::<String>),
-        recovery_requests::submitted_user_agent.eq(None::<String>),
-    ))
-    .execute(conn)?;
-    if erased != 1 {
-        return Ok(false);
-    }
-    diesel::delete(
-        recovery_request_messages::table
-            .filter(recovery_request_messages::request_id.eq(id.as_str())),
-    )
-    .execute(conn)?;
-    diesel::delete(
-        recovery_request_attachments::table
-            .filter(recovery_request_attachments::request_id.eq(id.as_str())),
-    )
-    .execute(conn)?;
-    Ok(true)
-}
-
-/// A stored attachment (its content encrypted with its own key, the key wrapped by the data
-/// key).
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    /// Id (UUID).
-    pub id: String,
-    /// The request.
-    pub request_id: String,
-    /// Sanitised filename.
-    pub filename: String,
-    /// `application/pdf`, `image/png` or `image/jpeg`.
-    pub content_type: String,
-    /// Plaintext size in bytes.
-    pub size: i64,
-    /// The file's key, sealed by the data key.
-    pub wrapped_key: String,
-    /// base64(nonce ‖ ciphertext ‖ tag).
-    pub content: String,
-    /// When.
-    pub uploaded_at: DateTime<Utc>,
-}
-
-/// A stored attachment, as the table has it.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = recovery_request_attachments)]
-struct AttachmentRow {
-    id: String,
-    request_id: String,
-    filename: String,
-    content_type: String,
-    size: i64,
-    wrapped_key: String,
-    content: String,
-    uploaded_at: NaiveDateTime,
-}
-
-/// An attachment without its content.
-#[derive(Debug, Clone)]
-pub struct AttachmentMeta {
-    /// Id.
-    pub id: String,
-    /// Sanitised filename.
-    pub filename: String,
-    /// Media type.
-    pub content_type: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// When.
-    pub uploaded_at: DateTime<Utc>,
-}
-
-/// Stores an attachment.
-pub fn insert_attachment(conn: &mut DbConnection, a: &Attachment) -> QueryResult<()> {
-    diesel::insert_into(recovery_request_attachments::table)
-        .values(AttachmentRow {
-            id: a.id.clone(),
-            request_id: a.request_id.clone(),
-            filename: a.filename.clone(),
-            content_type: a.content_type.clone(),
-            size: a.size,
-            wrapped_key: a.wrapped_key.clone(),
-            content: a.content.clone(),
-            uploaded_at: naive(a.uploaded_at),
-        })
-        .execute(conn)
-        .map(|_| ())
-}
-
-/// How many attachments the request has.
-pub fn count_attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<i64> {
-    recovery_request_attachments::table
-        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
-        .count()
-        .get_result(conn)
-}
-
-/// The request's attachments without their content, oldest first.
-pub fn attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<Vec<AttachmentMeta>> {
-    recovery_request_attachments::table
-        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
-        .order((
-            recovery_request_attachments::uploaded_at.asc(),
-            recovery_request_attachments::id.asc(),
-        ))
-        .select((
-            recovery_request_attachments::id,
-            recovery_request_attachments::filename,
-            recovery_request_attachments::content_type,
-            recovery_request_attachments::size,
-            recovery_request_attachments::uploaded_at,
-        ))
-        .load::<(String, String, String, i64, NaiveDateTime)>(conn)
-        .map(|rows| {
-            rows.into_iter()
-                .map(|(id, filename, content_type, size, at)| AttachmentMeta {
-                    id,
-                    filename,
-                    content_type,
-                    size,
-                    uploaded_at: utc(at),
-                })
-                .collect()
-        })
-}
-
-/// One attachment of the request, with its content.
-pub fn attachment(
-    conn: &mut DbConnection,
-    id: &RequestId,
-    attachment_id: &str,
-) -> QueryResult<Option<Attachment>> {
-    recovery_request_attachments::table
-        .find(attachment_id)
-        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
-        .select(AttachmentRow::as_select())
-        .get_result::<AttachmentRow>(conn)
-        .optional()
-        .map(|row| {
-            row.map(|r| Attachment {
-                id: r.id,
-                request_id: r.request_id,
-                filename: r.filename,
-                content_type: r.content_type,
-                size: r.size,
-                wrapped_key: r.wrapped_key,
-                content: r.content,
-                uploaded_at: utc(r.uploaded_at),
-            })
-        })
 }
 
 /// Locks the request's row until the transaction ends, so that a read followed by a status
