@@ -19,6 +19,16 @@ function M.lines(name, id, nthreads)
   return out
 end
 
+-- A name no other request of any run uses: KIND_RUN_THREAD_COUNTER. BENCH_RUN is a random
+-- number bench/load/run draws for every wrk invocation (warm-up, first and second run), so a
+-- second run, or a second benchmark on the same database, never collides with an earlier name.
+-- Only digits vary: usernames must be unique ignoring look-alikes (UTS #39 skeletons), and
+-- distinct digit strings between fixed separators never look alike.
+local run = os.getenv("BENCH_RUN") or tostring(os.time())
+function M.unique_name(kind, thread_id, counter)
+  return kind .. "_" .. run .. "_" .. thread_id .. "_" .. counter
+end
+
 function M.json_string(s)
   return '"' .. s:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
 end
