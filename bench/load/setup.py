@@ -10,7 +10,13 @@ Standard library only. Subcommands (each writes its files into --out):
               Files: login_users.txt, target_user.txt, requests.txt (id token), support_token.txt, mfa_codes.txt.
   mfa-pairs   turns the recovery codes into (mfa token, code) pairs by one password login per
               code: pairs_warmup.txt and pairs_run.txt. mfa tokens live MFA_TOKEN_TTL (5 min by
-              default): run it right before the recovery-code scenario.
+              default): run it right before the recovery-code scenario. --part K --parts N uses
+              only the K-th of N equal slices of the codes (one slice per measured run, since a
+              code works once).
+  tokens      logs in every seeded login account and the support user and writes their access
+              tokens: access_tokens.txt (one per line) and support_token.txt. Access tokens live
+              ACCESS_TOKEN_TTL (15 min by default): run it right before the scenarios that use
+              them.
 
 The server's mails go to its log (MAIL_TRANSPORT=log); --log is that file.
 """
@@ -45,11 +51,19 @@ class Api:
             req.add_header("Authorization", "Bearer " + token)
         for k, v in (headers or {}).items():
             req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as res:
-                status, raw = res.status, res.read()
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
+        # A 500 or 503 is retried a few times (said on stderr): on SQLite, a write can fail with
+        # "database is locked" while the server drains the mail backlog an earlier write
+        # scenario left behind. The data is made outside any measured run.
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(req, timeout=60) as res:
+                    status, raw = res.status, res.read()
+            except urllib.error.HTTPError as e:
+                status, raw = e.code, e.read()
+            if status not in (500, 503) or status in expect or attempt == 4:
+                break
+            print(f"setup.py: {method} {path}: {status}, trying again", file=sys.stderr, flush=True)
+            time.sleep(1 + attempt)
         if status not in expect:
             raise RuntimeError(f"{method} {path}: {status} {raw[:300]!r}")
         return json.loads(raw) if raw else None
@@ -199,6 +213,9 @@ def mfa_pairs(args):
     api = Api(args.base)
     with open(os.path.join(args.out, "mfa_codes.txt")) as f:
         codes = [line.split() for line in f if line.strip()]
+    # The K-th of N contiguous slices (K from 1): each measured run gets codes of its own.
+    size = len(codes) // args.parts
+    codes = codes[(args.part - 1) * size : args.part * size]
     t0 = time.time()
 
     def pair(nc):
@@ -222,9 +239,26 @@ def mfa_pairs(args):
     )
 
 
+def tokens(args):
+    api = Api(args.base)
+    with open(os.path.join(args.out, "login_users.txt")) as f:
+        users = [line.strip() for line in f if line.strip()]
+    t0 = time.time()
+    with pool(args.workers) as p:
+        access = list(p.map(lambda u: login(api, u)["access_token"], users))
+    support = api.call(
+        "POST", "/api/v1/sessions", {"login": args.support_user, "password": args.support_password}
+    )["access_token"]
+    with open(os.path.join(args.out, "access_tokens.txt"), "w") as f:
+        f.writelines(t + "\n" for t in access)
+    with open(os.path.join(args.out, "support_token.txt"), "w") as f:
+        f.write(support + "\n")
+    print(f"tokens: {len(access)} account access tokens and the support user's ({time.time() - t0:.0f} s)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["seed", "mfa-pairs"])
+    ap.add_argument("command", choices=["seed", "mfa-pairs", "tokens"])
     ap.add_argument("--base", required=True, help="http://127.0.0.1:PORT")
     ap.add_argument("--out", required=True, help="folder for the data files")
     ap.add_argument("--log", help="the server's log (mails are read from it)")
@@ -235,12 +269,18 @@ def main():
     ap.add_argument("--support-user", default="bench_support")
     ap.add_argument("--support-password", default=PASSWORD)
     ap.add_argument("--warmup-pairs", type=int, default=200)
+    ap.add_argument("--part", type=int, default=1, help="mfa-pairs: which slice of the codes (from 1)")
+    ap.add_argument("--parts", type=int, default=1, help="mfa-pairs: how many slices")
     args = ap.parse_args()
     if args.command == "seed":
         if not args.log:
             ap.error("seed needs --log")
         seed(args)
+    elif args.command == "tokens":
+        tokens(args)
     else:
+        if not 1 <= args.part <= args.parts:
+            ap.error("--part must be between 1 and --parts")
         mfa_pairs(args)
 
 
