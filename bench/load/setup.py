@@ -225,8 +225,11 @@ def mfa_pairs(args):
             raise RuntimeError(f"{name}: expected mfa_required, got {r}")
         return f"{r['mfa_token']} {code}\n"
 
+    # Made in the reverse of the order wrk sends them (warm-up first, then the run, each from the
+    # top), so the pair sent first is the youngest and none is older at use than the time this
+    # takes plus one run: on SQLite with a mail backlog draining, logins here can be slow.
     with pool(args.workers) as p:
-        pairs = list(p.map(pair, codes))
+        pairs = list(p.map(pair, codes[::-1]))[::-1]
     warm = min(args.warmup_pairs, len(pairs) // 4)
     with open(os.path.join(args.out, "pairs_warmup.txt"), "w") as f:
         f.writelines(pairs[:warm])
