@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
@@ -25,7 +25,7 @@ mod views;
 
 pub use views::{
     AccountLock, AdminDetail, AdminMail, AdminMessage, AdminMessageKind, AdminRequest, AuditEvent,
-    AuditPage, CodesEvidence, EarlierRequest, EmailAddressChange, EvidenceResponse,
+    AuditPage, CodesEvidence, DeliverToDto, EarlierRequest, EmailAddressChange, EvidenceResponse,
     PasskeyEvidence, PendingEmailChange, QueuePage,
 };
 use views::{admin_detail, admin_request};
@@ -77,26 +77,6 @@ fn empty_is_none(v: &Option<String>) -> Option<String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-}
-
-/// Where the completion link goes.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliverToDto {
-    /// The account's verified email (default).
-    #[default]
-    AccountEmail,
-    /// The request's contact email; needs a justification.
-    ContactEmail,
-}
-
-impl From<DeliverTo> for DeliverToDto {
-    fn from(d: DeliverTo) -> Self {
-        match d {
-            DeliverTo::AccountEmail => Self::AccountEmail,
-            DeliverTo::ContactEmail => Self::ContactEmail,
-        }
-    }
 }
 
 /// An approval.

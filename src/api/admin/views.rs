@@ -2,14 +2,13 @@
 //! it, and the audit log, as the support API answers them.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::DeliverToDto;
 use crate::api::recovery_requests::{
     AttachmentResponse, MailStatusDto, OwnershipDto, RecoveryStatusDto,
 };
-use crate::domain::{MessageKind, RecoveryRequest, RequestId};
+use crate::domain::{DeliverTo, MessageKind, RecoveryRequest, RequestId};
 use crate::services::audit::EventView;
 use crate::services::recovery_requests::{Detail, MailView, MessageView};
 
@@ -491,5 +490,25 @@ pub(super) fn admin_detail(d: Detail, now: DateTime<Utc>) -> AdminDetail {
             .into_iter()
             .map(AttachmentResponse::from)
             .collect(),
+    }
+}
+
+/// Where the completion link goes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverToDto {
+    /// The account's verified email (default).
+    #[default]
+    AccountEmail,
+    /// The request's contact email; needs a justification.
+    ContactEmail,
+}
+
+impl From<DeliverTo> for DeliverToDto {
+    fn from(d: DeliverTo) -> Self {
+        match d {
+            DeliverTo::AccountEmail => Self::AccountEmail,
+            DeliverTo::ContactEmail => Self::ContactEmail,
+        }
     }
 }
