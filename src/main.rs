@@ -84,7 +84,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.app_env);
+    let _log = telemetry::init(config.app_env);
     if let Some(path) = &config.dev_secrets_file {
         tracing::warn!(
             file = %path.display(),

@@ -5,17 +5,39 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::AppEnv;
 
-/// Installs the global subscriber once; later calls are no-ops (tests spawn many apps).
-pub fn init(app_env: AppEnv) {
+/// Keeps the log writer's thread alive; dropping it flushes what is still queued.
+#[derive(Debug)]
+pub struct LogGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+/// Installs the global subscriber once; later calls are no-ops (tests spawn many apps). Lines
+/// are formatted on the thread that logs and written to stderr by a thread of their own, so
+/// an HTTP worker never waits on the write (the queue blocks rather than dropping a line when
+/// stderr cannot keep up). That thread writes what has queued up in one write and flushes
+/// whenever the queue is empty, so a line is never held back. Keep the returned guard until
+/// the process ends.
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init(app_env: AppEnv) -> LogGuard {
     // actix-web-prom warns on every request to a route whose pattern holds a regex (Swagger
     // UI's assets) and then labels it with the pattern as it is, which is what we want.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_web_prom=error"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match app_env {
+        .with_writer(writer);
+    let installed = match app_env {
         AppEnv::Production => builder.json().flatten_event(true).try_init(),
         AppEnv::Development => builder.try_init(),
     };
+    LogGuard {
+        _writer: installed.is_ok().then_some(guard),
+    }
 }

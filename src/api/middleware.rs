@@ -76,11 +76,20 @@ impl tracing_actix_web::RootSpanBuilder for RootSpan {
         )
     }
 
+    /// Records the status and the error on the span only when the request failed: the
+    /// "request finished" line already carries every status, and recording fields re-formats
+    /// the span, a cost every successful request paid for nothing.
     fn on_request_end<B: MessageBody>(
         span: tracing::Span,
         outcome: &Result<ServiceResponse<B>, actix_web::Error>,
     ) {
-        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let failed = match outcome {
+            Ok(res) => res.response().error().is_some(),
+            Err(_) => true,
+        };
+        if failed {
+            tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+        }
     }
 }
 
