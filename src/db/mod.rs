@@ -2,13 +2,15 @@
 //!
 //! [`DbConnection`] is a `MultiConnection` enum, pooled by r2d2 through [`DbManager`], which
 //! picks the backend from the URL and keeps the real connection error. Every query runs off the
-//! async workers through [`Db::run`]; every write runs through [`write_transaction`], which
-//! begins `IMMEDIATE` on SQLite. SQL lives here and nowhere else.
+//! async workers through [`Db::run`]; every write transaction through [`Db::write`] (which
+//! queues SQLite's writers in one fair lane) and [`write_transaction`], which begins
+//! `IMMEDIATE` on SQLite. SQL lives here and nowhere else.
 
 pub mod repo;
 pub mod schema;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -157,11 +159,19 @@ impl ManageConnection for DbManager {
     }
 }
 
-/// The shared database handle of the app: a pool and the backend it talks to.
+/// The shared database handle of the app: a pool, the backend it talks to, and SQLite's
+/// writer lane.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<DbManager>,
     url: DatabaseUrl,
+    /// SQLite admits one writer at a time. A writer that finds the write lock taken sleeps in
+    /// the busy handler with a growing back-off (1, 2, 5 … 100 ms) and may lose the lock again
+    /// to a newer writer, so a burst of writes left most of the CPU idle and some writers
+    /// waiting seconds. Writers queue here instead, first come first served (tokio's mutex
+    /// is fair), and each finds the lock free when its turn comes. PostgreSQL has none: its
+    /// row locks let writers to different rows go together.
+    lane: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -191,9 +201,12 @@ impl Db {
             .build_unchecked(DbManager {
                 url: config.database_url.clone(),
             });
+        let lane = matches!(config.database_url, DatabaseUrl::Sqlite(_))
+            .then(|| Arc::new(tokio::sync::Mutex::new(())));
         Ok(Self {
             pool,
             url: config.database_url.clone(),
+            lane,
         })
     }
 
@@ -243,13 +256,94 @@ impl Db {
         }
     }
 
+    /// Runs `f` in one write transaction ([`write_transaction`]) off the async workers. On
+    /// SQLite the caller first waits for its turn in the writer lane, without holding a
+    /// connection or a thread; the turn ends when the transaction has ended, even if the
+    /// caller stopped waiting for the answer meanwhile.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+    {
+        let turn = match &self.lane {
+            Some(lane) => Some(Arc::clone(lane).lock_owned().await),
+            None => None,
+        };
+        self.run(move |conn| {
+            let result = write_transaction(conn, f);
+            drop(turn);
+            result
+        })
+        .await
+    }
+
+    /// Runs `f`, one statement that decides by itself (a conditional UPDATE, say), off the
+    /// async workers without a transaction around it: on SQLite in its turn in the writer
+    /// lane, like [`Db::write`]; on PostgreSQL as it is, saving the `BEGIN` and `COMMIT`
+    /// round trips.
+    pub async fn write_one<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let turn = match &self.lane {
+            Some(lane) => Some(Arc::clone(lane).lock_owned().await),
+            None => None,
+        };
+        self.run(move |conn| {
+            let result = f(conn);
+            drop(turn);
+            result
+        })
+        .await
+    }
+
+    /// Runs `f`, which only reads, with a pooled connection. On SQLite it runs right here, on
+    /// the calling async worker, when a connection is idle: in WAL mode a reader never waits
+    /// for a writer, and a read of a few rows costs less than handing it to a blocking thread
+    /// and back (two context switches, which bounded the cheap authenticated reads). On
+    /// PostgreSQL a read is a network round trip, and with no idle SQLite connection the
+    /// caller would wait for one: both go to the blocking pool as in [`Db::run`]. Never give
+    /// it a write: on SQLite a write may wait for the write lock.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        if self.lane.is_some()
+            && let Some(slot) = self.try_get()
+        {
+            return Self::run_on(slot, f);
+        }
+        self.run(f).await
+    }
+
+    /// An idle connection, if the pool has one now (SQLite only: see [`Db::read`]).
+    fn try_get(&self) -> Option<PooledConnection<DbManager>> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) if path.exists() => self.pool.try_get(),
+            _ => None,
+        }
+    }
+
     /// Runs `f` with a pooled connection on the calling thread (which must be allowed to block).
     pub fn run_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E>,
         E: From<DbError>,
     {
-        let mut slot = self.get().map_err(E::from)?;
+        let slot = self.get().map_err(E::from)?;
+        Self::run_on(slot, f)
+    }
+
+    /// Runs `f` on `slot`, and marks the connection broken if it failed because of it.
+    fn run_on<T, E, F>(mut slot: PooledConnection<DbManager>, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    {
         let result = f(&mut slot.conn);
         // A failure may mean the server dropped the connection: check before it goes back to
         // the pool, so the next request gets a fresh one once the database is back.

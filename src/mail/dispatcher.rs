@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::SharedClock;
 use crate::db::repo::{self, outbox::OutboxRow};
-use crate::db::{Db, DbError, write_transaction};
+use crate::db::{Db, DbError};
 use crate::mail::Mailer;
 use crate::mail::transport::{Envelope, SendError, Transport};
 use crate::metrics::Metrics;
@@ -136,16 +136,14 @@ impl Dispatcher {
         let owned = worker.to_owned();
         let batch: Vec<OutboxRow> = self
             .db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    repo::outbox::claim_due(
-                        conn,
-                        &owned,
-                        repo::naive(now),
-                        repo::naive(lease_until),
-                        BATCH,
-                    )
-                })
+            .write(move |conn| {
+                repo::outbox::claim_due(
+                    conn,
+                    &owned,
+                    repo::naive(now),
+                    repo::naive(lease_until),
+                    BATCH,
+                )
                 .map_err(DbError::from)
             })
             .await?;
@@ -161,7 +159,7 @@ impl Dispatcher {
                 let owned = worker.to_owned();
                 let released = self
                     .db
-                    .run(move |conn| {
+                    .write_one(move |conn| {
                         repo::outbox::release_claims(conn, &owned).map_err(DbError::from)
                     })
                     .await;
@@ -177,7 +175,9 @@ impl Dispatcher {
             let owned = worker.to_owned();
             let released = self
                 .db
-                .run(move |conn| repo::outbox::release_claims(conn, &owned).map_err(DbError::from))
+                .write_one(move |conn| {
+                    repo::outbox::release_claims(conn, &owned).map_err(DbError::from)
+                })
                 .await?;
             tracing::info!(
                 released,
@@ -208,7 +208,7 @@ impl Dispatcher {
         let until = self.clock.now() + chrono::Duration::from_std(LEASE).unwrap_or_default();
         let owned = worker.to_owned();
         self.db
-            .run(move |conn| {
+            .write_one(move |conn| {
                 repo::outbox::renew_claims(conn, &owned, repo::naive(until)).map_err(DbError::from)
             })
             .await
@@ -249,7 +249,7 @@ impl Dispatcher {
                 tracing::info!(outbox.id = %row.id, mail.kind = %row.kind, "mail delivered");
                 self.metrics.mail_sent(&row.kind);
                 self.db
-                    .run(move |conn| {
+                    .write_one(move |conn| {
                         repo::outbox::mark_sent(conn, &id, &worker, repo::naive(now))
                             .map_err(DbError::from)
                     })
@@ -274,7 +274,7 @@ impl Dispatcher {
                 // The server's answer, for support; bounded (it is the remote's text).
                 let message: String = e.to_string().chars().take(500).collect();
                 self.db
-                    .run(move |conn| {
+                    .write_one(move |conn| {
                         repo::outbox::mark_failed(
                             conn,
                             &id,

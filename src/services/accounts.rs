@@ -61,7 +61,7 @@ impl AccountView {
 
 /// The view of a stored account.
 pub fn view(conn: &mut DbConnection, row: Account) -> Result<AccountView, Failure> {
-    let second = two_factor::status(conn, &row.id)?;
+    let second = two_factor::summary(conn, &row.id)?;
     Ok(AccountView {
         id: row.id,
         username: row.username,
@@ -72,7 +72,7 @@ pub fn view(conn: &mut DbConnection, row: Account) -> Result<AccountView, Failur
         totp: second.totp,
         passkeys: second.passkeys,
         recovery_codes_remaining: second.enabled.then_some(second.remaining),
-        recovery_codes_should_regenerate: second.should_regenerate(),
+        recovery_codes_should_regenerate: second.should_regenerate,
         password_changed_at: row.password_changed_at,
         created_at: row.created_at,
     })
@@ -81,13 +81,12 @@ pub fn view(conn: &mut DbConnection, row: Account) -> Result<AccountView, Failur
 /// The caller's account.
 pub async fn get(ctx: &Ctx, who: &Principal) -> Result<AccountView, Failure> {
     let id = who.account_id.clone();
-    ctx.db
-        .run(move |conn| {
-            let row = repo::accounts::find(conn, &id)?
-                .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
-            view(conn, row)
-        })
-        .await
+    unit_of_work::read(ctx, move |conn| {
+        let row = repo::accounts::find(conn, &id)?
+            .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
+        view(conn, row)
+    })
+    .await
 }
 
 /// Why a password change was refused.

@@ -129,15 +129,18 @@ pub async fn register(
         ip_bucket.clone(),
     );
     let now = ctx.clock.now();
-    unit_of_work::read(ctx, move |conn| -> Result<_, RegisterError> {
-        // Every attempt counts, taken or not, so the 409s cannot be used to probe which
-        // names and addresses exist past the limit.
-        if let Some(bucket) = &bucket
-            && let Decision::Limited { retry_after_secs } =
-                rate_limit::take(conn, &metrics, bucket, limit, now)?
-        {
+    // Every attempt counts, taken or not (its own transaction, committed whatever the checks
+    // say), so the 409s cannot be used to probe which names and addresses exist past the limit.
+    if let Some(bucket) = bucket {
+        let decision = unit_of_work::write(ctx, move |w: &mut Work<'_>| {
+            rate_limit::take(w.conn, &metrics, &bucket, limit, w.now).map_err(Failure::from)
+        })
+        .await?;
+        if let Decision::Limited { retry_after_secs } = decision {
             return Err(RegisterError::RateLimited { retry_after_secs });
         }
+    }
+    unit_of_work::read(ctx, move |conn| -> Result<_, RegisterError> {
         check_taken(repo::accounts::taken(conn, &key, &mail)?)?;
         check_held(conn, &mail, &mail_skeleton, now)?;
         confusable_issues(repo::accounts::confusable(

@@ -216,8 +216,8 @@ pub fn clear_budget(conn: &mut DbConnection, account_id: &AccountId) -> Result<(
 pub(crate) async fn refund_budget(ctx: &Ctx, account_id: &AccountId) -> Result<(), Failure> {
     let bucket = budget_bucket(account_id);
     let limit = ctx.config.rate_limits.second_factor;
-    unit_of_work::read(ctx, move |conn| {
-        rate_limit::refund(conn, &bucket, limit).map_err(Failure::from)
+    unit_of_work::write(ctx, move |w: &mut Work<'_>| {
+        rate_limit::refund(w.conn, &bucket, limit).map_err(Failure::from)
     })
     .await
 }

@@ -350,31 +350,30 @@ pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, AuthErro
     let Some(session_id) = SessionId::parse(&claims.sid) else {
         return Err(AuthError::Unauthorized);
     };
-    unit_of_work::read(ctx, move |conn| {
-        let Some(session) = repo::sessions::find_live(conn, &session_id, now)? else {
-            return Err(AuthError::Unauthorized);
-        };
-        if session.account_id.as_str() != claims.sub {
-            return Err(AuthError::Unauthorized);
-        }
-        let Some(account) = repo::accounts::find(conn, &session.account_id)? else {
-            return Err(AuthError::Unauthorized);
-        };
-        // Record use at most once a minute, so most requests stay reads.
-        let stale = now - chrono::Duration::minutes(1);
-        if session.last_used_at < stale {
-            crate::db::write_transaction(conn, |conn| -> Result<(), AuthError> {
-                Ok(repo::sessions::touch(conn, &session.id, now, stale)?)
-            })?;
-        }
-        Ok(Principal {
-            account_id: account.id,
-            session_id: session.id,
-            role: account.role,
-            device_id: session.device_id,
-        })
+    let (session, role) = unit_of_work::read(ctx, move |conn| -> Result<_, AuthError> {
+        Ok(repo::sessions::find_live_with_role(conn, &session_id, now)?)
     })
-    .await
+    .await?
+    .ok_or(AuthError::Unauthorized)?;
+    if session.account_id.as_str() != claims.sub {
+        return Err(AuthError::Unauthorized);
+    }
+    // Record use at most once a minute, so most requests stay reads.
+    let stale = now - chrono::Duration::minutes(1);
+    if session.last_used_at < stale {
+        let id = session.id.clone();
+        ctx.db
+            .write_one(move |conn| -> Result<(), AuthError> {
+                Ok(repo::sessions::touch(conn, &id, now, stale)?)
+            })
+            .await?;
+    }
+    Ok(Principal {
+        account_id: session.account_id,
+        session_id: session.id,
+        role,
+        device_id: session.device_id,
+    })
 }
 
 /// Ends the caller's session: its access and refresh tokens stop working.

@@ -61,12 +61,54 @@ pub struct TwoFactorStatus {
 }
 
 impl TwoFactorStatus {
-    /// Whether the owner should make a new set: a code of the current set was used, and a
-    /// login with a recovery code is account recovery (NIST SP 800-63B-4 §4.2.1.1), after which
-    /// the remaining codes of that set may be as exposed as the one used.
+    /// Whether the owner should make a new set ([`should_regenerate`]).
     pub fn should_regenerate(&self) -> bool {
-        self.enabled && !self.used.is_empty()
+        should_regenerate(self.enabled, !self.used.is_empty())
     }
+}
+
+/// 2FA is on when TOTP is confirmed or the account has a passkey.
+fn enabled_by(totp: bool, passkeys: u32) -> bool {
+    totp || passkeys > 0
+}
+
+/// Whether the owner should make a new set of recovery codes: 2FA is on and a code of the
+/// current set was used. A login with a recovery code is account recovery (NIST SP 800-63B-4
+/// §4.2.1.1), after which the remaining codes of that set may be as exposed as the one used.
+fn should_regenerate(enabled: bool, a_code_was_used: bool) -> bool {
+    enabled && a_code_was_used
+}
+
+/// What the account view shows of the two-factor state, read in one statement.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TwoFactorSummary {
+    /// 2FA is on.
+    pub enabled: bool,
+    /// TOTP is confirmed.
+    pub totp: bool,
+    /// How many passkeys the account has.
+    pub passkeys: u32,
+    /// Unused codes in the current set.
+    pub remaining: u32,
+    /// The owner should make a new set ([`should_regenerate`]).
+    pub should_regenerate: bool,
+}
+
+/// Reads the account's [`TwoFactorSummary`].
+pub fn summary(
+    conn: &mut DbConnection,
+    account_id: &AccountId,
+) -> diesel::QueryResult<TwoFactorSummary> {
+    let c = repo::two_factor::counts(conn, account_id)?;
+    let passkeys = u32::try_from(c.passkeys).unwrap_or(u32::MAX);
+    let enabled = enabled_by(c.totp_confirmed, passkeys);
+    Ok(TwoFactorSummary {
+        enabled,
+        totp: c.totp_confirmed,
+        passkeys,
+        remaining: u32::try_from(c.codes.saturating_sub(c.used_codes)).unwrap_or(0),
+        should_regenerate: should_regenerate(enabled, c.used_codes > 0),
+    })
 }
 
 /// Reads the account's two-factor state.
@@ -76,7 +118,7 @@ pub fn status(
 ) -> diesel::QueryResult<TwoFactorStatus> {
     let totp = totp_confirmed(conn, account_id)?;
     let passkeys = passkey_count(conn, account_id)?;
-    let enabled = totp || passkeys > 0;
+    let enabled = enabled_by(totp, passkeys);
     let Some((set, codes)) = repo::two_factor::current_set(conn, account_id)? else {
         return Ok(TwoFactorStatus {
             enabled,
@@ -575,7 +617,10 @@ pub(crate) fn revoke_other_sessions(
 
 /// Whether the account has 2FA on: a confirmed TOTP or a passkey (inside a transaction).
 pub fn is_enabled(conn: &mut DbConnection, account_id: &AccountId) -> diesel::QueryResult<bool> {
-    Ok(totp_confirmed(conn, account_id)? || passkey_count(conn, account_id)? > 0)
+    Ok(enabled_by(
+        totp_confirmed(conn, account_id)?,
+        passkey_count(conn, account_id)?,
+    ))
 }
 
 /// Whether the account's TOTP is confirmed.

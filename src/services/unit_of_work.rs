@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::context::Ctx;
-use crate::db::{DbConnection, DbError, write_transaction};
+use crate::db::{DbConnection, DbError};
 use crate::mail::OutgoingMail;
 use crate::services::Failure;
 use crate::services::audit::{self, Event};
@@ -61,8 +61,9 @@ impl Work<'_> {
     }
 }
 
-/// Runs `f` as one write transaction off the async workers (`BEGIN IMMEDIATE` on SQLite),
-/// commits when it returns `Ok`, and then wakes the mail dispatcher if it queued mail.
+/// Runs `f` as one write transaction off the async workers (in SQLite's writer lane, then
+/// `BEGIN IMMEDIATE`: [`crate::db::Db::write`]), commits when it returns `Ok`, and then wakes
+/// the mail dispatcher if it queued mail.
 pub async fn write<T, E, F>(ctx: &Ctx, f: F) -> Result<T, E>
 where
     F: for<'c> FnOnce(&mut Work<'c>) -> Result<T, E> + Send + 'static,
@@ -73,17 +74,15 @@ where
     let inner = ctx.clone();
     let (value, mailed) = ctx
         .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let mut work = Work {
-                    conn,
-                    now,
-                    ctx: &inner,
-                    mailed: false,
-                };
-                let value = f(&mut work)?;
-                Ok::<(T, bool), E>((value, work.mailed))
-            })
+        .write(move |conn| {
+            let mut work = Work {
+                conn,
+                now,
+                ctx: &inner,
+                mailed: false,
+            };
+            let value = f(&mut work)?;
+            Ok::<(T, bool), E>((value, work.mailed))
         })
         .await?;
     if mailed {
@@ -92,13 +91,14 @@ where
     Ok(value)
 }
 
-/// Runs `f` with a pooled connection off the async workers, outside any write transaction
-/// (reads, and single statements that decide by themselves).
+/// Runs `f`, which only reads, with a pooled connection outside any write transaction (on
+/// SQLite on the calling worker when a connection is idle: [`crate::db::Db::read`]). A single
+/// statement that writes goes through [`write`] instead, so that it queues for SQLite's lock.
 pub async fn read<T, E, F>(ctx: &Ctx, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
 {
-    ctx.db.run(f).await
+    ctx.db.read(f).await
 }

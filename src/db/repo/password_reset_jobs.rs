@@ -73,45 +73,35 @@ pub fn insert(conn: &mut DbConnection, job: &ResetJob) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// What [`take_next`] found.
-#[derive(Debug)]
-pub enum Taken {
-    /// The oldest job, now deleted in the caller's transaction: it is the caller's alone.
-    Job(ResetJob),
-    /// Another worker took the job first.
-    Lost,
-    /// No job waits.
-    Empty,
-}
-
-/// Takes the oldest job: selects it (skipping rows another transaction holds, on PostgreSQL)
-/// and deletes it. Run it inside a write transaction; the job is gone only if that commits.
-pub fn take_next(conn: &mut DbConnection) -> QueryResult<Taken> {
+/// Takes up to `limit` of the oldest jobs: selects them (skipping rows another transaction
+/// holds, on PostgreSQL) and deletes them. Run it inside a write transaction; the jobs are
+/// gone only if that commits. Should fewer rows be deleted than were selected (another worker
+/// took one first), the transaction is rolled back rather than lose that job.
+pub fn take_oldest(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<ResetJob>> {
     let oldest = || {
         password_reset_jobs::table
             .order(password_reset_jobs::requested_at.asc())
-            .limit(1)
+            .limit(limit)
     };
-    let job: Option<JobRow> = match conn {
-        // Several instances: skip the job another transaction is carrying out right now.
+    let jobs: Vec<JobRow> = match conn {
+        // Several instances: skip the jobs another transaction is carrying out right now.
         DbConnection::Pg(pg) => oldest()
             .select(JobRow::as_select())
             .for_update()
             .skip_locked()
-            .load(pg)?
-            .pop(),
+            .load(pg)?,
         // SQLite: the IMMEDIATE transaction already excludes every other writer.
-        DbConnection::Sqlite(lite) => oldest().select(JobRow::as_select()).load(lite)?.pop(),
+        DbConnection::Sqlite(lite) => oldest().select(JobRow::as_select()).load(lite)?,
     };
-    let Some(job) = job else {
-        return Ok(Taken::Empty);
-    };
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     let deleted =
-        diesel::delete(password_reset_jobs::table.filter(password_reset_jobs::id.eq(&job.id)))
+        diesel::delete(password_reset_jobs::table.filter(password_reset_jobs::id.eq_any(&ids)))
             .execute(conn)?;
-    Ok(if deleted == 1 {
-        Taken::Job(job.into_job())
-    } else {
-        Taken::Lost
-    })
+    if deleted != jobs.len() {
+        return Err(diesel::result::Error::RollbackTransaction);
+    }
+    Ok(jobs.into_iter().map(JobRow::into_job).collect())
 }

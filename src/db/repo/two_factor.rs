@@ -6,7 +6,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
-use crate::db::schema::{mfa_challenges, recovery_code_sets, recovery_codes, totp_credentials};
+use crate::db::schema::{
+    mfa_challenges, passkeys, recovery_code_sets, recovery_codes, totp_credentials,
+};
 use crate::domain::{AccountId, ChallengeId, CodeSet, MfaChallenge, StoredCode, TotpCredential};
 
 /// A TOTP credential, as the table has it.
@@ -306,6 +308,54 @@ pub fn current_set(
         set.into_domain(),
         codes.into_iter().map(CodeRow::into_domain).collect(),
     )))
+}
+
+/// How many second factors an account has and how its current recovery codes stand, counted
+/// in one statement (the account view reads it on every `GET /account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondFactorCounts {
+    /// TOTP is enrolled and confirmed.
+    pub totp_confirmed: bool,
+    /// Registered passkeys.
+    pub passkeys: i64,
+    /// Codes in the current set (0 without one).
+    pub codes: i64,
+    /// Used codes of the current set.
+    pub used_codes: i64,
+}
+
+/// Counts [`SecondFactorCounts`] for the account.
+pub fn counts(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<SecondFactorCounts> {
+    let id = account_id.as_str();
+    let current = || {
+        recovery_codes::table
+            .inner_join(recovery_code_sets::table)
+            .filter(recovery_code_sets::account_id.eq(id))
+            .filter(recovery_code_sets::superseded_at.is_null())
+    };
+    let (totp_confirmed, passkeys, codes, used_codes) = diesel::select((
+        diesel::dsl::exists(
+            totp_credentials::table
+                .filter(totp_credentials::account_id.eq(id))
+                .filter(totp_credentials::confirmed_at.is_not_null()),
+        ),
+        passkeys::table
+            .filter(passkeys::account_id.eq(id))
+            .count()
+            .single_value(),
+        current().count().single_value(),
+        current()
+            .filter(recovery_codes::used_at.is_not_null())
+            .count()
+            .single_value(),
+    ))
+    .get_result::<(bool, Option<i64>, Option<i64>, Option<i64>)>(conn)?;
+    Ok(SecondFactorCounts {
+        totp_confirmed,
+        passkeys: passkeys.unwrap_or(0),
+        codes: codes.unwrap_or(0),
+        used_codes: used_codes.unwrap_or(0),
+    })
 }
 
 /// Stores an mfa challenge.

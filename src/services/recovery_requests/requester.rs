@@ -469,6 +469,16 @@ pub(super) fn tracked(
 ) -> Result<RecoveryRequest, RequesterError> {
     // Inside a write, a concurrent change waits for this one (and this one reads its result).
     repo::recovery_requests::lock(conn, id)?;
+    read_tracked(conn, id, token)
+}
+
+/// Like [`tracked`], for a read: no lock (outside a transaction it would hold nothing and cost
+/// PostgreSQL a round trip).
+fn read_tracked(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    token: &str,
+) -> Result<RecoveryRequest, RequesterError> {
     repo::recovery_requests::find_tracked(conn, id, &tokens::hash_token(token))?
         .ok_or(RequesterError::NotFound)
 }
@@ -482,7 +492,7 @@ pub async fn status(
     let (id, token) = (id.clone(), token.to_owned());
     let now = ctx.clock.now();
     unit_of_work::read(ctx, move |conn| {
-        let request = tracked(conn, &id, &token)?;
+        let request = read_tracked(conn, &id, &token)?;
         let queue_position = queue_position(conn, &request)?;
         let estimated_decision_at = estimated_decision_at(conn, &request, now)?;
         let mails = requester_mails(&request, mails_of(conn, &request.id)?);
