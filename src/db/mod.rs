@@ -172,6 +172,9 @@ pub struct Db {
     /// is fair), and each finds the lock free when its turn comes. PostgreSQL has none: its
     /// row locks let writers to different rows go together.
     lane: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// How long a caller waits for a connection, or for its turn in the lane, before the
+    /// database counts as unavailable (`DATABASE_TIMEOUT`).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Db {
@@ -207,6 +210,7 @@ impl Db {
             pool,
             url: config.database_url.clone(),
             lane,
+            timeout: config.database_timeout,
         })
     }
 
@@ -266,10 +270,7 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
-        let turn = match &self.lane {
-            Some(lane) => Some(Arc::clone(lane).lock_owned().await),
-            None => None,
-        };
+        let turn = self.turn().await?;
         self.run(move |conn| {
             let result = write_transaction(conn, f);
             drop(turn);
@@ -288,16 +289,26 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let turn = match &self.lane {
-            Some(lane) => Some(Arc::clone(lane).lock_owned().await),
-            None => None,
-        };
+        let turn = self.turn().await?;
         self.run(move |conn| {
             let result = f(conn);
             drop(turn);
             result
         })
         .await
+    }
+
+    /// Waits for the caller's turn in SQLite's writer lane (`None` on PostgreSQL), at most
+    /// `DATABASE_TIMEOUT`, like a wait for a connection: past it the database is unavailable
+    /// (503), never a request hanging in the queue.
+    async fn turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, DbError> {
+        let Some(lane) = &self.lane else {
+            return Ok(None);
+        };
+        tokio::time::timeout(self.timeout, Arc::clone(lane).lock_owned())
+            .await
+            .map(Some)
+            .map_err(|_| DbError::Unavailable("timed out waiting for the SQLite writer".into()))
     }
 
     /// Runs `f`, which only reads, with a pooled connection. On SQLite it runs right here, on
