@@ -3,14 +3,13 @@
 //! [`DbConnection`] is a `MultiConnection` enum, pooled by r2d2 through [`DbManager`], which
 //! picks the backend from the URL and keeps the real connection error. Every query runs off the
 //! async workers through [`Db::run`]; every write transaction through [`Db::write`] (which
-//! queues SQLite's writers in one fair lane) and [`write_transaction`], which begins
+//! queues SQLite's writes to one writer thread) and [`write_transaction`], which begins
 //! `IMMEDIATE` on SQLite. SQL lives here and nowhere else.
 
 pub mod repo;
 pub mod schema;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -160,7 +159,7 @@ impl ManageConnection for DbManager {
 }
 
 /// The shared database handle of the app: a pool, the backend it talks to, and SQLite's
-/// writer lane.
+/// writer thread.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<DbManager>,
@@ -168,11 +167,12 @@ pub struct Db {
     /// SQLite admits one writer at a time. A writer that finds the write lock taken sleeps in
     /// the busy handler with a growing back-off (1, 2, 5 … 100 ms) and may lose the lock again
     /// to a newer writer, so a burst of writes left most of the CPU idle and some writers
-    /// waiting seconds. Writers queue here instead, first come first served (tokio's mutex
-    /// is fair), and each finds the lock free when its turn comes. PostgreSQL has none: its
-    /// row locks let writers to different rows go together.
-    lane: Option<Arc<tokio::sync::Mutex<()>>>,
-    /// How long a caller waits for a connection, or for its turn in the lane, before the
+    /// waiting seconds. Writes are queued here instead, first come first served, to one
+    /// thread that runs them back to back: each finds the lock free, and none waits for a
+    /// thread to wake between two transactions. PostgreSQL has none: its row locks let
+    /// writers to different rows go together.
+    lane: Option<std::sync::mpsc::Sender<WriteJob>>,
+    /// How long a caller waits for a connection, or for its turn on the writer thread, before the
     /// database counts as unavailable (`DATABASE_TIMEOUT`).
     timeout: Duration,
 }
@@ -204,8 +204,10 @@ impl Db {
             .build_unchecked(DbManager {
                 url: config.database_url.clone(),
             });
-        let lane = matches!(config.database_url, DatabaseUrl::Sqlite(_))
-            .then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let lane = match config.database_url {
+            DatabaseUrl::Sqlite(_) => Some(spawn_writer()?),
+            DatabaseUrl::Postgres(_) => None,
+        };
         Ok(Self {
             pool,
             url: config.database_url.clone(),
@@ -260,55 +262,67 @@ impl Db {
         }
     }
 
-    /// Runs `f` in one write transaction ([`write_transaction`]) off the async workers. On
-    /// SQLite the caller first waits for its turn in the writer lane, without holding a
-    /// connection or a thread; the turn ends when the transaction has ended, even if the
-    /// caller stopped waiting for the answer meanwhile.
+    /// Runs `f` in one write transaction ([`write_transaction`]) off the async workers: on
+    /// SQLite queued to the writer thread, on PostgreSQL on the blocking pool. A queued write
+    /// runs even if the caller stopped waiting for the answer meanwhile.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
-        let turn = self.turn().await?;
-        self.run(move |conn| {
-            let result = write_transaction(conn, f);
-            drop(turn);
-            result
-        })
-        .await
+        self.write_with(move |conn| write_transaction(conn, f))
+            .await
     }
 
     /// Runs `f`, one statement that decides by itself (a conditional UPDATE, say), off the
-    /// async workers without a transaction around it: on SQLite in its turn in the writer
-    /// lane, like [`Db::write`]; on PostgreSQL as it is, saving the `BEGIN` and `COMMIT`
-    /// round trips.
+    /// async workers without a transaction around it: on SQLite queued to the writer thread
+    /// like [`Db::write`]; on PostgreSQL as it is, saving the `BEGIN` and `COMMIT` round trips.
     pub async fn write_one<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let turn = self.turn().await?;
-        self.run(move |conn| {
-            let result = f(conn);
-            drop(turn);
-            result
-        })
-        .await
+        self.write_with(f).await
     }
 
-    /// Waits for the caller's turn in SQLite's writer lane (`None` on PostgreSQL), at most
-    /// `DATABASE_TIMEOUT`, like a wait for a connection: past it the database is unavailable
-    /// (503), never a request hanging in the queue.
-    async fn turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, DbError> {
+    /// Queues `f` to SQLite's writer thread and waits for its answer. A write that waited
+    /// longer than `DATABASE_TIMEOUT` in the queue is not run: the database counts as
+    /// unavailable (503), as after a wait for a connection. On PostgreSQL: [`Db::run`].
+    async fn write_with<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         let Some(lane) = &self.lane else {
-            return Ok(None);
+            return self.run(f).await;
         };
-        tokio::time::timeout(self.timeout, Arc::clone(lane).lock_owned())
-            .await
-            .map(Some)
-            .map_err(|_| DbError::Unavailable("timed out waiting for the SQLite writer".into()))
+        let gone = || {
+            E::from(DbError::Unavailable(
+                "the SQLite writer is not running".into(),
+            ))
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let db = self.clone();
+        let deadline = std::time::Instant::now() + self.timeout;
+        let job: WriteJob = Box::new(move || {
+            let result = if std::time::Instant::now() > deadline {
+                Ok(Err(E::from(DbError::Unavailable(
+                    "timed out waiting for the SQLite writer".into(),
+                ))))
+            } else {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.run_blocking(f)))
+            };
+            let _ = answer.send(result);
+        });
+        lane.send(job).map_err(|_| gone())?;
+        match answered.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(gone()),
+        }
     }
 
     /// Runs `f`, which only reads, with a pooled connection. On SQLite it runs right here, on
@@ -443,6 +457,23 @@ impl r2d2::HandleError<r2d2::Error> for LogPoolErrors {
     fn handle_error(&self, error: r2d2::Error) {
         tracing::warn!(error = %error, "database connection failed");
     }
+}
+
+/// A write queued to SQLite's writer thread.
+type WriteJob = Box<dyn FnOnce() + Send>;
+
+/// Starts the thread that runs SQLite's writes one after the other; it ends when every
+/// sender (every clone of the [`Db`]) is gone.
+fn spawn_writer() -> std::io::Result<std::sync::mpsc::Sender<WriteJob>> {
+    let (queue, jobs) = std::sync::mpsc::channel::<WriteJob>();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || {
+            for job in jobs {
+                job();
+            }
+        })?;
+    Ok(queue)
 }
 
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so concurrent writers wait

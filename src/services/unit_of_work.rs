@@ -61,7 +61,7 @@ impl Work<'_> {
     }
 }
 
-/// Runs `f` as one write transaction off the async workers (in SQLite's writer lane, then
+/// Runs `f` as one write transaction off the async workers (queued to SQLite's writer thread, then
 /// `BEGIN IMMEDIATE`: [`crate::db::Db::write`]), commits when it returns `Ok`, and then wakes
 /// the mail dispatcher if it queued mail.
 pub async fn write<T, E, F>(ctx: &Ctx, f: F) -> Result<T, E>
