@@ -30,8 +30,8 @@ pub use passkey::{CeremonyKind, NewPasskey, Passkey, PasskeyName, PasskeyNameErr
 pub use password::{NewPassword, PasswordError};
 pub use recovery_code::{GeneratedCode, RecoveryCodeInput, RecoveryCodeInputError};
 pub use recovery_request::{
-    DeliverTo, InvalidTransition, MessageKind, Ownership, RecoveryAction, RecoveryMessage,
-    RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
+    DeliverTo, InvalidTransition, MessageKind, NextStepHints, Ownership, RecoveryAction,
+    RecoveryMessage, RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
 };
 pub use session::{RefreshToken, Session};
 pub use text::TextKind;

@@ -144,42 +144,70 @@ impl RecoveryStatus {
         next.ok_or(InvalidTransition { from: self, action })
     }
 
-    /// What happens next, in a sentence for the requester.
-    pub fn next_step(self) -> &'static str {
+    /// What the requester can do now, in a sentence or two. `hints` fills in what depends on
+    /// the request and the settings (when an unanswered question closes it, whether documents
+    /// may be attached).
+    pub fn next_step(self, hints: &NextStepHints) -> String {
         match self {
-            Self::Submitted => {
-                "Your request was received and waits in the queue: this page shows your place \
-                 and, when we can tell, when to expect a decision. If the account's email address \
-                 still reaches you, answer the message we sent there: it speeds things up."
-            }
-            Self::InReview => {
-                "Support is reviewing your request. We will email you when something changes; \
-                 this page shows every mail we sent you and whether it was delivered."
-            }
+            Self::Submitted => "Your request was received and waits in the queue: this page shows \
+                 your place and, when we can tell, when to expect a decision. If the account's \
+                 email address still reaches you, answer the message we sent there: it speeds \
+                 things up."
+                .to_owned(),
+            Self::InReview => "Support is reviewing your request. We will email you when \
+                 something changes; this page shows every mail we sent you and whether it was \
+                 delivered."
+                .to_owned(),
             Self::NeedsInfo => {
-                "Support needs more information from you: read their message below and reply \
-                 here. A request left unanswered is closed after a while."
+                let mut text = String::from(
+                    "Support needs more information from you: read their message below and \
+                     reply here",
+                );
+                if hints.attachments {
+                    text.push_str(", or attach a document they asked for (PDF, PNG or JPEG)");
+                }
+                text.push('.');
+                match hints.closes_at {
+                    Some(at) => text.push_str(&format!(
+                        " Without an answer, the request is closed on {} UTC.",
+                        at.format("%Y-%m-%d %H:%M")
+                    )),
+                    None => text.push_str(" A request left unanswered is closed after a while."),
+                }
+                text
             }
-            Self::Approved => {
-                "Your request was approved. A link to set a new password is emailed to you (when \
-                 ownership could not be confirmed, after a waiting period). It works once."
+            Self::Approved => "Your request was approved. A link to set a new password is \
+                 emailed to you (when ownership could not be confirmed, after a waiting period). \
+                 It works once."
+                .to_owned(),
+            Self::Denied => "Your request was denied: support's reason is shown here. If you can \
+                 give more evidence that the account is yours, you can file a new request at any \
+                 time."
+                .to_owned(),
+            Self::Withdrawn => {
+                "You withdrew this request. You can file a new request at any time.".to_owned()
             }
-            Self::Denied => "Your request was denied. The reason was emailed to you.",
-            Self::Withdrawn => "You withdrew this request. You can file a new one at any time.",
-            Self::Completed => {
-                "Your account was recovered. Log in with your new password and set up two-factor \
-                 authentication again."
-            }
-            Self::Expired => {
-                "The link to recover your account expired before it was used. Contact support to \
-                 have it sent again."
-            }
-            Self::Abandoned => {
-                "This request was closed because support's question went unanswered for too \
-                 long. You can file a new request at any time."
-            }
+            Self::Completed => "Your account was recovered. Log in with your new password and \
+                 set up two-factor authentication again."
+                .to_owned(),
+            Self::Expired => "The link to recover your account expired before it was used. \
+                 Support may approve the request again, which emails you a new link; you can \
+                 also file a new request at any time."
+                .to_owned(),
+            Self::Abandoned => "This request was closed because support's question went \
+                 unanswered for too long. You can file a new request at any time."
+                .to_owned(),
         }
     }
+}
+
+/// What a request's next step depends on beyond its status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NextStepHints {
+    /// When a request waiting for the requester's answer is closed (`needs_info` only).
+    pub closes_at: Option<DateTime<Utc>>,
+    /// Whether the requester may attach documents now.
+    pub attachments: bool,
 }
 
 impl fmt::Display for RecoveryStatus {
@@ -451,10 +479,33 @@ mod tests {
     }
 
     #[test]
+    fn a_question_says_when_it_closes_and_whether_documents_may_be_attached() {
+        let closes_at = DateTime::parse_from_rfc3339("2026-12-31T09:30:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        let text = S::NeedsInfo.next_step(&NextStepHints {
+            closes_at,
+            attachments: true,
+        });
+        assert!(text.contains("2026-12-31 09:30 UTC"), "{text}");
+        assert!(text.contains("attach"), "{text}");
+        let plain = S::NeedsInfo.next_step(&NextStepHints::default());
+        assert!(!plain.contains("attach"), "{plain}");
+        // Every final or stuck status tells what the requester can still do.
+        for s in [S::Denied, S::Expired, S::Abandoned, S::Withdrawn] {
+            assert!(
+                s.next_step(&NextStepHints::default())
+                    .contains("new request"),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
     fn names_round_trip() {
         for s in S::ALL {
             assert_eq!(S::parse(s.as_str()), Some(s));
-            assert!(!s.next_step().is_empty());
+            assert!(!s.next_step(&NextStepHints::default()).is_empty());
         }
         for o in [
             Ownership::Unanswered,

@@ -213,6 +213,55 @@ async fn six_mebibytes_are_refused_with_413_and_other_routes_keep_64_kib() {
 }
 
 #[tokio::test]
+async fn a_refused_upload_is_answered_before_its_body_is_read() {
+    // Were the body read first, each of these would be a 413: the checks come before it.
+    let app = attachments_app().await;
+    let (id, token) = app.submit_recovery("someone", "someone@contact.test").await;
+    let mut big = PDF.to_vec();
+    big.resize(6 * 1024 * 1024, b'x');
+    problem(
+        upload(&app, &id, &token, "big.pdf", "application/pdf", &big).await,
+        409,
+        "attachments_not_accepted",
+    )
+    .await;
+    problem(
+        upload(&app, &id, "wrong-token", "big.pdf", "application/pdf", &big).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let off = spawn_app().await;
+    let (id, token, _) = asked(&off).await;
+    problem(
+        upload(&off, &id, &token, "big.pdf", "application/pdf", &big).await,
+        409,
+        "attachments_not_accepted",
+    )
+    .await;
+    // The next step offers attachments only where they are accepted.
+    let next_step = |app: &TestApp, id: String, token: String| {
+        let http = app.http.clone();
+        let url = app.url(&format!("/api/v1/recovery-requests/{id}"));
+        async move {
+            let s: Value = json(
+                http.get(url)
+                    .header("X-Tracking-Token", token)
+                    .send()
+                    .await
+                    .expect("request"),
+                200,
+            )
+            .await;
+            s["next_step"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert!(!next_step(&off, id, token).await.contains("attach"));
+    let (id, token, _) = asked(&app).await;
+    assert!(next_step(&app, id, token).await.contains("attach"));
+}
+
+#[tokio::test]
 async fn a_fourth_attachment_is_refused() {
     let app = attachments_app().await;
     let (id, token, _) = asked(&app).await;

@@ -25,6 +25,29 @@ pub struct AttachmentForm {
     file: Vec<u8>,
 }
 
+/// What a multipart form adds around the file (boundaries, part headers) that a declared
+/// `Content-Length` may carry beyond `RECOVERY_ATTACHMENT_MAX_BYTES`.
+const FORM_OVERHEAD_BYTES: u64 = 16 * 1024;
+
+/// The body's declared length, when the client sent one that parses.
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn too_large_error(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Code::PayloadTooLarge,
+        format!("An attachment may have at most {max} bytes."),
+    )
+}
+
 /// Reads the one `file` part of a multipart upload, refusing more than `max` bytes (the rest
 /// of the body is read and dropped, up to a bound, so the client gets the 413).
 async fn read_upload(
@@ -52,6 +75,7 @@ async fn read_upload(
             "Send the document as multipart/form-data with one `file` part.",
         ));
     }
+    let limit = max;
     let max = usize::try_from(max).unwrap_or(usize::MAX);
     // Past this, the connection is not worth keeping: stop reading and answer.
     let drain_bound = max.saturating_mul(4);
@@ -95,11 +119,7 @@ async fn read_upload(
         }
     }
     if too_large {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Code::PayloadTooLarge,
-            format!("An attachment may have at most {max} bytes."),
-        ));
+        return Err(too_large_error(limit));
     }
     upload.ok_or_else(|| {
         vec![crate::services::FieldIssue::new(
@@ -148,7 +168,15 @@ pub async fn attach_to_recovery_request(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = request_id(&id)?;
-    let upload = read_upload(&req, payload, ctx.config.recovery_attachment_max_bytes).await?;
+    let max = ctx.config.recovery_attachment_max_bytes;
+    // Refuse before reading the body: a wrong token, attachments off, a request that does not
+    // wait for an answer, or a declared length past the limit (plus room for the form's
+    // headers) costs the server no upload.
+    recovery_requests::may_attach(&ctx, &id, &token).await?;
+    if declared_length(&req).is_some_and(|n| n > max.saturating_add(FORM_OVERHEAD_BYTES)) {
+        return Err(too_large_error(max));
+    }
+    let upload = read_upload(&req, payload, max).await?;
     let a = recovery_requests::attach(&ctx, &id, &token, upload, client).await?;
     Ok(HttpResponse::Created().json(AttachmentResponse::from(a)))
 }

@@ -18,7 +18,7 @@ use crate::api::extract::{Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::rules;
 use crate::context::Ctx;
-use crate::domain::{Ownership, RecoveryStatus, RequestId};
+use crate::domain::{NextStepHints, Ownership, RecoveryStatus, RequestId};
 use crate::services::recovery_requests::{self, RequesterError, Submission};
 
 pub mod attachments;
@@ -193,7 +193,7 @@ pub struct CompletedResponse {
     /// The recovered account.
     pub username: String,
     /// What to do now.
-    pub next_step: &'static str,
+    pub next_step: String,
 }
 
 impl From<RequesterError> for ApiError {
@@ -459,6 +459,6 @@ pub async fn complete_account_recovery(
     Ok(HttpResponse::Ok().json(CompletedResponse {
         status: RecoveryStatusDto::Completed,
         username: done.username,
-        next_step: RecoveryStatus::Completed.next_step(),
+        next_step: RecoveryStatus::Completed.next_step(&NextStepHints::default()),
     }))
 }

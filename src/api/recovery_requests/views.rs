@@ -194,7 +194,8 @@ impl From<AttachmentView> for AttachmentResponse {
     "id": "5b8f0c52-6a1e-4d3b-9f7c-2e4a1b0c9d8e", "status": "needs_info",
     "submitted_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-24T09:00:00Z",
     "messages": [{"from": "support", "body": "Which packages did you publish last?", "sent_at": "2026-11-24T09:00:00Z"}],
-    "next_step": "Support needs more information from you: read their message below and reply here.",
+    "next_step": "Support needs more information from you: read their message below and reply here. Without an answer, the request is closed on 2026-12-24 09:00 UTC.",
+    "decision_reason": null, "closes_at": "2026-12-24T09:00:00Z",
     "queue_position": null, "estimated_decision_at": "2026-11-27T10:00:00Z",
     "mails": [{"kind": "recovery_tracking", "to": "j***@example.org", "queued_at": "2026-11-23T10:00:00Z",
         "sent_at": "2026-11-23T10:00:02Z", "status": "sent"}],
@@ -211,8 +212,16 @@ pub struct RequesterStatusResponse {
     pub updated_at: DateTime<Utc>,
     /// Messages, oldest first.
     pub messages: Vec<RequesterMessage>,
-    /// What happens next, for people.
-    pub next_step: &'static str,
+    /// What the requester can do now, for people: in `needs_info` it names the time the
+    /// request closes without an answer, and whether documents may be attached.
+    pub next_step: String,
+    /// Support's reason for the denial (status `denied` only; null otherwise). The denial
+    /// mail says the same, but may never arrive.
+    #[schema(example = "We could not confirm that the account is yours.")]
+    pub decision_reason: Option<String>,
+    /// When the request is closed as `abandoned` unless the requester answers (status
+    /// `needs_info` only; null otherwise).
+    pub closes_at: Option<DateTime<Utc>>,
     /// The request's place in the queue (1 = next): the open requests in `submitted` or
     /// `in_review` filed before it, plus one; null in any other status.
     #[schema(value_type = Option<u32>, minimum = 1)]
@@ -236,7 +245,9 @@ impl From<RequesterView> for RequesterStatusResponse {
             submitted_at: v.submitted_at,
             updated_at: v.updated_at,
             messages: v.messages.into_iter().map(RequesterMessage::from).collect(),
-            next_step: v.status.next_step(),
+            next_step: v.next_step,
+            decision_reason: v.decision_reason,
+            closes_at: v.closes_at,
             queue_position: v.queue_position,
             estimated_decision_at: v.estimated_decision_at,
             mails: v.mails.into_iter().map(RequesterMail::from).collect(),

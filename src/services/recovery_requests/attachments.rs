@@ -38,6 +38,46 @@ pub fn attachments_enabled(ctx: &Ctx) -> bool {
     ctx.config.recovery_attachments
 }
 
+/// Whether the holder of `token` may attach a document to the request now: attachments are
+/// on, the token is the request's, the request waits for the requester's answer and has room
+/// for one more. The API asks before it reads an upload's body, so a refused client cannot
+/// make the server read megabytes first; [`attach`] checks again inside its transaction.
+pub async fn may_attach(ctx: &Ctx, id: &RequestId, token: &str) -> Result<(), RequesterError> {
+    if !attachments_enabled(ctx) {
+        return Err(not_accepted_at_all());
+    }
+    let (id, token) = (id.clone(), token.to_owned());
+    unit_of_work::read(ctx, move |conn| {
+        let request = tracked(conn, &id, &token)?;
+        room_for_one_more(conn, &request)
+    })
+    .await
+}
+
+fn not_accepted_at_all() -> RequesterError {
+    RequesterError::AttachmentsNotAccepted("Attachments are not accepted by this service.")
+}
+
+/// The request waits for its requester's answer and has fewer than three attachments.
+fn room_for_one_more(
+    conn: &mut crate::db::DbConnection,
+    request: &crate::domain::RecoveryRequest,
+) -> Result<(), RequesterError> {
+    if request.status != RecoveryStatus::NeedsInfo {
+        return Err(RequesterError::AttachmentsNotAccepted(
+            "Documents can be attached only while support waits for your answer.",
+        ));
+    }
+    if repo::recovery_requests::count_attachments(conn, &request.id)?
+        >= crate::domain::attachment::MAX_ATTACHMENTS_PER_REQUEST
+    {
+        return Err(RequesterError::AttachmentsNotAccepted(
+            "This request already has the most attachments allowed (3).",
+        ));
+    }
+    Ok(())
+}
+
 /// Attaches a document to a request that waits for the requester's answer: a PDF, PNG or
 /// JPEG judged by its bytes, stored encrypted with a key of its own, at most three per
 /// request.
@@ -49,9 +89,7 @@ pub async fn attach(
     client: ClientInfo,
 ) -> Result<AttachmentView, RequesterError> {
     if !attachments_enabled(ctx) {
-        return Err(RequesterError::AttachmentsNotAccepted(
-            "Attachments are not accepted by this service.",
-        ));
+        return Err(not_accepted_at_all());
     }
     let kind = crate::domain::attachment::AttachmentKind::judge(
         &upload.bytes,
@@ -68,19 +106,8 @@ pub async fn attach(
     let (id, token) = (id.clone(), token.to_owned());
     unit_of_work::write(ctx, move |w| -> Result<AttachmentView, RequesterError> {
         let request = tracked(w.conn, &id, &token)?;
-        if request.status != RecoveryStatus::NeedsInfo {
-            return Err(RequesterError::AttachmentsNotAccepted(
-                "Documents can be attached only while support waits for your answer.",
-            ));
-        }
+        room_for_one_more(w.conn, &request)?;
         let kind = kind?;
-        if repo::recovery_requests::count_attachments(w.conn, &request.id)?
-            >= crate::domain::attachment::MAX_ATTACHMENTS_PER_REQUEST
-        {
-            return Err(RequesterError::AttachmentsNotAccepted(
-                "This request already has the most attachments allowed (3).",
-            ));
-        }
         let row = repo::recovery_requests::Attachment {
             id: uuid::Uuid::new_v4().to_string(),
             request_id: request.id.as_str().to_owned(),

@@ -7,7 +7,7 @@
 
 use super::completion::send_completion_link;
 use super::support::{Approval, approve_in};
-use super::{SupportError, open_ttl, request_event, unseal};
+use super::{SupportError, closes_at, open_ttl, request_event, unseal};
 use crate::context::Ctx;
 use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::{DeliverTo, EventType, RecoveryAction, RecoveryStatus};
@@ -103,11 +103,12 @@ fn expire_links(w: &mut Work<'_>) -> Result<usize, Failure> {
 /// `RECOVERY_NEEDS_INFO_REMINDER_AFTER`.
 fn remind_unanswered(w: &mut Work<'_>) -> Result<usize, Failure> {
     let before = w.now - open_ttl(w.ctx.config.recovery_needs_info_reminder_after);
-    let closes_after = open_ttl(w.ctx.config.recovery_needs_info_close_after);
     let client = ClientInfo::default();
     let mut done = 0;
     for request in repo::recovery_requests::to_remind(w.conn, before)? {
-        let Some(since) = request.needs_info_since else {
+        let (Some(since), Some(closes)) =
+            (request.needs_info_since, closes_at(&w.ctx.config, &request))
+        else {
             continue;
         };
         // Another instance may have reminded it first, or the requester answered meanwhile.
@@ -127,7 +128,7 @@ fn remind_unanswered(w: &mut Work<'_>) -> Result<usize, Failure> {
                 context: serde_json::json!({
                     "username": request.username,
                     "link": link,
-                    "closes": human_time(since + closes_after),
+                    "closes": human_time(closes),
                 }),
                 carries_token: true,
             },

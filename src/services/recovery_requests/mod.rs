@@ -28,7 +28,9 @@ pub mod requester;
 pub mod retention;
 pub mod support;
 
-pub use attachments::{Download, Upload, attach, attachments_enabled, download_attachment};
+pub use attachments::{
+    Download, Upload, attach, attachments_enabled, download_attachment, may_attach,
+};
 pub use completion::{Completed, complete};
 pub use due_work::run_due_work;
 pub use requester::{
@@ -42,6 +44,7 @@ pub use support::{
 
 use chrono::{DateTime, Utc};
 
+use crate::config::Config;
 use crate::context::Ctx;
 use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::{
@@ -195,6 +198,13 @@ fn open_ttl(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(24))
 }
 
+/// When `request`, waiting for its requester's answer, is closed as `abandoned` if none comes.
+fn closes_at(config: &Config, request: &RecoveryRequest) -> Option<DateTime<Utc>> {
+    let since = request.needs_info_since?;
+    (request.status == RecoveryStatus::NeedsInfo)
+        .then(|| since + open_ttl(config.recovery_needs_info_close_after))
+}
+
 /// An audit event about `request` (its account and itself).
 fn request_event<'a>(
     request: &'a RecoveryRequest,
@@ -215,6 +225,13 @@ fn move_status(
     to: RecoveryStatus,
     mut changes: RequestChanges,
 ) -> Result<(), Failure> {
+    if request.status.is_final() {
+        // Only a note reaches a final request (the transition table), and it leaves the row
+        // as it is: a final request's `updated_at` stays the time it closed, which retention
+        // counts from, so notes cannot postpone the erasure of its personal data.
+        debug_assert_eq!(to, request.status);
+        return Ok(());
+    }
     changes.status = Some(to);
     if !repo::recovery_requests::update(w.conn, &request.id, request.status, w.now, changes)? {
         return Err(Failure::Internal(anyhow::anyhow!(

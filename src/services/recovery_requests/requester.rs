@@ -8,16 +8,17 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttachmentView, MailView, RequesterError, add_message, attachments_of, mails_of, mask_email,
-    message_body, move_status, ownership_link, request_event, seal, text_field, unseal,
+    AttachmentView, MailView, RequesterError, add_message, attachments_of, closes_at, mails_of,
+    mask_email, message_body, move_status, ownership_link, request_event, seal, text_field, unseal,
 };
 use crate::context::Ctx;
 use crate::db::DbConnection;
 use crate::db::repo::{self, recovery_requests::RequestChanges};
 use crate::domain::Account;
 use crate::domain::{
-    AccountId, EmailAddress, EventType, MessageId, MessageKind, Ownership, RecoveryAction,
-    RecoveryMessage, RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS, limits,
+    AccountId, EmailAddress, EventType, MessageId, MessageKind, NextStepHints, Ownership,
+    RecoveryAction, RecoveryMessage, RecoveryRequest, RecoveryStatus, RequestId, TEXT_MAX_CHARS,
+    limits,
 };
 use crate::mail::{OutgoingMail, human_duration, human_time};
 use crate::security::tokens;
@@ -111,6 +112,12 @@ pub struct RequesterView {
     pub mails: Vec<MailView>,
     /// The documents the requester attached, oldest first.
     pub attachments: Vec<AttachmentView>,
+    /// Support's reason, once the request is denied: the denial mail may never arrive.
+    pub decision_reason: Option<String>,
+    /// When the request is closed unless the requester answers (`needs_info` only).
+    pub closes_at: Option<DateTime<Utc>>,
+    /// What the requester can do now.
+    pub next_step: String,
 }
 
 /// The mails the requester sees: those to the contact address, and the completion link
@@ -491,6 +498,7 @@ pub async fn status(
 ) -> Result<RequesterView, RequesterError> {
     let (id, token) = (id.clone(), token.to_owned());
     let now = ctx.clock.now();
+    let config = ctx.config.clone();
     unit_of_work::read(ctx, move |conn| {
         let request = read_tracked(conn, &id, &token)?;
         let queue_position = queue_position(conn, &request)?;
@@ -501,6 +509,16 @@ pub async fn status(
             .into_iter()
             .map(MessageView::from)
             .collect();
+        let closes_at = closes_at(&config, &request);
+        let next_step = request.status.next_step(&NextStepHints {
+            closes_at,
+            attachments: config.recovery_attachments && request.status == RecoveryStatus::NeedsInfo,
+        });
+        let decision_reason = if request.status == RecoveryStatus::Denied {
+            request.decision_note
+        } else {
+            None
+        };
         Ok(RequesterView {
             id: request.id,
             status: request.status,
@@ -511,6 +529,9 @@ pub async fn status(
             estimated_decision_at,
             mails,
             attachments,
+            decision_reason,
+            closes_at,
+            next_step,
         })
     })
     .await

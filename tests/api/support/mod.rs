@@ -209,6 +209,10 @@ async fn spawn_app_full(
     let task = tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // The server closes a connection idle for 5 s (actix-web's keep-alive). A test that
+        // blocks its runtime meanwhile (a database scan) never sees that close, and its next
+        // request on the pooled connection would fail: drop idle ones well before.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .expect("client");
     let app = TestApp {
