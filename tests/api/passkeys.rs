@@ -813,3 +813,150 @@ async fn hostile_ids_and_names_are_refused_cleanly() {
         .await;
     }
 }
+
+/// How many recovery codes of `username`'s live (not superseded) sets exist, read directly:
+/// codes left behind without 2FA, or two live sets, are what no endpoint shows.
+fn live_codes(app: &TestApp, username: &str) -> usize {
+    app.db_texts(&format!(
+        "SELECT c.id AS value FROM recovery_codes c \
+         JOIN recovery_code_sets s ON s.id = c.set_id \
+         JOIN accounts a ON a.id = s.account_id \
+         WHERE a.username_key = '{username}' AND s.superseded_at IS NULL"
+    ))
+    .len()
+}
+
+async fn passkey_ids(app: &TestApp, tokens: &Tokens) -> Vec<String> {
+    passkeys(app, tokens)
+        .await
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// Changes to an account's second factors run one after the other per account (PostgreSQL
+/// locks the account's row): two removals at once of an account's only two passkeys cannot
+/// both skip the recovery code and leave it without 2FA.
+#[tokio::test]
+async fn racing_removals_of_the_only_two_passkeys_leave_one_and_2fa_on() {
+    let app = spawn_app().await;
+    for round in 0..10 {
+        let username = format!("racer{round}");
+        let (tokens, _first, _codes) = passkey_user(&app, &username).await;
+        app.add_passkey(&tokens, &SoftAuthenticator::new(), "Phone")
+            .await;
+        let ids = passkey_ids(&app, &tokens).await;
+        assert_eq!(ids.len(), 2);
+        let removals = ids.iter().map(|id| {
+            let (app, tokens) = (&app, &tokens);
+            async move {
+                app.post_auth(
+                    &format!("/api/v1/account/passkeys/{id}/remove"),
+                    &tokens.access,
+                    json!({"password": PASSWORD}),
+                )
+                .await
+            }
+        });
+        let mut removed = 0;
+        for res in futures_util::future::join_all(removals).await {
+            if res.status() == 204 {
+                removed += 1;
+                continue;
+            }
+            let body = problem(res, 422, "validation_failed").await;
+            assert_eq!(body["errors"][0]["field"], "code", "round {round}: {body}");
+        }
+        assert_eq!(
+            removed, 1,
+            "round {round}: exactly one removal went through"
+        );
+        let me = account(&app, &tokens).await;
+        assert_eq!(me["two_factor_enabled"], true, "round {round}: {me}");
+        assert_eq!(me["passkeys"], 1, "round {round}: {me}");
+        assert_eq!(me["recovery_codes_remaining"], 8, "round {round}: {me}");
+    }
+}
+
+/// TOTP turned off while the last passkey is removed without a code: either the removal comes
+/// first (then turning TOTP off takes 2FA off with every code) or it sees TOTP gone and asks
+/// for a recovery code. 2FA never ends off with codes left behind or a factor removed unasked.
+#[tokio::test]
+async fn totp_disable_racing_the_last_passkeys_removal_never_leaves_2fa_off_unasked() {
+    let app = spawn_app().await;
+    for round in 0..10 {
+        let username = format!("mixer{round}");
+        let user = app
+            .with_two_factor(&username, &format!("{username}@example.com"))
+            .await;
+        app.add_passkey(&user.tokens, &SoftAuthenticator::new(), "Key")
+            .await;
+        let id = passkey_ids(&app, &user.tokens).await.remove(0);
+        let disable = app.post_auth(
+            "/api/v1/account/totp/disable",
+            &user.tokens.access,
+            json!({"password": PASSWORD, "code": app.totp_now(&user.secret, 0)}),
+        );
+        let path = format!("/api/v1/account/passkeys/{id}/remove");
+        let remove = app.post_auth(&path, &user.tokens.access, json!({"password": PASSWORD}));
+        let (disabled, removed) = tokio::join!(disable, remove);
+        assert_eq!(disabled.status(), 204, "round {round}");
+        let me = account(&app, &user.tokens).await;
+        if removed.status() == 204 {
+            // The removal went first, beside TOTP; then TOTP's code took 2FA off entirely.
+            assert_eq!(me["two_factor_enabled"], false, "round {round}: {me}");
+            assert_eq!(me["passkeys"], 0, "round {round}: {me}");
+            assert_eq!(
+                live_codes(&app, &username),
+                0,
+                "round {round}: orphan codes"
+            );
+        } else {
+            let body = problem(removed, 422, "validation_failed").await;
+            assert_eq!(body["errors"][0]["field"], "code", "round {round}: {body}");
+            assert_eq!(me["two_factor_enabled"], true, "round {round}: {me}");
+            assert_eq!(me["two_factor_methods"], json!(["webauthn"]), "{me}");
+            assert_eq!(me["recovery_codes_remaining"], 8, "round {round}: {me}");
+        }
+    }
+}
+
+/// Two first passkeys finished at once: one of them turns 2FA on and answers the codes, the
+/// other finds 2FA on and answers none; one set of codes is live.
+#[tokio::test]
+async fn racing_first_passkeys_answer_one_set_of_codes() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let username = format!("twins{round}");
+        let tokens = app
+            .verified_user(&username, &format!("{username}@example.com"), PASSWORD)
+            .await;
+        let first = app.passkey_options(&tokens).await;
+        let second = app.passkey_options(&tokens).await;
+        let finishes = [first, second].into_iter().map(|(id, options)| {
+            let credential = SoftAuthenticator::new().register(&options);
+            let (app, tokens) = (&app, &tokens);
+            async move {
+                json(
+                    app.finish_passkey(tokens, &id, "Key", credential).await,
+                    201,
+                )
+                .await
+            }
+        });
+        let added = futures_util::future::join_all(finishes).await;
+        let with_codes = added
+            .iter()
+            .filter(|a| a.get("recovery_codes").is_some())
+            .count();
+        assert_eq!(with_codes, 1, "round {round}: {added:?}");
+        assert_eq!(
+            live_codes(&app, &username),
+            8,
+            "round {round}: one live set"
+        );
+        let me = account(&app, &tokens).await;
+        assert_eq!(me["passkeys"], 2);
+        assert_eq!(me["recovery_codes_remaining"], 8);
+    }
+}
