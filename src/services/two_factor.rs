@@ -557,8 +557,9 @@ pub async fn regenerate(
     Ok(new_codes)
 }
 
-/// Turns 2FA off: needs the password and a current TOTP code or an unused recovery code (which
-/// it consumes). TOTP and every recovery code are removed.
+/// Removes TOTP: needs the password and a current TOTP code or an unused recovery code (which
+/// it consumes). When TOTP was the last second factor, 2FA goes off and every recovery code is
+/// removed; while passkeys remain, 2FA stays on and the codes are kept.
 pub async fn disable(
     ctx: &Ctx,
     who: &Principal,
@@ -609,10 +610,11 @@ pub async fn disable(
                 return Ok(Err(refusal));
             }
             // Passkeys keep 2FA on, and so its recovery codes; without them 2FA goes off.
-            if passkey_count(w.conn, &account.id)? > 0 {
-                repo::two_factor::remove_totp(w.conn, &account.id)?;
-            } else {
+            let two_factor_off = passkey_count(w.conn, &account.id)? == 0;
+            if two_factor_off {
                 repo::two_factor::remove_all(w.conn, &account.id)?;
+            } else {
+                repo::two_factor::remove_totp(w.conn, &account.id)?;
             }
             let revoked = revoke_other_sessions(w, &account.id, &session_id)?;
             w.audit(
@@ -624,10 +626,17 @@ pub async fn disable(
                 .account(Some(&account.id))
                 .details(serde_json::json!({
                     "with": proof.factor().as_str(),
+                    "two_factor_disabled": two_factor_off,
                     "sessions_revoked": revoked,
                 })),
             )?;
-            notify(w, &account, "totp_disabled", &client, serde_json::json!({}))?;
+            notify(
+                w,
+                &account,
+                "totp_disabled",
+                &client,
+                serde_json::json!({"two_factor_off": two_factor_off}),
+            )?;
             Ok(Ok(()))
         },
     )

@@ -705,6 +705,19 @@ async fn totp_beside_a_passkey_keeps_the_codes_both_ways() {
         )
         .await;
     assert_eq!(res.status(), 204);
+    // The notice says what happened: TOTP went, 2FA and the codes stayed.
+    let notice = app
+        .smtp
+        .wait_for_subject(
+            "jbber@example.com",
+            "The authenticator app was removed from your",
+        )
+        .await;
+    for part in [notice.text(), notice.html()] {
+        assert!(part.contains("stays on with your passkeys"), "{part}");
+        assert!(!part.contains("turned off"), "{part}");
+        assert!(!part.contains("were deleted"), "{part}");
+    }
     let me = account(&app, &tokens).await;
     assert_eq!(me["two_factor_enabled"], true);
     assert_eq!(me["two_factor_methods"], json!(["webauthn"]));
