@@ -973,3 +973,265 @@ async fn racing_first_passkeys_answer_one_set_of_codes() {
         assert_eq!(me["recovery_codes_remaining"], 8);
     }
 }
+
+/// TOTP codes, recovery codes and passkey assertions draw on one second-factor budget: mixed
+/// failures reach the 429 together, and past it every method waits, right or wrong.
+#[tokio::test]
+async fn totp_recovery_code_and_passkey_failures_share_one_budget() {
+    let app = spawn_app().await;
+    let user = app.with_two_factor("tina", "tina@example.com").await;
+    let mut auth = SoftAuthenticator::new();
+    app.add_passkey(&user.tokens, &auth, "Key").await;
+    app.clock.advance(chrono::Duration::seconds(300));
+    let token = app.mfa_required("tina").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut refused = 0;
+    let mut limited = None;
+    for i in 0..20 {
+        let res = match i % 3 {
+            0 => {
+                app.post(
+                    "/api/v1/sessions/totp",
+                    json!({"mfa_token": token, "code": "000000"}),
+                )
+                .await
+            }
+            1 => {
+                app.post(
+                    "/api/v1/sessions/recovery-code",
+                    json!({"mfa_token": token, "code": "zzzz-zzzz-zzzz-zzzz-zzzz"}),
+                )
+                .await
+            }
+            _ => {
+                let options = app.webauthn_options(&token).await;
+                auth.tamper_signature = true;
+                let assertion = auth.assert(&options);
+                auth.tamper_signature = false;
+                app.webauthn_login(&token, assertion).await
+            }
+        };
+        if res.status() == 429 {
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(res.status(), 401, "attempt {i}");
+        refused += 1;
+    }
+    // The budget (RATE_LIMIT_SECOND_FACTOR, 10 by default) ran out on the mix, not on one
+    // method alone: each kind took at least three attempts.
+    assert_eq!(limited, Some(10), "refused {refused} before the 429");
+    // Past it, the right passkey and the right TOTP code wait too.
+    let options = app.webauthn_options(&token).await;
+    problem(
+        app.webauthn_login(&token, auth.assert(&options)).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    problem(
+        app.post(
+            "/api/v1/sessions/totp",
+            json!({"mfa_token": token, "code": app.totp_now(&user.secret, 0)}),
+        )
+        .await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+/// The service compares the counter with the one stored now, not only with the snapshot the
+/// options were made from: two logins prepared at once, the first one moves the counter, the
+/// second one (same counter) is refused and audited.
+#[tokio::test]
+async fn a_counter_used_by_a_login_prepared_in_parallel_is_refused_and_audited() {
+    let app = spawn_app().await;
+    let (_tokens, mut auth, _) = passkey_user(&app, "jbber").await;
+    let first = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let second = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let first_options = app.webauthn_options(&first).await;
+    let second_options = app.webauthn_options(&second).await;
+    json(
+        app.webauthn_login(&first, auth.assert(&first_options))
+            .await,
+        200,
+    )
+    .await;
+    // The same counter again, signed for the other login's challenge: newer than the snapshot
+    // in the second ceremony, not newer than what is stored now.
+    let replayed_counter = auth.assert_with_counter(&second_options, auth.counter);
+    problem(
+        app.webauthn_login(&second, replayed_counter).await,
+        401,
+        "invalid_webauthn_assertion",
+    )
+    .await;
+    let support = app.support_user("ana").await;
+    let regressions = audit_types(&app, &support.access, "passkey.counter_regressed").await;
+    assert_eq!(regressions.len(), 1, "{regressions:?}");
+    // A later counter on a fresh login still works.
+    let token = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let options = app.webauthn_options(&token).await;
+    json(app.webauthn_login(&token, auth.assert(&options)).await, 200).await;
+}
+
+/// Each use records the backup flags the authenticator reports (a synced passkey may be backed
+/// up after it was made) and when it was used.
+#[tokio::test]
+async fn each_use_records_the_backup_flags_and_the_time() {
+    let app = spawn_app().await;
+    let tokens = app
+        .verified_user("jbber", "jbber@example.com", PASSWORD)
+        .await;
+    let mut auth = SoftAuthenticator::new();
+    auth.synced = true;
+    auth.not_backed_up = true;
+    let added = app.add_passkey(&tokens, &auth, "Phone").await;
+    assert_eq!(added["passkey"]["backup_eligible"], true);
+    assert_eq!(added["passkey"]["backed_up"], false);
+    assert_eq!(added["passkey"]["last_used_at"], Value::Null);
+
+    auth.not_backed_up = false;
+    json(app.login_with_passkey("jbber", &mut auth).await, 200).await;
+    let listed = passkeys(&app, &tokens).await;
+    assert_eq!(listed[0]["backup_eligible"], true);
+    assert_eq!(listed[0]["backed_up"], true, "{listed:?}");
+    assert!(listed[0]["last_used_at"].is_string(), "{listed:?}");
+    let first_use = listed[0]["last_used_at"].clone();
+
+    app.clock.advance(chrono::Duration::minutes(10));
+    auth.not_backed_up = true;
+    json(app.login_with_passkey("jbber", &mut auth).await, 200).await;
+    let listed = passkeys(&app, &tokens).await;
+    assert_eq!(listed[0]["backed_up"], false, "{listed:?}");
+    assert_ne!(listed[0]["last_used_at"], first_use, "{listed:?}");
+}
+
+/// A completed recovery on an account with TOTP and two passkeys removes all of them and every
+/// recovery code: the owner logs in with the password alone and starts 2FA afresh.
+#[tokio::test]
+async fn recovery_completion_removes_totp_every_passkey_and_the_codes() {
+    let app = spawn_app().await;
+    let user = app.with_two_factor("tina", "tina@example.com").await;
+    app.add_passkey(&user.tokens, &SoftAuthenticator::new(), "Key")
+        .await;
+    app.add_passkey(&user.tokens, &SoftAuthenticator::new(), "Phone")
+        .await;
+    let me = account(&app, &user.tokens).await;
+    assert_eq!(me["two_factor_methods"], json!(["totp", "webauthn"]));
+    assert_eq!(me["passkeys"], 2);
+    assert_eq!(live_codes(&app, "tina"), 8);
+    let support = app.support_user("ana").await;
+
+    let (id, _) = app.submit_recovery("tina", "tina.new@example.org").await;
+    app.prove_ownership("tina@example.com").await;
+    app.approve_and_complete(
+        &support.access,
+        &id,
+        json!({"deliver_to": "account_email"}),
+        "tina@example.com",
+        PASSWORD,
+    )
+    .await;
+
+    let tokens = app.login("tina", PASSWORD).await;
+    let me = account(&app, &tokens).await;
+    assert_eq!(me["two_factor_enabled"], false, "{me}");
+    assert_eq!(me["two_factor_methods"], json!([]), "{me}");
+    assert_eq!(me["passkeys"], 0);
+    assert_eq!(me["recovery_codes_remaining"], Value::Null);
+    assert!(passkeys(&app, &tokens).await.is_empty());
+    assert_eq!(live_codes(&app, "tina"), 0, "every recovery code is gone");
+    assert!(
+        app.db_texts(
+            "SELECT t.account_id AS value FROM totp_credentials t \
+             JOIN accounts a ON a.id = t.account_id WHERE a.username_key = 'tina'"
+        )
+        .is_empty(),
+        "the TOTP secret is gone"
+    );
+    problem(
+        app.get_auth("/api/v1/account/recovery-codes", &tokens.access)
+            .await,
+        409,
+        "two_factor_not_enabled",
+    )
+    .await;
+    let completed = audit_types(&app, &support.access, "recovery_request.completed").await;
+    assert_eq!(
+        completed[0]["details"]["passkeys_removed"], 2,
+        "{completed:?}"
+    );
+    // A new passkey is a first second factor again: it answers a new set of codes.
+    let added = app
+        .add_passkey(&tokens, &SoftAuthenticator::new(), "New key")
+        .await;
+    assert_eq!(added["recovery_codes"].as_array().map(Vec::len), Some(8));
+}
+
+/// The passkey endpoints that ask for the password spend the re-authentication budget: past
+/// it, even the right password waits (429 with Retry-After) until the window has passed.
+#[tokio::test]
+async fn passkey_password_checks_share_the_reauthentication_budget() {
+    let app = spawn_app().await;
+    let (tokens, mut auth, codes) = passkey_user(&app, "jbber").await;
+    let id = passkey_ids(&app, &tokens).await.remove(0);
+    let remove = format!("/api/v1/account/passkeys/{id}/remove");
+    let options = "/api/v1/account/passkeys/registration-options";
+    for i in 0..10 {
+        let (path, body) = if i % 2 == 0 {
+            (options, json!({"password": "not the password"}))
+        } else {
+            (
+                remove.as_str(),
+                json!({"password": "not the password", "code": codes[0]}),
+            )
+        };
+        problem(
+            app.post_auth(path, &tokens.access, body).await,
+            403,
+            "invalid_password",
+        )
+        .await;
+    }
+    for (path, body) in [
+        (options, json!({"password": PASSWORD})),
+        (
+            remove.as_str(),
+            json!({"password": PASSWORD, "code": codes[0]}),
+        ),
+    ] {
+        let res = app.post_auth(path, &tokens.access, body).await;
+        let retry_after: u64 = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!(retry_after > 0 && retry_after <= 900, "{retry_after}");
+        problem(res, 429, "rate_limited").await;
+    }
+    assert_eq!(passkeys(&app, &tokens).await.len(), 1, "nothing removed");
+    // After the window the password works again (on a new session: the old token expired).
+    app.clock.advance(chrono::Duration::minutes(16));
+    let session = json(app.login_with_passkey("jbber", &mut auth).await, 200).await;
+    let access = session["access_token"].as_str().expect("access");
+    json(
+        app.post_auth(options, access, json!({"password": PASSWORD}))
+            .await,
+        200,
+    )
+    .await;
+}
