@@ -512,7 +512,8 @@ pub async fn register_passkey(
 
 /// Lists the caller's passkeys.
 ///
-/// Names, times and backup flags, never key material; newest first.
+/// Names, times and backup flags, never key material; oldest first (in the order they were
+/// added).
 #[utoipa::path(
     tag = "passkeys",
     operation_id = "list_passkeys",

@@ -282,20 +282,21 @@ pub async fn start_totp_enrollment(
         }))
 }
 
-/// Confirms enrollment with a first code: 2FA is on, and the first recovery codes are shown once.
+/// Confirms TOTP enrollment with a first code; a first set of recovery codes is shown once.
 ///
-/// Two-factor authentication is on from now; the answer carries the first set of recovery
-/// codes, shown once. A wrong code counts against the re-authentication budget and is a 422
-/// naming the field `code`.
+/// TOTP is a second factor from now. When it is the account's first second factor, 2FA turns
+/// on and the answer carries the first set of recovery codes, shown once. When passkeys already
+/// keep 2FA on, the account's codes stay as they are and `recovery_codes` is empty. A wrong
+/// code counts against the re-authentication budget and is a 422 naming the field `code`.
 #[utoipa::path(
     tag = "two_factor",
     operation_id = "confirm_totp_enrollment",
     security(("bearer" = [])),
     request_body = CodeBody,
     responses(
-        (status = 200, description = "2FA is on; save these recovery codes now.", body = RecoveryCodesResponse),
+        (status = 200, description = "TOTP is on; save these recovery codes now (empty when passkeys already kept 2FA on).", body = RecoveryCodesResponse),
         (status = 422, description = "The code does not match (field `code`, code `invalid_totp_code`), or is missing.", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No enrollment pending (`two_factor_not_enabled`) or already on (`two_factor_already_enabled`).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No enrollment pending (`two_factor_not_enabled`) or TOTP already confirmed (`two_factor_already_enabled`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong passwords or confirmation codes on this account (`rate_limited`, `Retry-After`): the re-authentication budget, `RATE_LIMIT_REAUTH`.", body = Problem, content_type = "application/problem+json"),
     )
@@ -314,20 +315,21 @@ pub async fn confirm_totp_enrollment(
         .json(RecoveryCodesResponse::from(codes)))
 }
 
-/// Turns 2FA off with the password and a current TOTP code or an unused recovery code.
+/// Removes TOTP with the password and a current TOTP code or an unused recovery code.
 ///
-/// TOTP and every recovery code are removed. This is how an owner who logged in with a recovery
-/// code moves to a new phone: disable, then enrol again. A POST, since many clients drop the
-/// body of a DELETE.
+/// When TOTP was the account's last second factor, 2FA goes off and every recovery code is
+/// removed. While passkeys remain, 2FA stays on and the recovery codes are kept (only TOTP
+/// goes). This is how an owner who logged in with a recovery code moves to a new phone:
+/// disable, then enrol again. A POST, since many clients drop the body of a DELETE.
 #[utoipa::path(
     tag = "two_factor",
     operation_id = "disable_two_factor",
     security(("bearer" = [])),
     request_body = DisableBody,
     responses(
-        (status = 204, description = "2FA is off; its codes are gone."),
+        (status = 204, description = "TOTP is removed; without passkeys 2FA is off and its codes are gone, with passkeys 2FA stays on with its codes."),
         (status = 403, description = "Wrong password (`invalid_password`).", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "2FA is not on (`two_factor_not_enabled`).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "TOTP is not on (`two_factor_not_enabled`).", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The code was refused (field `code` with `invalid_totp_code`, `invalid_recovery_code`, `recovery_code_already_used` or `recovery_code_superseded`).", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed second-factor attempts, or wrong passwords (the re-authentication budget, `RATE_LIMIT_REAUTH`); `rate_limited` with `Retry-After`.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token.", body = Problem, content_type = "application/problem+json"),

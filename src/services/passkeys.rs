@@ -258,6 +258,9 @@ pub async fn register(
             ctx,
             move |w: &mut Work<'_>| -> Result<Registration, Abort> {
                 let owner = account.id.clone();
+                // First the account's row: whether this passkey is the first second factor is
+                // decided below on the newest state, also against a racing TOTP change.
+                repo::accounts::lock_for_update(w.conn, &owner)?;
                 let Some(state) = repo::passkeys::take_ceremony(
                     w.conn,
                     &ceremony,
@@ -429,6 +432,9 @@ pub async fn remove(
         ctx,
         move |w: &mut Work<'_>| -> Result<Result<(), CodeRefusal>, PasskeyError> {
             let account = account_for_work;
+            // The account's row first (PostgreSQL): two removals, or a removal and a TOTP
+            // change, then decide one after the other on what the other left.
+            repo::accounts::lock_for_update(w.conn, &account.id)?;
             let Some(passkey) = repo::passkeys::find(w.conn, &owner, &id)? else {
                 return Err(PasskeyError::NotFound);
             };

@@ -377,60 +377,89 @@ pub async fn confirm(
         replayed: false,
     }))?;
     // A first second factor answers the first set of codes; TOTP added beside a passkey
-    // leaves the codes the account already has alone (an empty list is answered then).
+    // leaves the codes the account already has alone (an empty list is answered then). Which
+    // of the two it is, is decided under the account's lock; codes are hashed outside the
+    // transaction, so a second pass makes them when a passkey went away meanwhile.
     let id = account.id.clone();
-    let had_passkeys = unit_of_work::read(ctx, move |conn| {
+    let mut need_codes = unit_of_work::read(ctx, move |conn| {
         passkey_count(conn, &id).map_err(Failure::from)
     })
     .await?
-        > 0;
-    let (new_codes, fresh) = if had_passkeys {
-        let id = account.id.clone();
-        let s =
-            unit_of_work::read(ctx, move |conn| status(conn, &id).map_err(Failure::from)).await?;
-        let kept = NewCodes {
-            codes: Vec::new(),
-            generated_at: s.generated_at.unwrap_or(now),
+        == 0;
+    for _ in 0..2 {
+        let fresh = if need_codes {
+            let taken = taken_lookups(ctx, &account.id).await?;
+            Some(generate_codes(ctx, &account.id, taken, now).await?)
+        } else {
+            None
         };
-        (kept, None)
-    } else {
-        let taken = taken_lookups(ctx, &account.id).await?;
-        let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
-        (new_codes, Some((set, rows)))
-    };
-    unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
-        if !repo::two_factor::confirm_totp(w.conn, &account.id, step, w.now)? {
-            return Err(TwoFactorError::AlreadyEnabled);
+        let (account, client) = (account.clone(), client.clone());
+        let outcome = unit_of_work::write(
+            ctx,
+            move |w: &mut Work<'_>| -> Result<Confirmed, TwoFactorError> {
+                repo::accounts::lock_for_update(w.conn, &account.id)?;
+                let beside_passkey = passkey_count(w.conn, &account.id)? > 0;
+                let fresh = match (beside_passkey, fresh) {
+                    (true, _) => None,
+                    (false, Some(fresh)) => Some(fresh),
+                    // Nothing written yet: the empty transaction commits harmlessly.
+                    (false, None) => return Ok(Confirmed::NeedsCodes),
+                };
+                if !repo::two_factor::confirm_totp(w.conn, &account.id, step, w.now)? {
+                    return Err(TwoFactorError::AlreadyEnabled);
+                }
+                let mut events = vec![(EventType::TotpEnabled, serde_json::json!({}))];
+                let mut count = 0;
+                if let Some((_, set, rows)) = &fresh {
+                    repo::two_factor::supersede_sets(w.conn, &account.id, w.now)?;
+                    repo::two_factor::insert_set(w.conn, set, rows)?;
+                    count = rows.len();
+                    events.push((
+                        EventType::RecoveryCodesGenerated,
+                        serde_json::json!({"count": count}),
+                    ));
+                }
+                for (event, details) in events {
+                    w.audit(
+                        Event::new(event, Actor::Account(&account.id), &client)
+                            .account(Some(&account.id))
+                            .details(details),
+                    )?;
+                }
+                notify(
+                    w,
+                    &account,
+                    "totp_enabled",
+                    &client,
+                    serde_json::json!({"codes": count}),
+                )?;
+                Ok(match fresh {
+                    Some((new_codes, _, _)) => Confirmed::Done(new_codes),
+                    None => {
+                        let kept = repo::two_factor::current_set(w.conn, &account.id)?;
+                        Confirmed::Done(NewCodes {
+                            codes: Vec::new(),
+                            generated_at: kept.map_or(w.now, |(set, _)| set.created_at),
+                        })
+                    }
+                })
+            },
+        )
+        .await?;
+        match outcome {
+            Confirmed::Done(codes) => return Ok(codes),
+            Confirmed::NeedsCodes => need_codes = true,
         }
-        let mut events = vec![(EventType::TotpEnabled, serde_json::json!({}))];
-        let mut count = 0;
-        if let Some((set, rows)) = &fresh {
-            repo::two_factor::supersede_sets(w.conn, &account.id, w.now)?;
-            repo::two_factor::insert_set(w.conn, set, rows)?;
-            count = rows.len();
-            events.push((
-                EventType::RecoveryCodesGenerated,
-                serde_json::json!({"count": count}),
-            ));
-        }
-        for (event, details) in events {
-            w.audit(
-                Event::new(event, Actor::Account(&account.id), &client)
-                    .account(Some(&account.id))
-                    .details(details),
-            )?;
-        }
-        notify(
-            w,
-            &account,
-            "totp_enabled",
-            &client,
-            serde_json::json!({"codes": count}),
-        )?;
-        Ok(())
-    })
-    .await?;
-    Ok(new_codes)
+    }
+    Err(Failure::Internal(anyhow::anyhow!("two-factor state kept changing")).into())
+}
+
+/// What a confirmation's unit of work decided.
+enum Confirmed {
+    /// TOTP is on; the codes to answer (empty beside a passkey).
+    Done(NewCodes),
+    /// The passkeys went away since the read: a first set must be made first.
+    NeedsCodes,
 }
 
 /// Queues a two-factor notice (with its lock link) to the account's address, inside the
@@ -493,6 +522,12 @@ pub async fn regenerate(
     let (new_codes, set, rows) = generate_codes(ctx, &account.id, taken, now).await?;
     let session_id = who.session_id.clone();
     unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<(), TwoFactorError> {
+        // Decided again under the account's lock: the last factor may have gone meanwhile, and
+        // codes without 2FA would be orphans.
+        repo::accounts::lock_for_update(w.conn, &account.id)?;
+        if !is_enabled(w.conn, &account.id)? {
+            return Err(TwoFactorError::NotEnabled);
+        }
         repo::two_factor::supersede_sets(w.conn, &account.id, w.now)?;
         repo::two_factor::insert_set(w.conn, &set, &rows)?;
         let revoked = revoke_other_sessions(w, &account.id, &session_id)?;
@@ -522,8 +557,9 @@ pub async fn regenerate(
     Ok(new_codes)
 }
 
-/// Turns 2FA off: needs the password and a current TOTP code or an unused recovery code (which
-/// it consumes). TOTP and every recovery code are removed.
+/// Removes TOTP: needs the password and a current TOTP code or an unused recovery code (which
+/// it consumes). When TOTP was the last second factor, 2FA goes off and every recovery code is
+/// removed; while passkeys remain, 2FA stays on and the codes are kept.
 pub async fn disable(
     ctx: &Ctx,
     who: &Principal,
@@ -562,15 +598,23 @@ pub async fn disable(
     let result = unit_of_work::write(
         ctx,
         move |w: &mut Work<'_>| -> Result<Result<(), CodeRefusal>, TwoFactorError> {
+            // The account's row first (PostgreSQL), so a passkey removed at the same time is
+            // either seen here (2FA goes off with the codes) or sees TOTP gone (and asks for
+            // a recovery code).
+            repo::accounts::lock_for_update(w.conn, &account.id)?;
+            if !totp_confirmed(w.conn, &account.id)? {
+                return Err(TwoFactorError::NotEnabled);
+            }
             if let Err(refusal) = second_factor::spend(w.conn, &account.id, &proof, &client, w.now)?
             {
                 return Ok(Err(refusal));
             }
             // Passkeys keep 2FA on, and so its recovery codes; without them 2FA goes off.
-            if passkey_count(w.conn, &account.id)? > 0 {
-                repo::two_factor::remove_totp(w.conn, &account.id)?;
-            } else {
+            let two_factor_off = passkey_count(w.conn, &account.id)? == 0;
+            if two_factor_off {
                 repo::two_factor::remove_all(w.conn, &account.id)?;
+            } else {
+                repo::two_factor::remove_totp(w.conn, &account.id)?;
             }
             let revoked = revoke_other_sessions(w, &account.id, &session_id)?;
             w.audit(
@@ -582,10 +626,17 @@ pub async fn disable(
                 .account(Some(&account.id))
                 .details(serde_json::json!({
                     "with": proof.factor().as_str(),
+                    "two_factor_disabled": two_factor_off,
                     "sessions_revoked": revoked,
                 })),
             )?;
-            notify(w, &account, "totp_disabled", &client, serde_json::json!({}))?;
+            notify(
+                w,
+                &account,
+                "totp_disabled",
+                &client,
+                serde_json::json!({"two_factor_off": two_factor_off}),
+            )?;
             Ok(Ok(()))
         },
     )

@@ -705,6 +705,19 @@ async fn totp_beside_a_passkey_keeps_the_codes_both_ways() {
         )
         .await;
     assert_eq!(res.status(), 204);
+    // The notice says what happened: TOTP went, 2FA and the codes stayed.
+    let notice = app
+        .smtp
+        .wait_for_subject(
+            "jbber@example.com",
+            "The authenticator app was removed from your",
+        )
+        .await;
+    for part in [notice.text(), notice.html()] {
+        assert!(part.contains("stays on with your passkeys"), "{part}");
+        assert!(!part.contains("turned off"), "{part}");
+        assert!(!part.contains("were deleted"), "{part}");
+    }
     let me = account(&app, &tokens).await;
     assert_eq!(me["two_factor_enabled"], true);
     assert_eq!(me["two_factor_methods"], json!(["webauthn"]));
@@ -812,4 +825,413 @@ async fn hostile_ids_and_names_are_refused_cleanly() {
         )
         .await;
     }
+}
+
+/// How many recovery codes of `username`'s live (not superseded) sets exist, read directly:
+/// codes left behind without 2FA, or two live sets, are what no endpoint shows.
+fn live_codes(app: &TestApp, username: &str) -> usize {
+    app.db_texts(&format!(
+        "SELECT c.id AS value FROM recovery_codes c \
+         JOIN recovery_code_sets s ON s.id = c.set_id \
+         JOIN accounts a ON a.id = s.account_id \
+         WHERE a.username_key = '{username}' AND s.superseded_at IS NULL"
+    ))
+    .len()
+}
+
+async fn passkey_ids(app: &TestApp, tokens: &Tokens) -> Vec<String> {
+    passkeys(app, tokens)
+        .await
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// Changes to an account's second factors run one after the other per account (PostgreSQL
+/// locks the account's row): two removals at once of an account's only two passkeys cannot
+/// both skip the recovery code and leave it without 2FA.
+#[tokio::test]
+async fn racing_removals_of_the_only_two_passkeys_leave_one_and_2fa_on() {
+    let app = spawn_app().await;
+    for round in 0..10 {
+        let username = format!("racer{round}");
+        let (tokens, _first, _codes) = passkey_user(&app, &username).await;
+        app.add_passkey(&tokens, &SoftAuthenticator::new(), "Phone")
+            .await;
+        let ids = passkey_ids(&app, &tokens).await;
+        assert_eq!(ids.len(), 2);
+        let removals = ids.iter().map(|id| {
+            let (app, tokens) = (&app, &tokens);
+            async move {
+                app.post_auth(
+                    &format!("/api/v1/account/passkeys/{id}/remove"),
+                    &tokens.access,
+                    json!({"password": PASSWORD}),
+                )
+                .await
+            }
+        });
+        let mut removed = 0;
+        for res in futures_util::future::join_all(removals).await {
+            if res.status() == 204 {
+                removed += 1;
+                continue;
+            }
+            let body = problem(res, 422, "validation_failed").await;
+            assert_eq!(body["errors"][0]["field"], "code", "round {round}: {body}");
+        }
+        assert_eq!(
+            removed, 1,
+            "round {round}: exactly one removal went through"
+        );
+        let me = account(&app, &tokens).await;
+        assert_eq!(me["two_factor_enabled"], true, "round {round}: {me}");
+        assert_eq!(me["passkeys"], 1, "round {round}: {me}");
+        assert_eq!(me["recovery_codes_remaining"], 8, "round {round}: {me}");
+    }
+}
+
+/// TOTP turned off while the last passkey is removed without a code: either the removal comes
+/// first (then turning TOTP off takes 2FA off with every code) or it sees TOTP gone and asks
+/// for a recovery code. 2FA never ends off with codes left behind or a factor removed unasked.
+#[tokio::test]
+async fn totp_disable_racing_the_last_passkeys_removal_never_leaves_2fa_off_unasked() {
+    let app = spawn_app().await;
+    for round in 0..10 {
+        let username = format!("mixer{round}");
+        let user = app
+            .with_two_factor(&username, &format!("{username}@example.com"))
+            .await;
+        app.add_passkey(&user.tokens, &SoftAuthenticator::new(), "Key")
+            .await;
+        let id = passkey_ids(&app, &user.tokens).await.remove(0);
+        let disable = app.post_auth(
+            "/api/v1/account/totp/disable",
+            &user.tokens.access,
+            json!({"password": PASSWORD, "code": app.totp_now(&user.secret, 0)}),
+        );
+        let path = format!("/api/v1/account/passkeys/{id}/remove");
+        let remove = app.post_auth(&path, &user.tokens.access, json!({"password": PASSWORD}));
+        let (disabled, removed) = tokio::join!(disable, remove);
+        assert_eq!(disabled.status(), 204, "round {round}");
+        let me = account(&app, &user.tokens).await;
+        if removed.status() == 204 {
+            // The removal went first, beside TOTP; then TOTP's code took 2FA off entirely.
+            assert_eq!(me["two_factor_enabled"], false, "round {round}: {me}");
+            assert_eq!(me["passkeys"], 0, "round {round}: {me}");
+            assert_eq!(
+                live_codes(&app, &username),
+                0,
+                "round {round}: orphan codes"
+            );
+        } else {
+            let body = problem(removed, 422, "validation_failed").await;
+            assert_eq!(body["errors"][0]["field"], "code", "round {round}: {body}");
+            assert_eq!(me["two_factor_enabled"], true, "round {round}: {me}");
+            assert_eq!(me["two_factor_methods"], json!(["webauthn"]), "{me}");
+            assert_eq!(me["recovery_codes_remaining"], 8, "round {round}: {me}");
+        }
+    }
+}
+
+/// Two first passkeys finished at once: one of them turns 2FA on and answers the codes, the
+/// other finds 2FA on and answers none; one set of codes is live.
+#[tokio::test]
+async fn racing_first_passkeys_answer_one_set_of_codes() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let username = format!("twins{round}");
+        let tokens = app
+            .verified_user(&username, &format!("{username}@example.com"), PASSWORD)
+            .await;
+        let first = app.passkey_options(&tokens).await;
+        let second = app.passkey_options(&tokens).await;
+        let finishes = [first, second].into_iter().map(|(id, options)| {
+            let credential = SoftAuthenticator::new().register(&options);
+            let (app, tokens) = (&app, &tokens);
+            async move {
+                json(
+                    app.finish_passkey(tokens, &id, "Key", credential).await,
+                    201,
+                )
+                .await
+            }
+        });
+        let added = futures_util::future::join_all(finishes).await;
+        let with_codes = added
+            .iter()
+            .filter(|a| a.get("recovery_codes").is_some())
+            .count();
+        assert_eq!(with_codes, 1, "round {round}: {added:?}");
+        assert_eq!(
+            live_codes(&app, &username),
+            8,
+            "round {round}: one live set"
+        );
+        let me = account(&app, &tokens).await;
+        assert_eq!(me["passkeys"], 2);
+        assert_eq!(me["recovery_codes_remaining"], 8);
+    }
+}
+
+/// TOTP codes, recovery codes and passkey assertions draw on one second-factor budget: mixed
+/// failures reach the 429 together, and past it every method waits, right or wrong.
+#[tokio::test]
+async fn totp_recovery_code_and_passkey_failures_share_one_budget() {
+    let app = spawn_app().await;
+    let user = app.with_two_factor("tina", "tina@example.com").await;
+    let mut auth = SoftAuthenticator::new();
+    app.add_passkey(&user.tokens, &auth, "Key").await;
+    app.clock.advance(chrono::Duration::seconds(300));
+    let token = app.mfa_required("tina").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut refused = 0;
+    let mut limited = None;
+    for i in 0..20 {
+        let res = match i % 3 {
+            0 => {
+                app.post(
+                    "/api/v1/sessions/totp",
+                    json!({"mfa_token": token, "code": "000000"}),
+                )
+                .await
+            }
+            1 => {
+                app.post(
+                    "/api/v1/sessions/recovery-code",
+                    json!({"mfa_token": token, "code": "zzzz-zzzz-zzzz-zzzz-zzzz"}),
+                )
+                .await
+            }
+            _ => {
+                let options = app.webauthn_options(&token).await;
+                auth.tamper_signature = true;
+                let assertion = auth.assert(&options);
+                auth.tamper_signature = false;
+                app.webauthn_login(&token, assertion).await
+            }
+        };
+        if res.status() == 429 {
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(res.status(), 401, "attempt {i}");
+        refused += 1;
+    }
+    // The budget (RATE_LIMIT_SECOND_FACTOR, 10 by default) ran out on the mix, not on one
+    // method alone: each kind took at least three attempts.
+    assert_eq!(limited, Some(10), "refused {refused} before the 429");
+    // Past it, the right passkey and the right TOTP code wait too.
+    let options = app.webauthn_options(&token).await;
+    problem(
+        app.webauthn_login(&token, auth.assert(&options)).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    problem(
+        app.post(
+            "/api/v1/sessions/totp",
+            json!({"mfa_token": token, "code": app.totp_now(&user.secret, 0)}),
+        )
+        .await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+/// The service compares the counter with the one stored now, not only with the snapshot the
+/// options were made from: two logins prepared at once, the first one moves the counter, the
+/// second one (same counter) is refused and audited.
+#[tokio::test]
+async fn a_counter_used_by_a_login_prepared_in_parallel_is_refused_and_audited() {
+    let app = spawn_app().await;
+    let (_tokens, mut auth, _) = passkey_user(&app, "jbber").await;
+    let first = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let second = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let first_options = app.webauthn_options(&first).await;
+    let second_options = app.webauthn_options(&second).await;
+    json(
+        app.webauthn_login(&first, auth.assert(&first_options))
+            .await,
+        200,
+    )
+    .await;
+    // The same counter again, signed for the other login's challenge: newer than the snapshot
+    // in the second ceremony, not newer than what is stored now.
+    let replayed_counter = auth.assert_with_counter(&second_options, auth.counter);
+    problem(
+        app.webauthn_login(&second, replayed_counter).await,
+        401,
+        "invalid_webauthn_assertion",
+    )
+    .await;
+    let support = app.support_user("ana").await;
+    let regressions = audit_types(&app, &support.access, "passkey.counter_regressed").await;
+    assert_eq!(regressions.len(), 1, "{regressions:?}");
+    // A later counter on a fresh login still works.
+    let token = app.mfa_required("jbber").await["mfa_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let options = app.webauthn_options(&token).await;
+    json(app.webauthn_login(&token, auth.assert(&options)).await, 200).await;
+}
+
+/// Each use records the backup flags the authenticator reports (a synced passkey may be backed
+/// up after it was made) and when it was used.
+#[tokio::test]
+async fn each_use_records_the_backup_flags_and_the_time() {
+    let app = spawn_app().await;
+    let tokens = app
+        .verified_user("jbber", "jbber@example.com", PASSWORD)
+        .await;
+    let mut auth = SoftAuthenticator::new();
+    auth.synced = true;
+    auth.not_backed_up = true;
+    let added = app.add_passkey(&tokens, &auth, "Phone").await;
+    assert_eq!(added["passkey"]["backup_eligible"], true);
+    assert_eq!(added["passkey"]["backed_up"], false);
+    assert_eq!(added["passkey"]["last_used_at"], Value::Null);
+
+    auth.not_backed_up = false;
+    json(app.login_with_passkey("jbber", &mut auth).await, 200).await;
+    let listed = passkeys(&app, &tokens).await;
+    assert_eq!(listed[0]["backup_eligible"], true);
+    assert_eq!(listed[0]["backed_up"], true, "{listed:?}");
+    assert!(listed[0]["last_used_at"].is_string(), "{listed:?}");
+    let first_use = listed[0]["last_used_at"].clone();
+
+    app.clock.advance(chrono::Duration::minutes(10));
+    auth.not_backed_up = true;
+    json(app.login_with_passkey("jbber", &mut auth).await, 200).await;
+    let listed = passkeys(&app, &tokens).await;
+    assert_eq!(listed[0]["backed_up"], false, "{listed:?}");
+    assert_ne!(listed[0]["last_used_at"], first_use, "{listed:?}");
+}
+
+/// A completed recovery on an account with TOTP and two passkeys removes all of them and every
+/// recovery code: the owner logs in with the password alone and starts 2FA afresh.
+#[tokio::test]
+async fn recovery_completion_removes_totp_every_passkey_and_the_codes() {
+    let app = spawn_app().await;
+    let user = app.with_two_factor("tina", "tina@example.com").await;
+    app.add_passkey(&user.tokens, &SoftAuthenticator::new(), "Key")
+        .await;
+    app.add_passkey(&user.tokens, &SoftAuthenticator::new(), "Phone")
+        .await;
+    let me = account(&app, &user.tokens).await;
+    assert_eq!(me["two_factor_methods"], json!(["totp", "webauthn"]));
+    assert_eq!(me["passkeys"], 2);
+    assert_eq!(live_codes(&app, "tina"), 8);
+    let support = app.support_user("ana").await;
+
+    let (id, _) = app.submit_recovery("tina", "tina.new@example.org").await;
+    app.prove_ownership("tina@example.com").await;
+    app.approve_and_complete(
+        &support.access,
+        &id,
+        json!({"deliver_to": "account_email"}),
+        "tina@example.com",
+        PASSWORD,
+    )
+    .await;
+
+    let tokens = app.login("tina", PASSWORD).await;
+    let me = account(&app, &tokens).await;
+    assert_eq!(me["two_factor_enabled"], false, "{me}");
+    assert_eq!(me["two_factor_methods"], json!([]), "{me}");
+    assert_eq!(me["passkeys"], 0);
+    assert_eq!(me["recovery_codes_remaining"], Value::Null);
+    assert!(passkeys(&app, &tokens).await.is_empty());
+    assert_eq!(live_codes(&app, "tina"), 0, "every recovery code is gone");
+    assert!(
+        app.db_texts(
+            "SELECT t.account_id AS value FROM totp_credentials t \
+             JOIN accounts a ON a.id = t.account_id WHERE a.username_key = 'tina'"
+        )
+        .is_empty(),
+        "the TOTP secret is gone"
+    );
+    problem(
+        app.get_auth("/api/v1/account/recovery-codes", &tokens.access)
+            .await,
+        409,
+        "two_factor_not_enabled",
+    )
+    .await;
+    let completed = audit_types(&app, &support.access, "recovery_request.completed").await;
+    assert_eq!(
+        completed[0]["details"]["passkeys_removed"], 2,
+        "{completed:?}"
+    );
+    // A new passkey is a first second factor again: it answers a new set of codes.
+    let added = app
+        .add_passkey(&tokens, &SoftAuthenticator::new(), "New key")
+        .await;
+    assert_eq!(added["recovery_codes"].as_array().map(Vec::len), Some(8));
+}
+
+/// The passkey endpoints that ask for the password spend the re-authentication budget: past
+/// it, even the right password waits (429 with Retry-After) until the window has passed.
+#[tokio::test]
+async fn passkey_password_checks_share_the_reauthentication_budget() {
+    let app = spawn_app().await;
+    let (tokens, mut auth, codes) = passkey_user(&app, "jbber").await;
+    let id = passkey_ids(&app, &tokens).await.remove(0);
+    let remove = format!("/api/v1/account/passkeys/{id}/remove");
+    let options = "/api/v1/account/passkeys/registration-options";
+    for i in 0..10 {
+        let (path, body) = if i % 2 == 0 {
+            (options, json!({"password": "not the password"}))
+        } else {
+            (
+                remove.as_str(),
+                json!({"password": "not the password", "code": codes[0]}),
+            )
+        };
+        problem(
+            app.post_auth(path, &tokens.access, body).await,
+            403,
+            "invalid_password",
+        )
+        .await;
+    }
+    for (path, body) in [
+        (options, json!({"password": PASSWORD})),
+        (
+            remove.as_str(),
+            json!({"password": PASSWORD, "code": codes[0]}),
+        ),
+    ] {
+        let res = app.post_auth(path, &tokens.access, body).await;
+        let retry_after: u64 = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!(retry_after > 0 && retry_after <= 900, "{retry_after}");
+        problem(res, 429, "rate_limited").await;
+    }
+    assert_eq!(passkeys(&app, &tokens).await.len(), 1, "nothing removed");
+    // After the window the password works again (on a new session: the old token expired).
+    app.clock.advance(chrono::Duration::minutes(16));
+    let session = json(app.login_with_passkey("jbber", &mut auth).await, 200).await;
+    let access = session["access_token"].as_str().expect("access");
+    json(
+        app.post_auth(options, access, json!({"password": PASSWORD}))
+            .await,
+        200,
+    )
+    .await;
 }

@@ -433,8 +433,8 @@ pub async fn answer_recovery_ownership(
 
 /// Completes an approved recovery with the single-use link.
 ///
-/// Sets the new password, removes TOTP and every recovery code, revokes every session, and
-/// marks the request completed. The owner then logs in with the password alone and sets up
+/// Sets the new password, removes every second factor (TOTP, every passkey) and every recovery
+/// code, revokes every session, and marks the request completed. The owner then logs in with the password alone and sets up
 /// two-factor authentication again.
 #[utoipa::path(
     security(),

@@ -203,6 +203,21 @@ fn fill_one(conn: &mut DbConnection, id: &str, which: Key, key: &str) -> QueryRe
     }
 }
 
+/// Locks the account's row until the transaction ends. Every transaction that changes an
+/// account's second factors (TOTP, passkeys, recovery codes) takes it first, so that its
+/// decisions ("is this the last factor?", "does 2FA need a first set of codes?") are made on
+/// the newest state: on PostgreSQL, at READ COMMITTED, two such transactions would otherwise
+/// both read the old state. SQLite's write transactions already run one at a time (one writer
+/// thread, `BEGIN IMMEDIATE`), so nothing is sent there.
+pub fn lock_for_update(conn: &mut DbConnection, id: &AccountId) -> QueryResult<()> {
+    if let DbConnection::Pg(c) = conn {
+        diesel::sql_query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id.as_str())
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 /// Finds an account by id.
 pub fn find(conn: &mut DbConnection, id: &AccountId) -> QueryResult<Option<Account>> {
     accounts::table

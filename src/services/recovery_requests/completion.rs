@@ -177,6 +177,9 @@ pub async fn complete(
         if !done {
             return Err(RequesterError::InvalidToken);
         }
+        // The account's row before its second factors (PostgreSQL): a passkey registration
+        // or TOTP confirmation racing this one then sees them gone and starts 2FA afresh.
+        repo::accounts::lock_for_update(w.conn, &account.id)?;
         two_factor::remove_all(w.conn, &account.id)?;
         let passkeys_removed = crate::services::passkeys::remove_all(w.conn, &account.id)?;
         accounts::set_password(

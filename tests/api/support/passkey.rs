@@ -33,6 +33,8 @@ pub struct SoftAuthenticator {
     pub rp_id: String,
     /// Set the backup-eligible and backed-up flags (a synced passkey).
     pub synced: bool,
+    /// A synced passkey not backed up (yet): backup-eligible without the backed-up flag.
+    pub not_backed_up: bool,
     /// Flip a bit of the next signatures.
     pub tamper_signature: bool,
 }
@@ -87,6 +89,7 @@ impl SoftAuthenticator {
             origin: ORIGIN.into(),
             rp_id: RP_ID.into(),
             synced: false,
+            not_backed_up: false,
             tamper_signature: false,
         }
     }
@@ -100,7 +103,10 @@ impl SoftAuthenticator {
         // UP | UV, BE | BS when synced, AT when attested credential data follows.
         let mut flags = 0x01 | 0x04;
         if self.synced {
-            flags |= 0x08 | 0x10;
+            flags |= 0x08;
+            if !self.not_backed_up {
+                flags |= 0x10;
+            }
         }
         if attested {
             flags |= 0x40;
