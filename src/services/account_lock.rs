@@ -91,18 +91,51 @@ pub fn issue_link(
         .link("lock-account", &[("token", &token.value)]))
 }
 
+/// Where a security notice goes: an address of the account, and whether the account proved
+/// it holds that address (followed a link sent there).
+#[derive(Debug, Clone, Copy)]
+pub struct NoticeTo<'a> {
+    /// The address.
+    pub email: &'a str,
+    /// Whether it was verified (for the old address of an email change: before the change).
+    pub verified: bool,
+}
+
+impl<'a> NoticeTo<'a> {
+    /// The account's current address, verified or not.
+    pub fn account(account: &'a Account) -> Self {
+        Self {
+            email: &account.email,
+            verified: account.email_verified_at.is_some(),
+        }
+    }
+}
+
 /// Queues a security notice to `to` with its lock link (`lock_link`, `lock_ttl`, and `at`,
 /// `ip`, `user_agent` when the caller did not set them) inside the caller's unit of work. The
 /// mail carries a token, so it is sealed at rest and wiped once delivered.
+///
+/// An address that was never verified gets no notice at all (as PyPI sends its security
+/// notices only to verified addresses): nobody proved it is the owner's, so a stranger at a
+/// mistyped address must neither lock the account nor learn the owner's IP and device, and
+/// must never be handed an undo that puts that address back.
 pub fn notice(
     w: &mut Work<'_>,
-    to: &str,
+    to: NoticeTo<'_>,
     account_id: &AccountId,
     template: &'static str,
     client: &ClientInfo,
     mut context: serde_json::Value,
     restore: Option<Restore>,
 ) -> Result<(), Failure> {
+    if !to.verified {
+        tracing::info!(
+            account.id = %account_id,
+            notice = template,
+            "security notice not sent: the address was never verified"
+        );
+        return Ok(());
+    }
     let link = issue_link(w, account_id, template, restore)?;
     let ttl = lifetime(w.ctx.config.lock_link_ttl);
     if let Some(map) = context.as_object_mut() {
@@ -114,7 +147,7 @@ pub fn notice(
             .or_insert_with(|| client.user_agent.clone().into());
     }
     w.mail(OutgoingMail {
-        to: to.to_owned(),
+        to: to.email.to_owned(),
         template,
         context,
         carries_token: true,
@@ -228,6 +261,8 @@ pub async fn lock(ctx: &Ctx, token: &str, client: ClientInfo) -> Result<Locked, 
 
 /// Puts the link's address back (verified) when it may: the undo period runs, the account has
 /// another address now, and no other account took it meanwhile. Returns the address put back.
+/// Only a notice to a verified old address carries a restore ([`notice`]), so this never makes
+/// an address verified that was not verified before the change.
 fn restore_address(
     w: &mut Work<'_>,
     account: &Account,

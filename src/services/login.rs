@@ -419,7 +419,7 @@ fn mail_confirmation(
     });
     account_lock::notice(
         w,
-        &account.email,
+        account_lock::NoticeTo::account(account),
         &account.id,
         "confirm_login",
         client,

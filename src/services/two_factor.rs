@@ -454,7 +454,7 @@ pub fn notify(
     }
     account_lock::notice(
         w,
-        &account.email,
+        account_lock::NoticeTo::account(account),
         &account.id,
         template,
         client,

@@ -724,3 +724,66 @@ async fn a_lock_stops_a_completion_link_still_held_for_the_waiting_period() {
     ));
     assert_eq!(due, vec!["in_review".to_string()]);
 }
+
+/// Gap 1 of the audit: an owner who registered with a mistyped address and never verified it
+/// fixes it. Whoever reads the old address gets nothing: no notice, so no lock link that could
+/// lock the account or put that address back (verified), and a reset through it sends no link.
+#[tokio::test]
+async fn a_never_verified_old_address_gets_no_lock_link_and_cannot_come_back() {
+    let app = spawn_app().await;
+    let typo = "jbber@exmaple.com";
+    app.register("jbber", typo, PASSWORD).await;
+    let tokens = app.login("jbber", PASSWORD).await;
+    let before = app.account(&tokens.access).await;
+    assert_eq!(before["email_verified"], false, "{before}");
+
+    let token = app.change_token(&tokens.access, OWNER).await;
+    let account = json(
+        app.confirm_email_change(&token, Some(&tokens.access)).await,
+        200,
+    )
+    .await;
+    assert_eq!(account["email"], OWNER, "{account}");
+    assert_eq!(account["email_verified"], true, "{account}");
+
+    // Both notices (request and change) were skipped: the typo got only its verification mail,
+    // and no lock link of the account can restore it.
+    let kinds = app.db_texts(&format!(
+        "SELECT kind AS value FROM outbox WHERE recipient = '{typo}'"
+    ));
+    assert_eq!(kinds, ["verify_email"], "{kinds:?}");
+    assert!(
+        app.db_texts(&format!(
+            "SELECT token_hash AS value FROM lock_links WHERE restore_email = '{typo}'"
+        ))
+        .is_empty()
+    );
+    assert!(
+        app.smtp
+            .to(typo)
+            .iter()
+            .all(|m| m.link("lock-account").is_none())
+    );
+
+    // A reset asked for through the old address sends no link there; the owner's own reset
+    // goes to the new, verified address.
+    assert_eq!(
+        app.post("/api/v1/password-resets", json!({"login": typo}))
+            .await
+            .status(),
+        202
+    );
+    app.reset_password_by_mail("jbber", OWNER, NEW_PASSWORD)
+        .await;
+    assert_eq!(app.smtp.to(typo).len(), 1, "only the verification mail");
+    assert!(
+        app.db_texts(&format!(
+            "SELECT token_hash AS value FROM email_tokens WHERE email = '{typo}' AND purpose = 'reset_password'"
+        ))
+        .is_empty()
+    );
+    let tokens = app.login(OWNER, NEW_PASSWORD).await;
+    let after = app.account(&tokens.access).await;
+    assert_eq!(after["email"], OWNER, "{after}");
+    assert_eq!(after["email_verified"], true, "{after}");
+}
