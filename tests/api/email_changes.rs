@@ -527,6 +527,22 @@ async fn a_completed_recovery_request_unlocks() {
     )
     .await;
     app.smtp.wait_for_subject(OWNER, UNLOCKED_SUBJECT).await;
+    // The "recovery completed" notice says from where, like every other notice.
+    let notice = app
+        .smtp
+        .wait_for_subject(OWNER, "account was recovered")
+        .await;
+    assert!(
+        notice.text().contains("IP address: 127.0.0.1"),
+        "{}",
+        notice.text()
+    );
+    assert!(
+        notice.html().contains("IP address: 127.0.0.1"),
+        "{}",
+        notice.html()
+    );
+    lock_token(&notice);
     // The recovery removed 2FA: the new password signs in at once.
     app.login("jbber", NEW_PASSWORD).await;
 }
