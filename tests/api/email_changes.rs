@@ -803,3 +803,55 @@ async fn a_never_verified_old_address_gets_no_lock_link_and_cannot_come_back() {
     assert_eq!(after["email"], OWNER, "{after}");
     assert_eq!(after["email_verified"], true, "{after}");
 }
+
+/// Audit gap 4: a login refused because the account is locked leaves its
+/// `session.login_failed` event (it used to be rolled back with the refusal), so support sees
+/// who tries to get into a locked account.
+#[tokio::test]
+async fn a_login_refused_for_a_lock_is_audited() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    let tokens = app.verified_user("jbber", OWNER, PASSWORD).await;
+    let id = app.account(&tokens.access).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let res = app
+        .put_auth(
+            "/api/v1/account/password",
+            &tokens.access,
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let notice = app
+        .smtp
+        .wait_for_subject(OWNER, "password was changed")
+        .await;
+    json(app.lock_with(&lock_token(&notice)).await, 200).await;
+
+    let res = app
+        .http
+        .post(app.url("/api/v1/sessions"))
+        .header("User-Agent", "LockedOutProbe/2.0")
+        .json(&json!({"login": "jbber", "password": NEW_PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    problem(res, 403, "account_locked").await;
+
+    let events = json(
+        app.get_auth(
+            &format!("/api/v1/admin/audit-events?account={id}&type=session.login_failed"),
+            &support.access,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let items = events["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{events}");
+    assert_eq!(items[0]["details"]["reason"], "account_locked", "{events}");
+    assert_eq!(items[0]["user_agent"], "LockedOutProbe/2.0", "{events}");
+    assert_eq!(items[0]["ip"], "127.0.0.1", "{events}");
+}
