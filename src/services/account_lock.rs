@@ -202,6 +202,8 @@ pub async fn lock(ctx: &Ctx, token: &str, client: ClientInfo) -> Result<Locked, 
         if restored.is_some() {
             account =
                 repo::accounts::find(w.conn, &link.account_id)?.ok_or(LockError::InvalidToken)?;
+            // The notice was issued when the address changed.
+            rejudge_open_requests(w, &account.id, link.created_at, &client)?;
         }
         let killed = kill_tokens(w, &account.id, &client)?;
         if repo::account_locks::open_lock(w.conn, &account.id)?.is_some() {
@@ -377,6 +379,69 @@ fn stop_approved_requests(
                     "from": request.status.as_str(),
                     "to": to.as_str(),
                     "by": "account_lock",
+                })),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A lock that puts the previous address back is the owner's "it wasn't me" to what was proven
+/// through the address it replaced. Every open request (submitted, in review, needs info) whose
+/// ownership mail went to that address (filed since `changed_at`) or that was answered since
+/// then loses that answer: "it was me" becomes disputed, "it was not me" unanswered (the thief
+/// may have disputed the owner's own request). A request filed since the change also loses its
+/// ownership link, which lies in the thief's mailbox; an approval then mails a fresh one to the
+/// restored address. Each change is on the request's timeline (`by: account_lock`).
+fn rejudge_open_requests(
+    w: &mut Work<'_>,
+    account_id: &AccountId,
+    changed_at: DateTime<Utc>,
+    client: &ClientInfo,
+) -> Result<(), Failure> {
+    for request in repo::recovery_requests::for_account(w.conn, account_id)? {
+        if !matches!(
+            request.status,
+            RecoveryStatus::Submitted | RecoveryStatus::InReview | RecoveryStatus::NeedsInfo
+        ) {
+            continue;
+        }
+        let filed_since = request.submitted_at >= changed_at;
+        let answered_since = request
+            .ownership_answered_at
+            .is_some_and(|at| at >= changed_at);
+        if !filed_since && !answered_since {
+            continue;
+        }
+        let ownership = match request.ownership {
+            Ownership::Proven if answered_since => Ownership::Disputed,
+            Ownership::Disputed if answered_since => Ownership::Unanswered,
+            other => other,
+        };
+        let mut changes = RequestChanges {
+            ownership: Some(ownership),
+            ownership_answered_at: Some((ownership == Ownership::Disputed).then_some(w.now)),
+            ..Default::default()
+        };
+        if filed_since {
+            changes.ownership_token_hash = Some(None);
+            changes.ownership_token_sealed = Some(None);
+        }
+        if repo::recovery_requests::update(w.conn, &request.id, request.status, w.now, changes)? {
+            w.audit(
+                Event::new(
+                    EventType::RecoveryRequestOwnershipDisputed,
+                    Actor::Account(account_id),
+                    client,
+                )
+                .account(Some(account_id))
+                .request(&request.id)
+                .details(serde_json::json!({
+                    "by": "account_lock",
+                    "ownership_from": request.ownership.as_str(),
+                    "ownership_to": ownership.as_str(),
+                    "ownership_link_voided": filed_since,
+                    "why": "answered or mailed through the address the owner's lock replaced",
                 })),
             )?;
         }

@@ -855,3 +855,59 @@ async fn a_login_refused_for_a_lock_is_audited() {
     assert_eq!(items[0]["user_agent"], "LockedOutProbe/2.0", "{events}");
     assert_eq!(items[0]["ip"], "127.0.0.1", "{events}");
 }
+
+/// Audit gap 5: a thief who moved the address files a recovery request and "proves" ownership
+/// through their own address. The owner's lock puts the old address back, and with it that
+/// proof stops counting: the request shows ownership disputed, says why on its timeline, and
+/// the ownership link in the thief's mailbox is dead.
+#[tokio::test]
+async fn a_lock_that_restores_the_address_disputes_open_requests_proven_through_the_thief() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    app.verified_user("jbber", OWNER, PASSWORD).await;
+    let thief = app.login("jbber", PASSWORD).await;
+    let token = app.change_token(&thief.access, "thief@evil.example").await;
+    json(
+        app.confirm_email_change(&token, Some(&thief.access)).await,
+        200,
+    )
+    .await;
+
+    let (id, _) = app
+        .submit_recovery("jbber", "thief.contact@evil.example")
+        .await;
+    let ownership_token = app.prove_ownership("thief@evil.example").await;
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["evidence"]["ownership"], "proven", "{detail}");
+
+    let told = app.smtp.wait_for_subject(OWNER, CHANGED_SUBJECT).await;
+    let locked = json(app.lock_with(&lock_token(&told)).await, 200).await;
+    assert_eq!(locked["address_restored"], true, "{locked}");
+
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["request"]["status"], "submitted", "{detail}");
+    assert_eq!(detail["evidence"]["ownership"], "disputed", "{detail}");
+    let rejudged: Vec<&Value> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| {
+            e["type"] == "recovery_request.ownership_disputed"
+                && e["details"]["by"] == "account_lock"
+        })
+        .collect();
+    assert_eq!(rejudged.len(), 1, "{detail}");
+    assert_eq!(rejudged[0]["details"]["ownership_from"], "proven");
+    // The link the thief holds no longer answers anything.
+    assert_eq!(
+        app.post(
+            "/api/v1/recovery-requests/verify-email",
+            json!({"token": ownership_token, "confirm": true}),
+        )
+        .await
+        .status(),
+        400
+    );
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["evidence"]["ownership"], "disputed", "{detail}");
+}
