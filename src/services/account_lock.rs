@@ -91,18 +91,51 @@ pub fn issue_link(
         .link("lock-account", &[("token", &token.value)]))
 }
 
+/// Where a security notice goes: an address of the account, and whether the account proved
+/// it holds that address (followed a link sent there).
+#[derive(Debug, Clone, Copy)]
+pub struct NoticeTo<'a> {
+    /// The address.
+    pub email: &'a str,
+    /// Whether it was verified (for the old address of an email change: before the change).
+    pub verified: bool,
+}
+
+impl<'a> NoticeTo<'a> {
+    /// The account's current address, verified or not.
+    pub fn account(account: &'a Account) -> Self {
+        Self {
+            email: &account.email,
+            verified: account.email_verified_at.is_some(),
+        }
+    }
+}
+
 /// Queues a security notice to `to` with its lock link (`lock_link`, `lock_ttl`, and `at`,
 /// `ip`, `user_agent` when the caller did not set them) inside the caller's unit of work. The
 /// mail carries a token, so it is sealed at rest and wiped once delivered.
+///
+/// An address that was never verified gets no notice at all (as PyPI sends its security
+/// notices only to verified addresses): nobody proved it is the owner's, so a stranger at a
+/// mistyped address must neither lock the account nor learn the owner's IP and device, and
+/// must never be handed an undo that puts that address back.
 pub fn notice(
     w: &mut Work<'_>,
-    to: &str,
+    to: NoticeTo<'_>,
     account_id: &AccountId,
     template: &'static str,
     client: &ClientInfo,
     mut context: serde_json::Value,
     restore: Option<Restore>,
 ) -> Result<(), Failure> {
+    if !to.verified {
+        tracing::info!(
+            account.id = %account_id,
+            notice = template,
+            "security notice not sent: the address was never verified"
+        );
+        return Ok(());
+    }
     let link = issue_link(w, account_id, template, restore)?;
     let ttl = lifetime(w.ctx.config.lock_link_ttl);
     if let Some(map) = context.as_object_mut() {
@@ -114,7 +147,7 @@ pub fn notice(
             .or_insert_with(|| client.user_agent.clone().into());
     }
     w.mail(OutgoingMail {
-        to: to.to_owned(),
+        to: to.email.to_owned(),
         template,
         context,
         carries_token: true,
@@ -169,6 +202,8 @@ pub async fn lock(ctx: &Ctx, token: &str, client: ClientInfo) -> Result<Locked, 
         if restored.is_some() {
             account =
                 repo::accounts::find(w.conn, &link.account_id)?.ok_or(LockError::InvalidToken)?;
+            // The notice was issued when the address changed.
+            rejudge_open_requests(w, &account.id, link.created_at, &client)?;
         }
         let killed = kill_tokens(w, &account.id, &client)?;
         if repo::account_locks::open_lock(w.conn, &account.id)?.is_some() {
@@ -228,6 +263,8 @@ pub async fn lock(ctx: &Ctx, token: &str, client: ClientInfo) -> Result<Locked, 
 
 /// Puts the link's address back (verified) when it may: the undo period runs, the account has
 /// another address now, and no other account took it meanwhile. Returns the address put back.
+/// Only a notice to a verified old address carries a restore ([`notice`]), so this never makes
+/// an address verified that was not verified before the change.
 fn restore_address(
     w: &mut Work<'_>,
     account: &Account,
@@ -342,6 +379,69 @@ fn stop_approved_requests(
                     "from": request.status.as_str(),
                     "to": to.as_str(),
                     "by": "account_lock",
+                })),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A lock that puts the previous address back is the owner's "it wasn't me" to what was proven
+/// through the address it replaced. Every open request (submitted, in review, needs info) whose
+/// ownership mail went to that address (filed since `changed_at`) or that was answered since
+/// then loses that answer: "it was me" becomes disputed, "it was not me" unanswered (the thief
+/// may have disputed the owner's own request). A request filed since the change also loses its
+/// ownership link, which lies in the thief's mailbox; an approval then mails a fresh one to the
+/// restored address. Each change is on the request's timeline (`by: account_lock`).
+fn rejudge_open_requests(
+    w: &mut Work<'_>,
+    account_id: &AccountId,
+    changed_at: DateTime<Utc>,
+    client: &ClientInfo,
+) -> Result<(), Failure> {
+    for request in repo::recovery_requests::for_account(w.conn, account_id)? {
+        if !matches!(
+            request.status,
+            RecoveryStatus::Submitted | RecoveryStatus::InReview | RecoveryStatus::NeedsInfo
+        ) {
+            continue;
+        }
+        let filed_since = request.submitted_at >= changed_at;
+        let answered_since = request
+            .ownership_answered_at
+            .is_some_and(|at| at >= changed_at);
+        if !filed_since && !answered_since {
+            continue;
+        }
+        let ownership = match request.ownership {
+            Ownership::Proven if answered_since => Ownership::Disputed,
+            Ownership::Disputed if answered_since => Ownership::Unanswered,
+            other => other,
+        };
+        let mut changes = RequestChanges {
+            ownership: Some(ownership),
+            ownership_answered_at: Some((ownership == Ownership::Disputed).then_some(w.now)),
+            ..Default::default()
+        };
+        if filed_since {
+            changes.ownership_token_hash = Some(None);
+            changes.ownership_token_sealed = Some(None);
+        }
+        if repo::recovery_requests::update(w.conn, &request.id, request.status, w.now, changes)? {
+            w.audit(
+                Event::new(
+                    EventType::RecoveryRequestOwnershipDisputed,
+                    Actor::Account(account_id),
+                    client,
+                )
+                .account(Some(account_id))
+                .request(&request.id)
+                .details(serde_json::json!({
+                    "by": "account_lock",
+                    "ownership_from": request.ownership.as_str(),
+                    "ownership_to": ownership.as_str(),
+                    "ownership_link_voided": filed_since,
+                    "why": "answered or mailed through the address the owner's lock replaced",
                 })),
             )?;
         }

@@ -221,7 +221,7 @@ pub fn set_password(
     });
     account_lock::notice(
         w,
-        &account.email,
+        account_lock::NoticeTo::account(account),
         &account.id,
         "password_changed",
         change.client,

@@ -212,7 +212,7 @@ pub async fn request(
             })?;
             account_lock::notice(
                 w,
-                &account.email,
+                account_lock::NoticeTo::account(&account),
                 &account.id,
                 "email_change_requested",
                 &client,
@@ -319,9 +319,12 @@ pub async fn confirm(
             )?;
             let undo = w.ctx.config.email_change_undo_period;
             let until = w.now + chrono::Duration::from_std(undo).unwrap_or_default();
+            // Only an address the owner proved to hold may come back (and it comes back
+            // verified); a never-verified old address gets no notice, hence no link, at all.
+            let old_verified = account.email_verified_at.is_some();
             account_lock::notice(
                 w,
-                &account.email,
+                account_lock::NoticeTo::account(&account),
                 &account.id,
                 "email_changed",
                 &client,
@@ -330,7 +333,7 @@ pub async fn confirm(
                     "new_email": masked(email.as_str()),
                     "undo": account_lock::lifetime(undo),
                 }),
-                Some(Restore {
+                old_verified.then(|| Restore {
                     email: account.email.clone(),
                     until,
                 }),

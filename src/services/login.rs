@@ -125,17 +125,19 @@ pub async fn login(
     let (login_bucket, ip_bucket) = bucket;
     match account {
         Some(account) if ok => {
-            let outcome =
-                unit_of_work::write(ctx, move |w: &mut Work<'_>| -> Result<_, LoginError> {
+            unit_of_work::write(
+                ctx,
+                move |w: &mut Work<'_>| -> Result<Result<_, LoginError>, LoginError> {
                     // A locked account opens nothing, even for the right password; the attempt
-                    // stays counted like a failure.
+                    // stays counted like a failure. The refusal is the unit's answer, not its
+                    // failure: the unit commits, so the audit event stays for support to see.
                     if account_lock::is_locked(w.conn, &account.id)? {
                         w.audit(
                             Event::new(EventType::SessionLoginFailed, Actor::Anonymous, &client)
                                 .account(Some(&account.id))
                                 .details(serde_json::json!({"reason": "account_locked"})),
                         )?;
-                        return Err(LoginError::AccountLocked);
+                        return Ok(Err(LoginError::AccountLocked));
                     }
                     // The right password ends the count of this device's (or login text's)
                     // failures and gives the IP its unit back; the IP's earlier failures stay, or
@@ -157,11 +159,11 @@ pub async fn login(
                         .into_iter()
                         .filter_map(|(has, f)| has.then_some(f))
                         .collect();
-                        return Ok(LoginOutcome::MfaRequired {
+                        return Ok(Ok(LoginOutcome::MfaRequired {
                             mfa_token,
                             expires_in,
                             methods,
-                        });
+                        }));
                     }
                     sessions::open_session(
                         w,
@@ -170,11 +172,11 @@ pub async fn login(
                         &client,
                         device_token.as_deref(),
                     )
-                    .map(LoginOutcome::Authenticated)
+                    .map(|s| Ok(LoginOutcome::Authenticated(s)))
                     .map_err(LoginError::from)
-                })
-                .await?;
-            Ok(outcome)
+                },
+            )
+            .await?
         }
         account => {
             let account_id = account.map(|a| a.id);
@@ -419,7 +421,7 @@ fn mail_confirmation(
     });
     account_lock::notice(
         w,
-        &account.email,
+        account_lock::NoticeTo::account(account),
         &account.id,
         "confirm_login",
         client,

@@ -483,7 +483,7 @@ pub fn notify(
     }
     account_lock::notice(
         w,
-        &account.email,
+        account_lock::NoticeTo::account(account),
         &account.id,
         template,
         client,

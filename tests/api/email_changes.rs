@@ -527,6 +527,22 @@ async fn a_completed_recovery_request_unlocks() {
     )
     .await;
     app.smtp.wait_for_subject(OWNER, UNLOCKED_SUBJECT).await;
+    // The "recovery completed" notice says from where, like every other notice.
+    let notice = app
+        .smtp
+        .wait_for_subject(OWNER, "account was recovered")
+        .await;
+    assert!(
+        notice.text().contains("IP address: 127.0.0.1"),
+        "{}",
+        notice.text()
+    );
+    assert!(
+        notice.html().contains("IP address: 127.0.0.1"),
+        "{}",
+        notice.html()
+    );
+    lock_token(&notice);
     // The recovery removed 2FA: the new password signs in at once.
     app.login("jbber", NEW_PASSWORD).await;
 }
@@ -723,4 +739,438 @@ async fn a_lock_stops_a_completion_link_still_held_for_the_waiting_period() {
         "SELECT status AS value FROM recovery_requests WHERE id = '{id}' AND link_due_at IS NULL"
     ));
     assert_eq!(due, vec!["in_review".to_string()]);
+}
+
+/// Gap 1 of the audit: an owner who registered with a mistyped address and never verified it
+/// fixes it. Whoever reads the old address gets nothing: no notice, so no lock link that could
+/// lock the account or put that address back (verified), and a reset through it sends no link.
+#[tokio::test]
+async fn a_never_verified_old_address_gets_no_lock_link_and_cannot_come_back() {
+    let app = spawn_app().await;
+    let typo = "jbber@exmaple.com";
+    app.register("jbber", typo, PASSWORD).await;
+    let tokens = app.login("jbber", PASSWORD).await;
+    let before = app.account(&tokens.access).await;
+    assert_eq!(before["email_verified"], false, "{before}");
+
+    let token = app.change_token(&tokens.access, OWNER).await;
+    let account = json(
+        app.confirm_email_change(&token, Some(&tokens.access)).await,
+        200,
+    )
+    .await;
+    assert_eq!(account["email"], OWNER, "{account}");
+    assert_eq!(account["email_verified"], true, "{account}");
+
+    // Both notices (request and change) were skipped: the typo got only its verification mail,
+    // and no lock link of the account can restore it.
+    let kinds = app.db_texts(&format!(
+        "SELECT kind AS value FROM outbox WHERE recipient = '{typo}'"
+    ));
+    assert_eq!(kinds, ["verify_email"], "{kinds:?}");
+    assert!(
+        app.db_texts(&format!(
+            "SELECT token_hash AS value FROM lock_links WHERE restore_email = '{typo}'"
+        ))
+        .is_empty()
+    );
+    assert!(
+        app.smtp
+            .to(typo)
+            .iter()
+            .all(|m| m.link("lock-account").is_none())
+    );
+
+    // A reset asked for through the old address sends no link there; the owner's own reset
+    // goes to the new, verified address.
+    assert_eq!(
+        app.post("/api/v1/password-resets", json!({"login": typo}))
+            .await
+            .status(),
+        202
+    );
+    app.reset_password_by_mail("jbber", OWNER, NEW_PASSWORD)
+        .await;
+    assert_eq!(app.smtp.to(typo).len(), 1, "only the verification mail");
+    assert!(
+        app.db_texts(&format!(
+            "SELECT token_hash AS value FROM email_tokens WHERE email = '{typo}' AND purpose = 'reset_password'"
+        ))
+        .is_empty()
+    );
+    let tokens = app.login(OWNER, NEW_PASSWORD).await;
+    let after = app.account(&tokens.access).await;
+    assert_eq!(after["email"], OWNER, "{after}");
+    assert_eq!(after["email_verified"], true, "{after}");
+}
+
+/// Audit gap 4: a login refused because the account is locked leaves its
+/// `session.login_failed` event (it used to be rolled back with the refusal), so support sees
+/// who tries to get into a locked account.
+#[tokio::test]
+async fn a_login_refused_for_a_lock_is_audited() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    let tokens = app.verified_user("jbber", OWNER, PASSWORD).await;
+    let id = app.account(&tokens.access).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let res = app
+        .put_auth(
+            "/api/v1/account/password",
+            &tokens.access,
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let notice = app
+        .smtp
+        .wait_for_subject(OWNER, "password was changed")
+        .await;
+    json(app.lock_with(&lock_token(&notice)).await, 200).await;
+
+    let res = app
+        .http
+        .post(app.url("/api/v1/sessions"))
+        .header("User-Agent", "LockedOutProbe/2.0")
+        .json(&json!({"login": "jbber", "password": NEW_PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    problem(res, 403, "account_locked").await;
+
+    let events = json(
+        app.get_auth(
+            &format!("/api/v1/admin/audit-events?account={id}&type=session.login_failed"),
+            &support.access,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let items = events["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{events}");
+    assert_eq!(items[0]["details"]["reason"], "account_locked", "{events}");
+    assert_eq!(items[0]["user_agent"], "LockedOutProbe/2.0", "{events}");
+    assert_eq!(items[0]["ip"], "127.0.0.1", "{events}");
+}
+
+/// Audit gap 5: a thief who moved the address files a recovery request and "proves" ownership
+/// through their own address. The owner's lock puts the old address back, and with it that
+/// proof stops counting: the request shows ownership disputed, says why on its timeline, and
+/// the ownership link in the thief's mailbox is dead.
+#[tokio::test]
+async fn a_lock_that_restores_the_address_disputes_open_requests_proven_through_the_thief() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await;
+    app.verified_user("jbber", OWNER, PASSWORD).await;
+    let thief = app.login("jbber", PASSWORD).await;
+    let token = app.change_token(&thief.access, "thief@evil.example").await;
+    json(
+        app.confirm_email_change(&token, Some(&thief.access)).await,
+        200,
+    )
+    .await;
+
+    let (id, _) = app
+        .submit_recovery("jbber", "thief.contact@evil.example")
+        .await;
+    let ownership_token = app.prove_ownership("thief@evil.example").await;
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["evidence"]["ownership"], "proven", "{detail}");
+
+    let told = app.smtp.wait_for_subject(OWNER, CHANGED_SUBJECT).await;
+    let locked = json(app.lock_with(&lock_token(&told)).await, 200).await;
+    assert_eq!(locked["address_restored"], true, "{locked}");
+
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["request"]["status"], "submitted", "{detail}");
+    assert_eq!(detail["evidence"]["ownership"], "disputed", "{detail}");
+    let rejudged: Vec<&Value> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| {
+            e["type"] == "recovery_request.ownership_disputed"
+                && e["details"]["by"] == "account_lock"
+        })
+        .collect();
+    assert_eq!(rejudged.len(), 1, "{detail}");
+    assert_eq!(rejudged[0]["details"]["ownership_from"], "proven");
+    // The link the thief holds no longer answers anything.
+    assert_eq!(
+        app.post(
+            "/api/v1/recovery-requests/verify-email",
+            json!({"token": ownership_token, "confirm": true}),
+        )
+        .await
+        .status(),
+        400
+    );
+    let detail = app.recovery_detail(&support.access, &id).await;
+    assert_eq!(detail["evidence"]["ownership"], "disputed", "{detail}");
+}
+
+/// Audit gap 3: the `confirm-email-change` link dies after 48 h (`EMAIL_CHANGE_TTL`), and the
+/// current address stays the account's.
+#[tokio::test]
+async fn a_confirmation_link_expires_after_48_hours() {
+    let app = spawn_app().await;
+    let tokens = app.verified_user("jbber", OWNER, PASSWORD).await;
+    let token = app.change_token(&tokens.access, "jb@new.example").await;
+    app.clock
+        .advance(chrono::Duration::hours(48) + chrono::Duration::minutes(1));
+    problem(
+        app.confirm_email_change(&token, None).await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    // The access token expired meanwhile: sign in again, with the current address.
+    let tokens = app.login(OWNER, PASSWORD).await;
+    let account = app.account(&tokens.access).await;
+    assert_eq!(account["email"], OWNER, "{account}");
+    assert_eq!(account["email_verified"], true, "{account}");
+}
+
+/// Audit gap 3: while a change waits for its link, the ownership mail of a recovery request goes
+/// to the current address, never to the pending one.
+#[tokio::test]
+async fn a_pending_change_leaves_the_ownership_mail_at_the_current_address() {
+    let app = spawn_app().await;
+    let tokens = app.verified_user("jbber", OWNER, PASSWORD).await;
+    app.change_token(&tokens.access, "jb@new.example").await;
+    app.submit_recovery("jbber", "jb.contact@example.org").await;
+    let mail = app.smtp.wait_for_subject(OWNER, "Did you ask").await;
+    assert!(mail.link_param("recovery/verify", "token").is_some());
+    assert!(
+        app.smtp
+            .to("jb@new.example")
+            .iter()
+            .all(|m| m.subject().contains(CONFIRM_SUBJECT)),
+        "only the confirmation link goes to the pending address"
+    );
+}
+
+/// The security notices API.md lists, each triggered on a fresh app.
+#[derive(Debug, Clone, Copy)]
+enum Notice {
+    PasswordChanged,
+    PasswordReset,
+    EmailChangeRequested,
+    EmailChanged,
+    TotpOn,
+    TotpOff,
+    PasskeyAdded,
+    PasskeyRemoved,
+    CodesRegenerated,
+    RecoveryCodeUsed,
+    NewDeviceSignIn,
+    RecoveryCompleted,
+}
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// Triggers `notice` for `jbber` (address OWNER); answers its mail and the password the
+/// account has afterwards.
+async fn trigger(app: &TestApp, notice: Notice) -> (Mail, &'static str) {
+    use crate::support::passkey::SoftAuthenticator;
+    let wait = |subject: &'static str| app.smtp.wait_for_subject(OWNER, subject);
+    match notice {
+        Notice::PasswordChanged => {
+            let t = app.verified_user("jbber", OWNER, PASSWORD).await;
+            let res = app
+                .put_auth(
+                    "/api/v1/account/password",
+                    &t.access,
+                    json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+                )
+                .await;
+            assert_eq!(res.status(), 204);
+            (wait("password was changed").await, NEW_PASSWORD)
+        }
+        Notice::PasswordReset => {
+            app.verified_user("jbber", OWNER, PASSWORD).await;
+            app.reset_password_by_mail("jbber", OWNER, NEW_PASSWORD)
+                .await;
+            (wait("password was changed").await, NEW_PASSWORD)
+        }
+        Notice::EmailChangeRequested => {
+            let t = app.verified_user("jbber", OWNER, PASSWORD).await;
+            app.change_token(&t.access, "jb@new.example").await;
+            (wait(REQUESTED_SUBJECT).await, PASSWORD)
+        }
+        Notice::EmailChanged => {
+            let t = app.verified_user("jbber", OWNER, PASSWORD).await;
+            let token = app.change_token(&t.access, "jb@new.example").await;
+            json(app.confirm_email_change(&token, Some(&t.access)).await, 200).await;
+            (wait(CHANGED_SUBJECT).await, PASSWORD)
+        }
+        Notice::TotpOn => {
+            app.with_two_factor("jbber", OWNER).await;
+            (wait("Two-factor authentication is on").await, PASSWORD)
+        }
+        Notice::TotpOff => {
+            let u = app.with_two_factor("jbber", OWNER).await;
+            let res = app
+                .post_auth(
+                    "/api/v1/account/totp/disable",
+                    &u.tokens.access,
+                    json!({"password": PASSWORD, "code": u.codes[0]}),
+                )
+                .await;
+            assert_eq!(res.status(), 204);
+            (wait("was turned off").await, PASSWORD)
+        }
+        Notice::PasskeyAdded => {
+            let t = app.verified_user("jbber", OWNER, PASSWORD).await;
+            app.add_passkey(&t, &SoftAuthenticator::new(), "Key").await;
+            (wait("A passkey was added").await, PASSWORD)
+        }
+        Notice::PasskeyRemoved => {
+            let u = app.with_two_factor("jbber", OWNER).await;
+            app.add_passkey(&u.tokens, &SoftAuthenticator::new(), "Key")
+                .await;
+            let list = json(
+                app.get_auth("/api/v1/account/passkeys", &u.tokens.access)
+                    .await,
+                200,
+            )
+            .await;
+            let id = list["items"][0]["id"].as_str().expect("id").to_string();
+            let res = app
+                .post_auth(
+                    &format!("/api/v1/account/passkeys/{id}/remove"),
+                    &u.tokens.access,
+                    json!({"password": PASSWORD}),
+                )
+                .await;
+            assert_eq!(res.status(), 204);
+            (wait("A passkey was removed").await, PASSWORD)
+        }
+        Notice::CodesRegenerated => {
+            let u = app.with_two_factor("jbber", OWNER).await;
+            json(
+                app.post_auth(
+                    "/api/v1/account/recovery-codes",
+                    &u.tokens.access,
+                    json!({"password": PASSWORD}),
+                )
+                .await,
+                201,
+            )
+            .await;
+            (wait("New recovery codes").await, PASSWORD)
+        }
+        Notice::RecoveryCodeUsed => {
+            let u = app.with_two_factor("jbber", OWNER).await;
+            let mfa = app.mfa_token("jbber").await;
+            json(
+                app.post(
+                    "/api/v1/sessions/recovery-code",
+                    json!({"mfa_token": mfa, "code": u.codes[0]}),
+                )
+                .await,
+                200,
+            )
+            .await;
+            (wait("A recovery code was used").await, PASSWORD)
+        }
+        Notice::NewDeviceSignIn => {
+            let u = app.with_two_factor("jbber", OWNER).await;
+            let mfa = app.mfa_token("jbber").await;
+            let code = app.totp_now(&u.secret, 0);
+            let body = json(
+                app.post(
+                    "/api/v1/sessions/totp",
+                    json!({"mfa_token": mfa, "code": code}),
+                )
+                .await,
+                200,
+            )
+            .await;
+            assert_eq!(body["status"], "email_confirmation_required", "{body}");
+            (wait("Confirm a new sign-in").await, PASSWORD)
+        }
+        Notice::RecoveryCompleted => {
+            let support = app.support_user("ana").await;
+            app.verified_user("jbber", OWNER, PASSWORD).await;
+            let (id, _) = app.submit_recovery("jbber", "jb.new@example.org").await;
+            app.prove_ownership(OWNER).await;
+            app.approve_and_complete(
+                &support.access,
+                &id,
+                json!({"deliver_to": "account_email"}),
+                OWNER,
+                NEW_PASSWORD,
+            )
+            .await;
+            (wait("account was recovered").await, NEW_PASSWORD)
+        }
+    }
+}
+
+/// Audit gap 3: every notice API.md lists says when, from which IP and with what, and its
+/// `lock-account` link locks the account.
+#[tokio::test]
+async fn every_notice_names_when_where_and_what_and_its_lock_link_locks() {
+    for notice in [
+        Notice::PasswordChanged,
+        Notice::PasswordReset,
+        Notice::EmailChangeRequested,
+        Notice::EmailChanged,
+        Notice::TotpOn,
+        Notice::TotpOff,
+        Notice::PasskeyAdded,
+        Notice::PasskeyRemoved,
+        Notice::CodesRegenerated,
+        Notice::RecoveryCodeUsed,
+        Notice::NewDeviceSignIn,
+        Notice::RecoveryCompleted,
+    ] {
+        let confirm = if matches!(notice, Notice::NewDeviceSignIn) {
+            "all"
+        } else {
+            "off"
+        };
+        let mut app = spawn_app_with(|env| {
+            env.insert("NEW_DEVICE_CONFIRMATION".into(), confirm.into());
+        })
+        .await;
+        app.http = reqwest::Client::builder()
+            .user_agent(BROWSER)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let (mail, password) = trigger(&app, notice).await;
+        let text = mail.text();
+        assert!(text.contains("UTC"), "{notice:?}: {text}");
+        assert!(text.contains("IP address: 127.0.0.1"), "{notice:?}: {text}");
+        if matches!(notice, Notice::NewDeviceSignIn) {
+            // This notice names the device by a label made from the User-Agent.
+            assert!(text.contains("Firefox"), "{notice:?}: {text}");
+        } else {
+            assert!(
+                text.contains(&format!("Browser or app: {BROWSER}")),
+                "{notice:?}: {text}"
+            );
+        }
+        let link = mail.link("lock-account").unwrap_or_default();
+        assert!(
+            link.starts_with("https://frontend.test/lock-account?token="),
+            "{notice:?}: {text}"
+        );
+        json(app.lock_with(&lock_token(&mail)).await, 200).await;
+        problem(
+            app.post(
+                "/api/v1/sessions",
+                json!({"login": "jbber", "password": password}),
+            )
+            .await,
+            403,
+            "account_locked",
+        )
+        .await;
+    }
 }

@@ -215,7 +215,7 @@ pub async fn complete(
         });
         account_lock::notice(
             w,
-            &account.email,
+            account_lock::NoticeTo::account(&account),
             &account.id,
             "recovery_completed",
             &client,
