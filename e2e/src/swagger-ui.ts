@@ -1,6 +1,8 @@
 // Swagger UI in a real browser (Debian's Chromium through playwright-core): the page loads
 // without a console error, page error or failed request, lists every operation of
-// openapi/openapi.json, and "Try it out" → "Execute" on GET /health/live shows a 200.
+// openapi/openapi.json, "Try it out" → "Execute" on GET /health/live shows a 200, and a
+// requester uploads a PDF to a recovery request that waits for their answer (multipart form
+// with a file picker) and sees 201.
 //
 //   node build/src/swagger-ui.js BINARY [CHROMIUM]      (CHROMIUM defaults to /usr/bin/chromium)
 
@@ -10,7 +12,7 @@ import type { Page } from "playwright-core";
 
 import { launch, type Browser } from "./browser.js";
 import { assert, CheckFailed, eq, Steps } from "./check.js";
-import { startServer, type Server } from "./server.js";
+import { runCli, startServer, type Server } from "./server.js";
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
@@ -83,7 +85,80 @@ async function check(page: Page, server: Server, steps: Steps): Promise<number> 
   eq(((await shown.textContent()) ?? "").trim(), "200", "the status Swagger UI shows for GET /health/live");
   noProblems("trying GET /health/live");
   steps.ok('GET /health/live: "Try it out" → "Execute" shows 200');
+
+  const { id, token } = await requestWaitingForAnswer(server);
+  steps.ok("a recovery request waits for its requester's answer (support asked for a document)");
+  const path = "/api/v1/recovery-requests/{id}/attachments";
+  const upload = page
+    .locator(".opblock.opblock-post")
+    .filter({ has: page.locator(`.opblock-summary-path[data-path="${path}"]`) });
+  eq(await upload.count(), 1, `operation blocks for POST ${path}`);
+  await upload.locator(".opblock-summary").first().click({ timeout: 10_000 });
+  await upload.getByRole("button", { name: "Try it out" }).click({ timeout: 10_000 });
+  await upload.locator('tr[data-param-name="id"] input').fill(id);
+  await upload.locator('tr[data-param-name="X-Tracking-Token"] input').fill(token);
+  await upload.locator('input[type="file"]').setInputFiles({
+    name: "passport-scan.pdf",
+    mimeType: "application/pdf",
+    buffer: Buffer.from("%PDF-1.4\n1 0 obj\n<< /Title (e2e) >>\nendobj\ntrailer\n%%EOF\n"),
+  });
+  const uploaded = page.waitForResponse(
+    (r) => r.url() === `${server.base}/api/v1/recovery-requests/${id}/attachments` && r.request().method() === "POST",
+    { timeout: 15_000 },
+  );
+  await upload.getByRole("button", { name: "Execute" }).click({ timeout: 10_000 });
+  const answer201 = await uploaded;
+  eq(answer201.status(), 201, "the browser's upload");
+  const body = (await answer201.json()) as { filename?: string; content_type?: string };
+  eq(body.content_type, "application/pdf", "the attachment's content type");
+  eq(body.filename, "passport-scan.pdf", "the attachment's filename");
+  const shownUpload = upload.locator(".live-responses-table .response .response-col_status").first();
+  await shownUpload.waitFor({ state: "visible", timeout: 15_000 });
+  eq(((await shownUpload.textContent()) ?? "").trim(), "201", `the status Swagger UI shows for POST ${path}`);
+  noProblems("uploading a document");
+  steps.ok(`POST ${path}: a PDF chosen in the file picker is uploaded, 201`);
   return listed.length;
+}
+
+const SUPPORT = { username: "support-sue", email: "sue@support.example.test", password: "Violet-Harbour-Lantern-93" };
+
+async function call(server: Server, method: string, path: string, body: unknown, bearer?: string): Promise<Record<string, unknown>> {
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (bearer !== undefined) headers.Authorization = `Bearer ${bearer}`;
+  const res = await fetch(`${server.base}${path}`, { method, headers, body: JSON.stringify(body) });
+  const text = await res.text();
+  assert(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+/** Files a recovery request and has support ask a question: the request is `needs_info`. */
+async function requestWaitingForAnswer(server: Server): Promise<{ id: string; token: string }> {
+  const filed = await call(server, "POST", "/api/v1/recovery-requests", {
+    username: "ghost-owner",
+    contact_email: "ghost.owner@contact.example.test",
+    reason: "I lost my phone with the authenticator and never saved the recovery codes.",
+    recovery_codes_lost: true,
+    code_of_conduct_accepted: true,
+    processing_time_acknowledged: true,
+  });
+  const created = await runCli(
+    server,
+    ["support-user", "create", "--username", SUPPORT.username, "--email", SUPPORT.email, "--password-stdin"],
+    `${SUPPORT.password}\n`,
+  );
+  eq(created.status, 0, `support-user create (stderr: ${created.stderr.trim()})`);
+  const login = await call(server, "POST", "/api/v1/sessions", { login: SUPPORT.username, password: SUPPORT.password });
+  const access = login.access_token;
+  assert(typeof access === "string", `support login: ${JSON.stringify(login)}`);
+  const id = String(filed.id);
+  await call(
+    server,
+    "POST",
+    `/api/v1/admin/recovery-requests/${id}/messages`,
+    { body: "Please attach a scan of an identity document." },
+    access,
+  );
+  return { id, token: String(filed.tracking_token) };
 }
 
 async function main(): Promise<void> {
@@ -98,7 +173,7 @@ async function main(): Promise<void> {
   let browser: Browser | undefined;
   let operations = 0;
   try {
-    server = await startServer(bin, { MAIL_TRANSPORT: "log" });
+    server = await startServer(bin, { MAIL_TRANSPORT: "log", RECOVERY_ATTACHMENTS: "on" });
     console.log(`server at ${server.base}`);
     browser = await launch(executablePath);
     const page = browser.context.pages()[0] ?? (await browser.context.newPage());
