@@ -16,12 +16,12 @@ use utoipa::openapi::{RefOr, Schema};
 use validator::ValidationError;
 
 use crate::domain::limits::{
-    EMAIL_MAX_BYTES, LOGIN_MAX_BYTES, PAGE_MIN, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS,
-    PER_PAGE_DEFAULT, PER_PAGE_MAX, PER_PAGE_MIN, REASON_MIN_CHARS, TEXT_MAX_CHARS,
-    USERNAME_MAX_CHARS, USERNAME_MIN_CHARS,
+    EMAIL_MAX_BYTES, LOGIN_MAX_BYTES, PAGE_MIN, PASSKEY_NAME_MAX_CHARS, PASSWORD_MAX_CHARS,
+    PASSWORD_MIN_CHARS, PER_PAGE_DEFAULT, PER_PAGE_MAX, PER_PAGE_MIN, REASON_MIN_CHARS,
+    TEXT_MAX_CHARS, USERNAME_MAX_CHARS, USERNAME_MIN_CHARS,
 };
 use crate::domain::text;
-use crate::domain::{EmailAddress, Login, NewPassword, Username};
+use crate::domain::{EmailAddress, Login, NewPassword, PasskeyName, Username};
 
 /// The characters a new username may hold, as far as a portable pattern can say it: no space
 /// and no ASCII punctuation but `-`, `.` and `_`. The server's rule is stricter (letters,
@@ -225,6 +225,21 @@ pub fn token() -> RefOr<Schema> {
     )
 }
 
+/// The name an owner gives a passkey.
+pub fn passkey_name() -> RefOr<Schema> {
+    done(
+        text(
+            Some(1),
+            PASSKEY_NAME_MAX_CHARS,
+            format!(
+                "A name for people only, 1 to {PASSKEY_NAME_MAX_CHARS} characters after \
+                 trimming, one line."
+            ),
+        )
+        .examples(["YubiKey 5C"]),
+    )
+}
+
 /// One of the statements a recovery requester must accept.
 pub fn must_be_true() -> RefOr<Schema> {
     done(
@@ -309,6 +324,13 @@ pub fn check_new_password(
     NewPassword::parse(value, context)
         .map(|_| ())
         .map_err(|e| field_refusal(field, e.code(), e.to_string()))
+}
+
+/// A passkey's name ([`PasskeyName::parse`]).
+pub fn check_passkey_name(value: &str) -> Result<(), ValidationError> {
+    PasskeyName::parse(value)
+        .map(|_| ())
+        .map_err(|e| refusal(e.code(), e.to_string()))
 }
 
 /// A login text ([`Login::parse`]): blank or longer than an address is `required`.

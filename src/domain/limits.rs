@@ -33,3 +33,5 @@ pub const PER_PAGE_MAX: i64 = 100;
 pub const PER_PAGE_DEFAULT: i64 = 50;
 /// Most bytes of an `X-Device-Token` header worth reading.
 pub const DEVICE_TOKEN_MAX_BYTES: usize = 256;
+/// Most characters of a passkey's name (after trimming); at least one.
+pub const PASSKEY_NAME_MAX_CHARS: usize = 64;
