@@ -174,6 +174,17 @@ impl<T> Deref for Query<T> {
     }
 }
 
+impl<T: Validate> Query<T> {
+    /// The query once its `validator` rules hold (the filters' lengths and shapes); otherwise
+    /// the 422 of API.md naming each parameter, in the order of the names.
+    pub fn validated(self) -> Result<T, ApiError> {
+        match self.0.validate() {
+            Ok(()) => Ok(self.0),
+            Err(errors) => Err(ApiError::validation(field_errors(&errors, &[]))),
+        }
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     type Error = actix_web::Error;
     type Future = std::future::Ready<Result<Self, actix_web::Error>>;

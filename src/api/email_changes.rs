@@ -24,6 +24,7 @@ use crate::services::email_change::{self, EmailChangeError};
 pub struct EmailChangeBody {
     /// The account's password (asked again; counts in the re-authentication budget).
     #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
     /// The new address; a single-use confirmation link goes there.
     #[schema(schema_with = rules::email)]

@@ -221,6 +221,7 @@ pub struct AuthenticationResponseJson {
 pub struct RegistrationOptionsBody {
     /// The account's password.
     #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
 }
 
@@ -252,6 +253,7 @@ pub struct RegistrationOptionsResponse {
         "clientExtensionResults": {}}}))]
 pub struct RegisterPasskeyBody {
     /// The `registration_id` of the options.
+    #[schema(schema_with = rules::registration_id)]
     pub registration_id: String,
     /// A name for the passkey.
     #[schema(schema_with = rules::passkey_name)]
@@ -338,9 +340,11 @@ impl TextFields for RenamePasskeyBody {}
 pub struct RemovePasskeyBody {
     /// The account's password.
     #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
     /// Only when this is the account's last second factor: an unused recovery code (consumed).
     #[schema(schema_with = rules::second_factor_code, required = false)]
+    #[validate(custom(function = rules::check_second_factor_code))]
     pub code: Option<String>,
 }
 
@@ -352,6 +356,7 @@ impl TextFields for RemovePasskeyBody {}
 pub struct WebauthnOptionsBody {
     /// The `mfa_token` of the password step.
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub mfa_token: String,
 }
 
@@ -378,6 +383,7 @@ pub struct WebauthnOptionsResponse {
 pub struct WebauthnLoginBody {
     /// The `mfa_token` of the password step (the one the options were asked with).
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub mfa_token: String,
     /// The authenticator's `AuthenticationResponseJSON`.
     #[schema(value_type = AuthenticationResponseJson)]
