@@ -29,7 +29,9 @@ requests reviewed by support.\n\nEvery error is an RFC 9457 problem document \
 it can carry. Every input field states its rules (lengths, patterns, formats), the same \
 constants the server checks.\n\nThe guide for client authors — conventions, every error code \
 and when it comes, the recovery-request state machine, the flows a frontend implements and how \
-to generate a client — is [docs/api.md](../docs/api.md) in the repository.",
+to generate a client — is the file `docs/api.md` in the service's source repository, beside \
+this document's committed copy `openapi/openapi.json`. It is not served over HTTP, so it is \
+named here rather than linked: a relative link would resolve against this server and miss.",
         contact(name = "account-recovery maintainers", url = "https://example.org/account-recovery"),
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0")
     ),
