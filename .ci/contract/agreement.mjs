@@ -12,7 +12,16 @@
 //   node agreement.mjs BINARY
 //
 // To extend: add a form to FORMS (its endpoint, zod schema name, a valid body) and, for each of
-// its fields, at least three values both sides accept and three both refuse.
+// its fields, at least three values both sides accept and three both refuse. Add new forms at
+// the end: fileRequest() reads FORMS[3].
+//
+// Fields with fewer than three valid values because fewer exist: the three must-be-true
+// statements of a recovery request (only `true`) and the approval's `deliver_to` (an enum of
+// two). Fields not in the table yet (audit of issue 15): the new_password of the reset
+// confirmation and recovery completion; the code of the recovery-code login, TOTP confirm and
+// TOTP disable; the password of 2FA disable, enrol and new codes; change-password
+// current_password; ownership confirm; email-change password and new_email; passkey name
+// (register, rename); remove-passkey password and code; the support queue filters.
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, createWriteStream } from "node:fs";
@@ -57,6 +66,13 @@ const FREE_TEXT = {
   invalid: ["", rep("x", 5001), 42, null],
 };
 
+// A token sent back: any text up to TOKEN_MAX_CHARS (2048); an unknown one passes validation
+// and is refused by the lookup (400 or 401).
+const TOKEN = {
+  valid: ["x", rep("t", 2048), "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"],
+  invalid: [rep("t", 2049), 42, null],
+};
+
 let serial = 0;
 const unique = () => `${Date.now().toString(36)}${(serial++).toString(36)}`;
 
@@ -88,7 +104,7 @@ const FORMS = [
     body: () => ({ login: "nobody-here", password: "orbit lantern mosaic 42" }),
     fields: {
       login: LOGIN,
-      password: { valid: ["x", "", "correct horse battery staple"], invalid: [42, null, true] },
+      password: { valid: ["x", "", "correct horse battery staple", rep("p", 1024)], invalid: [42, null, true, rep("p", 1025)] },
     },
   },
   {
@@ -181,6 +197,30 @@ const FORMS = [
     },
     // contact_email needs a justification: give one to the rows of deliver_to.
     adjust: (field, body) => (field === "deliver_to" ? { ...body, justification: "asked by phone" } : body),
+  },
+  {
+    form: "totp login",
+    path: "/api/v1/sessions/totp",
+    schema: "zSecondStepBody",
+    body: () => ({ mfa_token: "an-unknown-mfa-token", code: "492039" }),
+    fields: {
+      mfa_token: TOKEN,
+      code: { valid: ["492039", "k3vq-9x2m-hh4t-a7pe-w0cd", rep("1", 64)], invalid: [rep("1", 65), 42, null] },
+    },
+  },
+  {
+    form: "passkey login options",
+    path: "/api/v1/sessions/webauthn/options",
+    schema: "zWebauthnOptionsBody",
+    body: () => ({ mfa_token: "an-unknown-mfa-token" }),
+    fields: { mfa_token: TOKEN },
+  },
+  {
+    form: "password reset confirm",
+    path: "/api/v1/password-resets/confirm",
+    schema: "zConfirmPasswordResetBody",
+    body: () => ({ token: "an-unknown-token", new_password: "quartz meadow lantern 88" }),
+    fields: { token: TOKEN },
   },
 ];
 

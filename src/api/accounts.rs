@@ -54,6 +54,7 @@ fn register_password(b: &RegisterBody) -> Result<(), validator::ValidationError>
 pub struct TokenBody {
     /// The `token` parameter of the link.
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub token: String,
 }
 
@@ -65,6 +66,7 @@ impl TextFields for TokenBody {}
 pub struct ChangePasswordBody {
     /// The password in use now.
     #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub current_password: String,
     /// The new password (policy applies).
     #[schema(schema_with = rules::new_password)]

@@ -35,22 +35,13 @@ pub trait TextFields {
 /// It reads the body as JSON (the shared `JsonConfig`: 64 KiB, problem+json errors), checks
 /// every string, then builds `T`; a missing field is a 422 `required` and a wrong shape a 400,
 /// as with `web::Json`.
+///
+/// The body is only reachable through [`Body::validated`]: the field is private and there is
+/// no `Deref` or `into_inner`, and the extractor needs `T: Validate`. So a new body cannot skip
+/// its `validator` rules (issue 15: seven bodies once did, with `into_inner()`); one without
+/// rules still derives `Validate` and calls `validated()`, which then always passes.
 #[derive(Debug)]
-pub struct Body<T>(pub T);
-
-impl<T> Body<T> {
-    /// The body.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> Deref for Body<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+pub struct Body<T>(T);
 
 impl<T: Validate + PartialSchema> Body<T> {
     /// The body once its `validator` rules hold (the `#[validate(…)]` derive, whose custom
@@ -109,7 +100,7 @@ pub fn field_errors(errors: &ValidationErrors, order: &[String]) -> Vec<FieldErr
     out
 }
 
-impl<T: DeserializeOwned + TextFields + 'static> FromRequest for Body<T> {
+impl<T: DeserializeOwned + TextFields + Validate + 'static> FromRequest for Body<T> {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
 
@@ -180,6 +171,17 @@ impl<T> Deref for Query<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.0
+    }
+}
+
+impl<T: Validate> Query<T> {
+    /// The query once its `validator` rules hold (the filters' lengths and shapes); otherwise
+    /// the 422 of API.md naming each parameter, in the order of the names.
+    pub fn validated(self) -> Result<T, ApiError> {
+        match self.0.validate() {
+            Ok(()) => Ok(self.0),
+            Err(errors) => Err(ApiError::validation(field_errors(&errors, &[]))),
+        }
     }
 }
 

@@ -6,23 +6,29 @@ use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::api::accounts::{AccountResponse, TokenBody};
 use crate::api::common::invalid_token;
 use crate::api::edge::{Body, TextFields};
 use crate::api::extract::{Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
+use crate::api::rules;
 use crate::context::Ctx;
 use crate::services::account_lock::{self, LockError};
 use crate::services::email_change::{self, EmailChangeError};
 
 /// An email change.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"password": "orbit lantern mosaic 42", "new_email": "jbber@new.example.com"}))]
 pub struct EmailChangeBody {
     /// The account's password (asked again; counts in the re-authentication budget).
+    #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
     /// The new address; a single-use confirmation link goes there.
+    #[schema(schema_with = rules::email)]
+    #[validate(custom(function = rules::check_email))]
     pub new_email: String,
 }
 
@@ -122,7 +128,7 @@ pub async fn request_email_change(
     Client(client): Client,
     body: Body<EmailChangeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     let pending = email_change::request(&ctx, &who, body.password, &body.new_email, client).await?;
     Ok(HttpResponse::Accepted().json(PendingEmailResponse {
         pending_email: pending.pending_email,
@@ -158,6 +164,7 @@ pub async fn confirm_email_change(
     Client(client): Client,
     body: Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let caller = caller.map(|Authenticated(who)| who);
     let account = email_change::confirm(&ctx, &body.token, caller, client).await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
@@ -191,6 +198,7 @@ pub async fn lock_account(
     Client(client): Client,
     body: Body<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let locked = account_lock::lock(&ctx, &body.token, client).await?;
     Ok(HttpResponse::Ok().json(LockResponse {
         status: LockStatus::Locked,

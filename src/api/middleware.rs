@@ -185,15 +185,22 @@ fn set_security_headers(headers: &mut HeaderMap, hsts: bool) {
     }
 }
 
-/// CORS for browser frontends: only `CORS_ALLOWED_ORIGINS` (none when unset), the API's
-/// methods, the headers it reads, and the headers a frontend needs to see. Those origins, and
+/// CORS for browser frontends: only `CORS_ALLOWED_ORIGINS` (none when unset), every method
+/// the OpenAPI document uses (PATCH too: a passkey's rename; a test preflights each), the
+/// headers it reads, and the headers a frontend needs to see. Those origins, and
 /// only those, get `Access-Control-Allow-Credentials: true` (with their own origin echoed,
 /// never `*`), so their pages can use cookie sessions and send `X-CSRF-Token`. A request from
 /// another origin is served without CORS headers (the browser then keeps the answer from the
 /// page; same-origin pages such as Swagger UI keep working); a refused preflight is a 400.
 pub fn cors(config: &Config) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

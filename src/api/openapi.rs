@@ -29,7 +29,9 @@ requests reviewed by support.\n\nEvery error is an RFC 9457 problem document \
 it can carry. Every input field states its rules (lengths, patterns, formats), the same \
 constants the server checks.\n\nThe guide for client authors — conventions, every error code \
 and when it comes, the recovery-request state machine, the flows a frontend implements and how \
-to generate a client — is [docs/api.md](../docs/api.md) in the repository.",
+to generate a client — is the file `docs/api.md` in the service's source repository, beside \
+this document's committed copy `openapi/openapi.json`. It is not served over HTTP, so it is \
+named here rather than linked: a relative link would resolve against this server and miss.",
         contact(name = "account-recovery maintainers", url = "https://example.org/account-recovery"),
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0")
     ),
@@ -93,7 +95,45 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     add_cookie_sessions(&mut doc);
     add_general_responses(&mut doc);
+    add_parameter_rules(&mut doc);
     doc
+}
+
+/// States the rules of the path ids and headers in one place rather than on every handler
+/// (`params(…)` takes only literal numbers, not the constants of `domain/limits.rs`): every
+/// path parameter is an id (a UUID, [`crate::domain::ids`]; anything else is a 404), and the
+/// `X-Device-Token` and `X-Tracking-Token` headers have the length the server reads.
+fn add_parameter_rules(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+
+    use crate::api::rules;
+
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let RefOr::T(parameter) = parameter else {
+                    continue;
+                };
+                let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
+                    (ParameterIn::Path, _) => rules::id(&format!(
+                        "{} A UUID; anything else names nothing (a 404).",
+                        parameter.description.as_deref().unwrap_or("The id.")
+                    )),
+                    (ParameterIn::Header, "X-Device-Token") => rules::device_token(),
+                    (ParameterIn::Header, "X-Tracking-Token") => rules::tracking_token(),
+                    _ => continue,
+                };
+                parameter.schema = Some(schema);
+            }
+        }
+    }
 }
 
 /// The operations whose 200 opens (or refreshes) a session, and so sets the session's cookies
@@ -159,11 +199,7 @@ fn add_cookie_sessions(doc: &mut utoipa::openapi::OpenApi) {
                      Without it, or with another session's, the answer is 403 `csrf_failed`.",
                     HOST_COOKIES.csrf
                 )))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .max_length(Some(256)),
-                ))
+                .schema(Some(crate::api::rules::csrf_token()))
                 .build(),
         ),
     );
@@ -662,6 +698,90 @@ mod tests {
                         !property["type"].is_array(),
                         "{name} {field}: required, so not nullable"
                     );
+                }
+            }
+        }
+    }
+
+    /// Inputs whose strings carry no `maxLength`, each with why: the WebAuthn JSON passes
+    /// through to webauthn-rs, which checks it; only the 64 KiB body limit bounds it.
+    const NO_MAX_LENGTH: [&str; 2] = [
+        "#/components/schemas/RegistrationResponseJson",
+        "#/components/schemas/AuthenticationResponseJson",
+    ];
+
+    /// Every string of `schema` at any depth (refs followed, [`NO_MAX_LENGTH`] skipped) that
+    /// states no `maxLength`, `enum` or `const`. A binary upload is bounded by its own limit
+    /// (`ATTACHMENT_MAX_BYTES`), not a length.
+    fn unbounded_strings(doc: &Value, schema: &Value, at: &str, out: &mut Vec<String>) {
+        if let Some(r) = schema["$ref"].as_str() {
+            if !NO_MAX_LENGTH.contains(&r) {
+                unbounded_strings(doc, resolve(doc, schema), at, out);
+            }
+            return;
+        }
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for part in schema[key].as_array().into_iter().flatten() {
+                unbounded_strings(doc, part, at, out);
+            }
+        }
+        let is_string = match &schema["type"] {
+            Value::String(t) => t == "string",
+            Value::Array(ts) => ts.iter().any(|t| t == "string"),
+            _ => false,
+        };
+        let bounded = ["maxLength", "enum", "const"]
+            .iter()
+            .any(|k| !schema[*k].is_null());
+        if is_string && !bounded && schema["format"] != "binary" {
+            out.push(at.to_owned());
+        }
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            unbounded_strings(doc, property, &format!("{at}.{field}"), out);
+        }
+        if !schema["items"].is_null() {
+            unbounded_strings(doc, &schema["items"], &format!("{at}[]"), out);
+        }
+    }
+
+    #[test]
+    fn every_string_input_states_its_longest_value() {
+        let doc = doc();
+        let mut unbounded = Vec::new();
+        let mut inputs = 0;
+        for (name, op) in operations(&doc) {
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                let parameter = resolve(&doc, parameter);
+                let at = format!("{name} {}", parameter["name"].as_str().unwrap_or("?"));
+                unbounded_strings(&doc, &parameter["schema"], &at, &mut unbounded);
+                inputs += 1;
+            }
+            for (media, content) in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                let at = format!("{name} {media}");
+                unbounded_strings(&doc, &content["schema"], &at, &mut unbounded);
+                inputs += 1;
+            }
+        }
+        assert!(inputs > 50, "the walk found the inputs ({inputs})");
+        assert!(
+            unbounded.is_empty(),
+            "string inputs without maxLength (state the constant the server checks, through \
+             api/rules.rs): {unbounded:#?}"
+        );
+    }
+
+    #[test]
+    fn path_ids_are_uuids() {
+        let doc = doc();
+        for (name, op) in operations(&doc) {
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                let parameter = resolve(&doc, parameter);
+                if parameter["in"] == "path" {
+                    assert_eq!(parameter["schema"]["format"], "uuid", "{name}");
                 }
             }
         }

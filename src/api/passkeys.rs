@@ -12,10 +12,12 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::Validate;
 
 use crate::api::edge::{Body, PathId, TextFields};
 use crate::api::extract::{Authenticated, Client, DeviceToken};
 use crate::api::problem::{ApiError, Code, FieldError, Problem};
+use crate::api::rules;
 use crate::api::session_cookies::{self, SessionTransport};
 use crate::api::sessions::SecondStepResponse;
 use crate::context::Ctx;
@@ -214,10 +216,12 @@ pub struct AuthenticationResponseJson {
 // ---- Bodies and answers ----
 
 /// Starting a registration.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"password": "orbit lantern mosaic 42"}))]
 pub struct RegistrationOptionsBody {
     /// The account's password.
+    #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
 }
 
@@ -242,15 +246,18 @@ pub struct RegistrationOptionsResponse {
 }
 
 /// Finishing a registration.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"registration_id": "3c9a4f1e-8b2d-4e6f-9a1c-2b3d4e5f6a7b", "name": "YubiKey 5C",
     "credential": {"id": "hX8Qm0bq", "rawId": "hX8Qm0bq", "type": "public-key",
         "response": {"clientDataJSON": "eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0", "attestationObject": "o2NmbXRkbm9uZQ", "transports": ["usb"]},
         "clientExtensionResults": {}}}))]
 pub struct RegisterPasskeyBody {
     /// The `registration_id` of the options.
+    #[schema(schema_with = rules::registration_id)]
     pub registration_id: String,
-    /// A name for the passkey, 1 to 64 characters.
+    /// A name for the passkey.
+    #[schema(schema_with = rules::passkey_name)]
+    #[validate(custom(function = rules::check_passkey_name))]
     pub name: String,
     /// The authenticator's `RegistrationResponseJSON`.
     #[schema(value_type = RegistrationResponseJson)]
@@ -316,32 +323,40 @@ pub struct PasskeyList {
 }
 
 /// A new name.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"name": "Backup key (drawer)"}))]
 pub struct RenamePasskeyBody {
-    /// 1 to 64 characters.
+    /// The new name.
+    #[schema(schema_with = rules::passkey_name)]
+    #[validate(custom(function = rules::check_passkey_name))]
     pub name: String,
 }
 
 impl TextFields for RenamePasskeyBody {}
 
 /// Removing a passkey.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"password": "orbit lantern mosaic 42", "code": "k3vq-9x2m-hh4t-a7pe-w0cd"}))]
 pub struct RemovePasskeyBody {
     /// The account's password.
+    #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
     /// Only when this is the account's last second factor: an unused recovery code (consumed).
+    #[schema(schema_with = rules::second_factor_code, required = false)]
+    #[validate(custom(function = rules::check_second_factor_code))]
     pub code: Option<String>,
 }
 
 impl TextFields for RemovePasskeyBody {}
 
 /// Asking for a passkey login's options.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"mfa_token": "eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJtZmEifQ.c2lnbmF0dXJl"}))]
 pub struct WebauthnOptionsBody {
     /// The `mfa_token` of the password step.
+    #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub mfa_token: String,
 }
 
@@ -360,13 +375,15 @@ pub struct WebauthnOptionsResponse {
 }
 
 /// Finishing a login with a passkey.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[schema(example = json!({"mfa_token": "eyJhbGciOiJIUzI1NiJ9.eyJ0eXAiOiJtZmEifQ.c2lnbmF0dXJl",
     "credential": {"id": "hX8Qm0bq", "rawId": "hX8Qm0bq", "type": "public-key",
         "response": {"clientDataJSON": "eyJ0eXBlIjoid2ViYXV0aG4uZ2V0In0", "authenticatorData": "SZYN5YgO",
             "signature": "MEUCIQ", "userHandle": null}, "clientExtensionResults": {}}}))]
 pub struct WebauthnLoginBody {
     /// The `mfa_token` of the password step (the one the options were asked with).
+    #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub mfa_token: String,
     /// The authenticator's `AuthenticationResponseJSON`.
     #[schema(value_type = AuthenticationResponseJson)]
@@ -454,7 +471,7 @@ pub async fn start_passkey_registration(
     body: Body<RegistrationOptionsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let started =
-        passkeys::registration_options(&ctx, &who, body.into_inner().password, client).await?;
+        passkeys::registration_options(&ctx, &who, body.validated()?.password, client).await?;
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
         .json(RegistrationOptionsResponse {
@@ -491,7 +508,7 @@ pub async fn register_passkey(
     Client(client): Client,
     body: Body<RegisterPasskeyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     let added = passkeys::register(
         &ctx,
         &who,
@@ -562,6 +579,7 @@ pub async fn rename_passkey(
     body: Body<RenamePasskeyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = passkey_id(&id)?;
+    let body = body.validated()?;
     let passkey = passkeys::rename(&ctx, &who, &id, &body.name, client).await?;
     Ok(HttpResponse::Ok().json(PasskeyResponse::from(passkey)))
 }
@@ -595,7 +613,7 @@ pub async fn remove_passkey(
     body: Body<RemovePasskeyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = passkey_id(&id)?;
-    let body = body.into_inner();
+    let body = body.validated()?;
     passkeys::remove(&ctx, &who, &id, body.password, body.code, client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -620,6 +638,7 @@ pub async fn start_webauthn_session(
     ctx: web::Data<Ctx>,
     body: Body<WebauthnOptionsBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.validated()?;
     let options = passkeys::login_options(&ctx, &body.mfa_token).await?;
     Ok(HttpResponse::Ok()
         .insert_header(no_store())
@@ -658,7 +677,7 @@ pub async fn create_session_with_webauthn(
     DeviceToken(device): DeviceToken,
     body: Body<WebauthnLoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.validated()?;
     let transport = SessionTransport::from_field(body.session_transport.as_deref())?;
     let step = passkeys::login(&ctx, &body.mfa_token, body.credential, client, device).await?;
     Ok(session_cookies::session_answer(

@@ -33,6 +33,7 @@ impl TextFields for StartPasswordResetBody {}
 pub struct ConfirmPasswordResetBody {
     /// The `token` parameter of the `reset-password` link.
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub token: String,
     /// The new password (8–128 characters; refused like a registration's password when it
     /// contains the username, the email or the service's name, or is common or guessable).

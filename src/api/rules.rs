@@ -16,12 +16,14 @@ use utoipa::openapi::{RefOr, Schema};
 use validator::ValidationError;
 
 use crate::domain::limits::{
-    EMAIL_MAX_BYTES, LOGIN_MAX_BYTES, PAGE_MIN, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS,
-    PER_PAGE_DEFAULT, PER_PAGE_MAX, PER_PAGE_MIN, REASON_MIN_CHARS, TEXT_MAX_CHARS,
+    CSRF_TOKEN_MAX_BYTES, DEVICE_TOKEN_MAX_BYTES, EMAIL_MAX_BYTES, EVENT_TYPE_MAX_CHARS, ID_CHARS,
+    LOGIN_MAX_BYTES, PAGE_MIN, PASSKEY_NAME_MAX_CHARS, PASSWORD_IN_USE_MAX_CHARS,
+    PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, PER_PAGE_DEFAULT, PER_PAGE_MAX, PER_PAGE_MIN,
+    REASON_MIN_CHARS, SECOND_FACTOR_CODE_MAX_CHARS, TEXT_MAX_CHARS, TOKEN_MAX_CHARS,
     USERNAME_MAX_CHARS, USERNAME_MIN_CHARS,
 };
 use crate::domain::text;
-use crate::domain::{EmailAddress, Login, NewPassword, Username};
+use crate::domain::{EmailAddress, Login, NewPassword, PasskeyName, RequestId, Username};
 
 /// The characters a new username may hold, as far as a portable pattern can say it: no space
 /// and no ASCII punctuation but `-`, `.` and `_`. The server's rule is stricter (letters,
@@ -125,15 +127,19 @@ pub fn new_password() -> RefOr<Schema> {
     )
 }
 
-/// A password in use (login, re-authentication): any text, checked against the hash.
+/// A password in use (login, re-authentication): any text up to a sane bound, checked against
+/// the hash.
 pub fn password() -> RefOr<Schema> {
     done(
         ObjectBuilder::new()
             .schema_type(Type::String)
+            .max_length(Some(PASSWORD_IN_USE_MAX_CHARS))
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
-            .description(Some(
-                "The account's password. A wrong one is a 401 or 403, never a 422.",
-            ))
+            .description(Some(format!(
+                "The account's password. A wrong one is a 401 or 403, never a 422; one longer \
+                 than {PASSWORD_IN_USE_MAX_CHARS} characters (no password can be) is a 422 \
+                 `too_long`."
+            )))
             .examples(["orbit lantern mosaic 42"]),
     )
 }
@@ -203,11 +209,14 @@ pub fn second_factor_code() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
-            .description(Some(
+            .max_length(Some(SECOND_FACTOR_CODE_MAX_CHARS))
+            .description(Some(format!(
                 "Six digits from the authenticator app, or a recovery code like \
                  `k3vq-9x2m-hh4t-a7pe-w0cd` (case, dashes and spaces do not matter). Blank is a \
-                 422 `required`; a wrong code, whatever its shape, is refused as a wrong code.",
-            ))
+                 422 `required` and more than {SECOND_FACTOR_CODE_MAX_CHARS} characters a 422 \
+                 `too_long`; any other wrong code, whatever its shape, is refused as a wrong \
+                 code."
+            )))
             .examples(["492039"]),
     )
 }
@@ -217,11 +226,138 @@ pub fn token() -> RefOr<Schema> {
     done(
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some(
+            .max_length(Some(TOKEN_MAX_CHARS))
+            .description(Some(format!(
                 "An opaque token as received (link parameter or earlier answer). An unknown, \
-                 used or expired one is refused with its own code, never a 422.",
-            ))
+                 used or expired one is refused with its own code, never a 422; one longer than \
+                 {TOKEN_MAX_CHARS} characters (no token is) is a 422 `too_long`."
+            )))
             .examples(["Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"]),
+    )
+}
+
+/// The name an owner gives a passkey.
+pub fn passkey_name() -> RefOr<Schema> {
+    done(
+        text(
+            Some(1),
+            PASSKEY_NAME_MAX_CHARS,
+            format!(
+                "A name for people only, 1 to {PASSKEY_NAME_MAX_CHARS} characters after \
+                 trimming, one line."
+            ),
+        )
+        .examples(["YubiKey 5C"]),
+    )
+}
+
+/// An id: a UUID as this service writes them (path ids, id filters, ceremony ids).
+pub fn id(description: &str) -> RefOr<Schema> {
+    done(
+        text(Some(ID_CHARS), ID_CHARS, description.to_owned())
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .examples(["9d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"]),
+    )
+}
+
+/// A header that carries a token; `max` is what the server reads, a longer one counts as
+/// missing.
+pub fn header_token(max: usize, description: String) -> RefOr<Schema> {
+    done(text(Some(1), max, description))
+}
+
+/// The `X-Device-Token` header.
+pub fn device_token() -> RefOr<Schema> {
+    header_token(
+        DEVICE_TOKEN_MAX_BYTES,
+        format!(
+            "The device token a previous login answered; at most {DEVICE_TOKEN_MAX_BYTES} \
+             bytes (a longer one is ignored, as if absent)."
+        ),
+    )
+}
+
+/// The `X-Tracking-Token` header.
+pub fn tracking_token() -> RefOr<Schema> {
+    header_token(
+        TOKEN_MAX_CHARS,
+        format!(
+            "The request's tracking token, at most {TOKEN_MAX_CHARS} characters; a missing, \
+             longer or wrong one is a 404."
+        ),
+    )
+}
+
+/// The `X-CSRF-Token` header.
+pub fn csrf_token() -> RefOr<Schema> {
+    header_token(
+        CSRF_TOKEN_MAX_BYTES,
+        format!(
+            "The session's `csrf_token`, at most {CSRF_TOKEN_MAX_BYTES} bytes (a longer one \
+             counts as missing)."
+        ),
+    )
+}
+
+/// The username filter of the support queue.
+pub fn username_filter() -> RefOr<Schema> {
+    done(text(
+        None,
+        USERNAME_MAX_CHARS,
+        format!(
+            "Only requests naming this username, as submitted, ignoring case; at most \
+             {USERNAME_MAX_CHARS} characters (trimmed; blank is no filter)."
+        ),
+    ))
+}
+
+/// An id filter of the audit log.
+pub fn id_filter() -> RefOr<Schema> {
+    done(
+        text(
+            None,
+            ID_CHARS,
+            "An id (a UUID); blank is no filter, anything else a 422 `invalid`.".to_owned(),
+        )
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+    )
+}
+
+/// The event type filter of the audit log.
+pub fn event_type_filter() -> RefOr<Schema> {
+    done(
+        text(
+            None,
+            EVENT_TYPE_MAX_CHARS,
+            format!(
+                "Only this event type, e.g. `recovery_request.approved`; at most \
+                 {EVENT_TYPE_MAX_CHARS} characters (blank is no filter)."
+            ),
+        )
+        .examples(["recovery_request.approved"]),
+    )
+}
+
+/// The `registration_id` of a passkey registration's options.
+pub fn registration_id() -> RefOr<Schema> {
+    id(
+        "The `registration_id` of the options (a UUID). One that is not, or is unknown, used, \
+         expired or another account's, is a 422 `invalid_webauthn_response`.",
+    )
+}
+
+/// The refresh token of a refresh body (absent in cookie mode).
+pub fn refresh_token() -> RefOr<Schema> {
+    done(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(TOKEN_MAX_CHARS))
+            .description(Some(format!(
+                "The refresh token of the last login or refresh. A cookie session sends `{{}}` \
+                 instead: the refresh cookie carries it (with `X-CSRF-Token`). One longer than \
+                 {TOKEN_MAX_CHARS} characters (no token is) is a 422 `too_long`."
+            )))
+            .examples(["q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c"]),
     )
 }
 
@@ -309,6 +445,60 @@ pub fn check_new_password(
     NewPassword::parse(value, context)
         .map(|_| ())
         .map_err(|e| field_refusal(field, e.code(), e.to_string()))
+}
+
+/// A passkey's name ([`PasskeyName::parse`]).
+pub fn check_passkey_name(value: &str) -> Result<(), ValidationError> {
+    PasskeyName::parse(value)
+        .map(|_| ())
+        .map_err(|e| refusal(e.code(), e.to_string()))
+}
+
+/// Refuses text longer than `max` characters (`too_long`); the bound of an input whose
+/// content only the store can judge (a password in use, a token, a code).
+fn check_at_most(value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.chars().count() > max {
+        return Err(refusal(
+            "too_long",
+            text::BoundedTextError::TooLong(max).to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A password in use: at most [`PASSWORD_IN_USE_MAX_CHARS`] characters.
+pub fn check_password(value: &str) -> Result<(), ValidationError> {
+    check_at_most(value, PASSWORD_IN_USE_MAX_CHARS)
+}
+
+/// A token sent back: at most [`TOKEN_MAX_CHARS`] characters.
+pub fn check_token(value: &str) -> Result<(), ValidationError> {
+    check_at_most(value, TOKEN_MAX_CHARS)
+}
+
+/// A typed second-factor code: at most [`SECOND_FACTOR_CODE_MAX_CHARS`] characters (blank is
+/// left to the service, which answers `required`).
+pub fn check_second_factor_code(value: &str) -> Result<(), ValidationError> {
+    check_at_most(value, SECOND_FACTOR_CODE_MAX_CHARS)
+}
+
+/// A username filter: at most [`USERNAME_MAX_CHARS`] characters once trimmed.
+pub fn check_username_filter(value: &str) -> Result<(), ValidationError> {
+    check_at_most(value.trim(), USERNAME_MAX_CHARS)
+}
+
+/// An id filter: blank, or an id.
+pub fn check_id_filter(value: &str) -> Result<(), ValidationError> {
+    let value = value.trim();
+    if value.is_empty() || RequestId::parse(value).is_some() {
+        return Ok(());
+    }
+    Err(refusal("invalid", "is not an id".to_owned()))
+}
+
+/// An event type filter: at most [`EVENT_TYPE_MAX_CHARS`] characters once trimmed.
+pub fn check_event_type_filter(value: &str) -> Result<(), ValidationError> {
+    check_at_most(value.trim(), EVENT_TYPE_MAX_CHARS)
 }
 
 /// A login text ([`Login::parse`]): blank or longer than an address is `required`.

@@ -156,7 +156,7 @@ fn writes(method: &Method) -> bool {
 
 fn presented_csrf(req: &HttpRequest) -> Option<String> {
     header_line(req, X_CSRF_TOKEN.as_str())
-        .filter(|v| v.len() <= 256)
+        .filter(|v| v.len() <= crate::domain::limits::CSRF_TOKEN_MAX_BYTES)
         .map(str::to_owned)
 }
 

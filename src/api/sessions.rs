@@ -27,6 +27,7 @@ pub struct LoginBody {
     pub login: String,
     /// The password.
     #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
     /// `bearer` (default): the tokens come in the body. `cookie`: they come as `HttpOnly`
     /// cookies instead, for browsers that keep no token in JavaScript (applies when the
@@ -44,7 +45,8 @@ impl TextFields for LoginBody {}
 pub struct RefreshBody {
     /// The refresh token of the last login or refresh. A cookie session sends `{}` instead:
     /// the refresh cookie carries it (with `X-CSRF-Token`).
-    #[schema(value_type = String, required = false)]
+    #[schema(schema_with = rules::refresh_token, required = false)]
+    #[validate(custom(function = rules::check_token))]
     #[serde(default)]
     pub refresh_token: Option<String>,
 }
@@ -472,6 +474,7 @@ pub async fn delete_current_session(
 pub struct ConfirmSessionBody {
     /// The `token` parameter of the `{FRONTEND_URL}/confirm-login?token=…` link.
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub token: String,
     /// `bearer` (default) or `cookie`: how the opened session's tokens travel.
     #[schema(value_type = SessionTransport, required = false)]

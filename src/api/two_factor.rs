@@ -26,6 +26,7 @@ use crate::services::two_factor::{self, NewCodes, TwoFactorError};
 pub struct PasswordBody {
     /// The account's password.
     #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
 }
 
@@ -37,6 +38,7 @@ impl TextFields for PasswordBody {}
 pub struct CodeBody {
     /// Six digits.
     #[schema(schema_with = rules::second_factor_code)]
+    #[validate(custom(function = rules::check_second_factor_code))]
     pub code: String,
 }
 
@@ -48,9 +50,11 @@ impl TextFields for CodeBody {}
 pub struct DisableBody {
     /// The account's password.
     #[schema(schema_with = rules::password)]
+    #[validate(custom(function = rules::check_password))]
     pub password: String,
     /// A current authenticator code, or an unused recovery code (which this consumes).
     #[schema(schema_with = rules::second_factor_code)]
+    #[validate(custom(function = rules::check_second_factor_code))]
     pub code: String,
 }
 
@@ -62,10 +66,12 @@ impl TextFields for DisableBody {}
 pub struct SecondStepBody {
     /// The `mfa_token` of the password step.
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub mfa_token: String,
     /// The authenticator code (`/sessions/totp`) or a recovery code (`/sessions/recovery-code`;
     /// case, dashes and spaces do not matter).
     #[schema(schema_with = rules::second_factor_code)]
+    #[validate(custom(function = rules::check_second_factor_code))]
     pub code: String,
     /// `bearer` (default) or `cookie`: how the opened session's tokens travel.
     #[schema(value_type = SessionTransport, required = false)]

@@ -87,7 +87,7 @@ id_types! {
 
 /// The canonical form of a UUID in `raw`, if it is one (36 characters, hyphenated, any case).
 fn parse_uuid(raw: &str) -> Option<String> {
-    if raw.len() != 36 {
+    if raw.len() != crate::domain::limits::ID_CHARS {
         return None;
     }
     uuid::Uuid::try_parse(raw)

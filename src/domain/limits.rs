@@ -33,3 +33,24 @@ pub const PER_PAGE_MAX: i64 = 100;
 pub const PER_PAGE_DEFAULT: i64 = 50;
 /// Most bytes of an `X-Device-Token` header worth reading.
 pub const DEVICE_TOKEN_MAX_BYTES: usize = 256;
+/// Most characters of a passkey's name (after trimming); at least one.
+pub const PASSKEY_NAME_MAX_CHARS: usize = 64;
+/// Most bytes of a CSRF header (`X-CSRF-Token`) worth comparing; the tokens this service
+/// issues are 43. A longer header counts as missing (403 `csrf_failed`).
+pub const CSRF_TOKEN_MAX_BYTES: usize = 256;
+/// Most characters of a token a client sends back: an emailed link's token (43 bytes), a refresh or
+/// tracking token (43), an mfa token (a JWT of about 350 bytes, longer with a long
+/// `PUBLIC_URL` in its `iss`). A longer one is refused at the edge (a 422 `too_long` in a body,
+/// a missing header otherwise) before any lookup or signature check.
+pub const TOKEN_MAX_CHARS: usize = 2_048;
+/// Most characters of a password in use (login, re-authentication). New passwords stop at
+/// [`PASSWORD_MAX_CHARS`]; this bound is far above it so that no stored password is ever cut
+/// off, and keeps megabyte "passwords" away from argon2.
+pub const PASSWORD_IN_USE_MAX_CHARS: usize = 1_024;
+/// Most characters of a typed second-factor code: six digits, or a recovery code of 20
+/// characters and 4 dashes, with room for the spaces people type.
+pub const SECOND_FACTOR_CODE_MAX_CHARS: usize = 64;
+/// Characters of an id (a canonical, hyphenated UUID).
+pub const ID_CHARS: usize = 36;
+/// Most characters of an audit event type filter (`recovery_request.attachment_viewed` is 34).
+pub const EVENT_TYPE_MAX_CHARS: usize = 100;

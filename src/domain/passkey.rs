@@ -9,10 +9,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::ids::{AccountId, PasskeyId};
+use crate::domain::limits::PASSKEY_NAME_MAX_CHARS;
 use crate::domain::text::{TextKind, is_clean};
-
-/// Longest name, in characters.
-pub const NAME_MAX_CHARS: usize = 64;
 
 /// The name an owner gives a passkey ("YubiKey 5", "Pixel 9"): trimmed, 1 to 64 characters,
 /// one line. Only [`PasskeyName::parse`] makes one.
@@ -25,12 +23,23 @@ pub enum PasskeyNameError {
     /// Empty or only spaces.
     #[error("name is required")]
     Empty,
-    /// More than 64 characters.
-    #[error("name is longer than 64 characters")]
+    /// More than [`PASSKEY_NAME_MAX_CHARS`] characters.
+    #[error("name is longer than {} characters", PASSKEY_NAME_MAX_CHARS)]
     TooLong,
     /// A control character or line break.
     #[error("name has a control character")]
     ControlCharacter,
+}
+
+impl PasskeyNameError {
+    /// The field-error code of API.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "required",
+            Self::TooLong => "too_long",
+            Self::ControlCharacter => "control_character",
+        }
+    }
 }
 
 impl PasskeyName {
@@ -40,7 +49,7 @@ impl PasskeyName {
         if name.is_empty() {
             return Err(PasskeyNameError::Empty);
         }
-        if name.chars().count() > NAME_MAX_CHARS {
+        if name.chars().count() > PASSKEY_NAME_MAX_CHARS {
             return Err(PasskeyNameError::TooLong);
         }
         if !is_clean(name, TextKind::Line) {

@@ -751,3 +751,50 @@ async fn a_burst_of_parallel_refreshes_keeps_the_session_and_mints_few_pairs() {
         app.assert_session_dead(p).await;
     }
 }
+
+#[tokio::test]
+async fn an_allowed_origin_may_preflight_every_method_the_document_uses() {
+    // A cookie-mode frontend on another origin must be able to make every call the document
+    // lists; PATCH (a passkey's rename) was once missing from the allowed methods.
+    let app = spawn_app_with(|env| {
+        env.insert("CORS_ALLOWED_ORIGINS".into(), FRONTEND.into());
+    })
+    .await;
+    let doc = json(app.get("/api-docs/openapi.json").await, 200).await;
+    let mut methods: HashMap<String, String> = HashMap::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                methods
+                    .entry(method.to_uppercase())
+                    .or_insert_with(|| path.replace(['{', '}'], ""));
+            }
+        }
+    }
+    assert!(methods.contains_key("PATCH"), "{methods:?}");
+    for (method, path) in &methods {
+        let res = app
+            .http
+            .request(Method::OPTIONS, app.url(path))
+            .header("Origin", FRONTEND)
+            .header("Access-Control-Request-Method", method.as_str())
+            .header(
+                "Access-Control-Request-Headers",
+                "content-type, x-csrf-token",
+            )
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200, "{method} {path}");
+        let allowed = res
+            .headers()
+            .get("access-control-allow-methods")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_uppercase();
+        assert!(
+            allowed.split(',').any(|m| m.trim() == method),
+            "{method} {path}: {allowed}"
+        );
+    }
+}

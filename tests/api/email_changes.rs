@@ -429,9 +429,18 @@ async fn used_expired_or_unknown_lock_links_are_invalid_tokens() {
     app.clock
         .advance(chrono::Duration::days(7) + chrono::Duration::minutes(1));
     problem(app.lock_with(&token).await, 400, "invalid_token").await;
-    for junk in ["", "nope", "\u{1F512}", &"a".repeat(4000)] {
+    for junk in ["", "nope", "\u{1F512}", &"a".repeat(2048)] {
         problem(app.lock_with(junk).await, 400, "invalid_token").await;
     }
+    // Longer than any token (TOKEN_MAX_CHARS): refused at the edge, before any lookup.
+    let body = problem(
+        app.lock_with(&"a".repeat(2049)).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "token");
+    assert_eq!(body["errors"][0]["code"], "too_long");
     // Nothing was locked.
     app.login("jbber", NEW_PASSWORD).await;
 }

@@ -559,3 +559,174 @@ async fn the_support_queue_filter_ignores_case() {
     .await;
     assert_eq!(page["total"], 0);
 }
+
+/// Posts `body` and expects a 422 whose only field error is `field`'s `too_long`.
+async fn too_long(res: reqwest::Response, field: &str) {
+    let body = problem(res, 422, "validation_failed").await;
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["errors"][0]["field"], field, "{body}");
+    assert_eq!(body["errors"][0]["code"], "too_long", "{body}");
+}
+
+#[tokio::test]
+async fn tokens_passwords_and_codes_longer_than_the_stated_maximum_are_422s() {
+    // The maxLength of the document (domain/limits.rs): 2048 for tokens, 1024 for a password
+    // in use, 64 for a second-factor code. At the limit the answer is the usual refusal.
+    let app = spawn_app().await;
+    let user = app.verified_user("jbber", "jb@example.com", PASSWORD).await;
+    let token = "t".repeat(2049);
+    let password = "p".repeat(1025);
+    let code = "1".repeat(65);
+    too_long(
+        app.post(
+            "/api/v1/password-resets/confirm",
+            json!({"token": token, "new_password": "orbit lantern mosaic 42"}),
+        )
+        .await,
+        "token",
+    )
+    .await;
+    problem(
+        app.post(
+            "/api/v1/password-resets/confirm",
+            json!({"token": "t".repeat(2048), "new_password": "orbit lantern mosaic 42"}),
+        )
+        .await,
+        400,
+        "invalid_token",
+    )
+    .await;
+    too_long(
+        app.post("/api/v1/sessions/refresh", json!({"refresh_token": token}))
+            .await,
+        "refresh_token",
+    )
+    .await;
+    too_long(
+        app.post(
+            "/api/v1/sessions/totp",
+            json!({"mfa_token": "m", "code": code}),
+        )
+        .await,
+        "code",
+    )
+    .await;
+    too_long(
+        app.post(
+            "/api/v1/sessions/webauthn/options",
+            json!({"mfa_token": token}),
+        )
+        .await,
+        "mfa_token",
+    )
+    .await;
+    too_long(
+        app.post(
+            "/api/v1/sessions",
+            json!({"login": "jbber", "password": password}),
+        )
+        .await,
+        "password",
+    )
+    .await;
+    problem(
+        app.post(
+            "/api/v1/sessions",
+            json!({"login": "jbber", "password": "p".repeat(1024)}),
+        )
+        .await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    too_long(
+        app.post_auth(
+            "/api/v1/account/email-changes",
+            &user.access,
+            json!({"password": password, "new_email": "new@example.com"}),
+        )
+        .await,
+        "password",
+    )
+    .await;
+    too_long(
+        app.post_auth(
+            "/api/v1/account/passkeys/registration-options",
+            &user.access,
+            json!({"password": password}),
+        )
+        .await,
+        "password",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn filters_and_headers_longer_than_the_stated_maximum_are_refused() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana-support").await.access;
+    let long_name = "a".repeat(51);
+    too_long(
+        app.get_auth(
+            &format!("/api/v1/admin/recovery-requests?username={long_name}"),
+            &support,
+        )
+        .await,
+        "username",
+    )
+    .await;
+    too_long(
+        app.get_auth(
+            &format!("/api/v1/admin/audit-events?type={}", "a".repeat(101)),
+            &support,
+        )
+        .await,
+        "type",
+    )
+    .await;
+    let body = problem(
+        app.get_auth("/api/v1/admin/audit-events?account=not-an-id", &support)
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "account", "{body}");
+    assert_eq!(body["errors"][0]["code"], "invalid", "{body}");
+    for ok in [
+        "account=".to_string(),
+        "request=9d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6".to_string(),
+        format!("type={}", "a".repeat(100)),
+    ] {
+        json(
+            app.get_auth(&format!("/api/v1/admin/audit-events?{ok}"), &support)
+                .await,
+            200,
+        )
+        .await;
+    }
+
+    // A tracking token longer than any is a 404, like a wrong one.
+    let filed = json(
+        app.post(
+            "/api/v1/recovery-requests",
+            json!({
+                "username": "jbber", "contact_email": "jb.new@example.org",
+                "reason": "I lost my phone and my recovery codes.", "recovery_codes_lost": true,
+                "code_of_conduct_accepted": true, "processing_time_acknowledged": true
+            }),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let id = filed["id"].as_str().expect("id");
+    let res = app
+        .http
+        .get(app.url(&format!("/api/v1/recovery-requests/{id}")))
+        .header("X-Tracking-Token", "t".repeat(2049))
+        .send()
+        .await
+        .expect("request");
+    problem(res, 404, "not_found").await;
+}

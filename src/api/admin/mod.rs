@@ -31,7 +31,7 @@ pub use views::{
 use views::{admin_detail, admin_request};
 
 /// Queue filters and pagination.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct QueueQuery {
     /// Only this status (`submitted`, `in_review`, `needs_info`, `approved`, `denied`,
@@ -39,6 +39,8 @@ pub struct QueueQuery {
     #[param(value_type = Option<RecoveryStatusDto>)]
     pub status: Option<String>,
     /// Only this username, as submitted, ignoring case.
+    #[param(schema_with = rules::username_filter)]
+    #[validate(custom(function = rules::check_username_filter))]
     pub username: Option<String>,
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
@@ -51,16 +53,21 @@ pub struct QueueQuery {
 }
 
 /// Audit log filters and pagination.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
+#[validate(schema(function = audit_event_type, skip_on_field_errors = false))]
 pub struct AuditQuery {
     /// Only this account's events (its id).
+    #[param(schema_with = rules::id_filter)]
+    #[validate(custom(function = rules::check_id_filter))]
     pub account: Option<String>,
     /// Only this recovery request's events (its id).
+    #[param(schema_with = rules::id_filter)]
+    #[validate(custom(function = rules::check_id_filter))]
     pub request: Option<String>,
     /// Only this event type, e.g. `recovery_request.approved`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = rules::event_type_filter)]
     pub event_type: Option<String>,
     /// Page number, from 1 (default 1).
     #[serde(default, deserialize_with = "page_number")]
@@ -70,6 +77,22 @@ pub struct AuditQuery {
     #[serde(default, deserialize_with = "page_number")]
     #[param(schema_with = crate::api::rules::per_page)]
     pub per_page: Option<i128>,
+}
+
+/// The event type filter, named `type` as the query names it (validator names a field-level
+/// error after the Rust field).
+fn audit_event_type(q: &AuditQuery) -> Result<(), validator::ValidationError> {
+    match q.event_type.as_deref() {
+        Some(t) => rules::check_event_type_filter(t).map_err(|e| {
+            let message = e
+                .message
+                .clone()
+                .map(|m| m.into_owned())
+                .unwrap_or_default();
+            rules::field_refusal("type", "too_long", message)
+        }),
+        None => Ok(()),
+    }
 }
 
 fn empty_is_none(v: &Option<String>) -> Option<String> {
@@ -195,6 +218,7 @@ pub async fn list_recovery_requests(
     _support: SupportUser,
     query: Query<QueueQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = query.validated()?;
     let page = accounts::page(query.page, query.per_page)?;
     let filter = QueueFilter {
         status: empty_is_none(&query.status),
@@ -397,6 +421,7 @@ pub async fn list_audit_events(
     _support: SupportUser,
     query: Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = query.validated()?;
     let page = accounts::page(query.page, query.per_page)?;
     let filter = AuditFilter {
         account_id: empty_is_none(&query.account),

@@ -39,7 +39,9 @@ impl FromRequest for TrackingToken {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = header_line(req, "x-tracking-token").map(str::to_owned);
+        let token = header_line(req, "x-tracking-token")
+            .filter(|t| t.len() <= crate::domain::limits::TOKEN_MAX_CHARS)
+            .map(str::to_owned);
         Box::pin(async move { token.map(Self).ok_or_else(not_found) })
     }
 }
@@ -131,6 +133,7 @@ impl TextFields for TrackingLinksBody {}
 pub struct OwnershipBody {
     /// The `token` of the `recovery/verify` link.
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub token: String,
     /// `true`: it was me; `false`: it was not me.
     pub confirm: bool,
@@ -174,6 +177,7 @@ pub struct OwnershipResponse {
 pub struct CompleteBody {
     /// The `token` of the `recovery/complete` link.
     #[schema(schema_with = rules::token)]
+    #[validate(custom(function = rules::check_token))]
     pub token: String,
     /// The new password (policy applies).
     #[schema(required = true, schema_with = rules::new_password)]
