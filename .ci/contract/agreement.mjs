@@ -7,25 +7,47 @@
 //     field passed validation.
 // Each row must agree. EXCEPTIONS lists the values where they differ on purpose (rules only the
 // server checks, what trimming changes); each must still differ exactly as listed, so the
-// list stays true.
+// list stays true. DISAGREEMENTS, checked the same way, lists those found that are not on
+// purpose, until their fix.
 //
 //   node agreement.mjs BINARY
 //
 // To extend: add a form to FORMS (its endpoint, zod schema name, a valid body) and, for each of
 // its fields, at least three values both sides accept and three both refuse. Add new forms at
-// the end: fileRequest() reads FORMS[3].
+// the end: fileRequest() reads FORMS[3]. What a form needs before the server judges its
+// fields (`needs`):
+//   - "request", "support": a filed recovery request (its id; the tracking token or a support
+//     user's access token);
+//   - "account": the shared signed-in owner (change password: the right current_password
+//     unless it is the field under test);
+//   - "user": a signed-in account of the form's own (so no form's side effects or
+//     re-authentication budget reach another), the right password unless it is the field under
+//     test, and a fresh UUID for a path's {id} (an unknown passkey: a 404, after validation);
+//   - "reset link", "completion link": a live link's token (read from the mails the server
+//     prints with MAIL_TRANSPORT=log) for the rows of new_password, since the server judges a
+//     new password only once the link is found; the token rows send their own. A link is kept
+//     while the server answers 422 (a refused password leaves it live).
+// A form with `query: true` sends its "body" as the query string (each value as text) and
+// validates it with the operation's generated query schema (the support queue's filters).
 //
 // Fields with fewer than three valid values because fewer exist: the three must-be-true
-// statements of a recovery request (only `true`) and the approval's `deliver_to` (an enum of
-// two). Fields not in the table yet (audit of issue 15): the new_password of the reset
-// confirmation and recovery completion; the code of the recovery-code login, TOTP confirm and
-// TOTP disable; the password of 2FA disable, enrol and new codes; change-password
-// current_password; ownership confirm; email-change password and new_email; passkey name
-// (register, rename); remove-passkey password and code; the support queue filters.
+// statements of a recovery request (only `true`), the approval's `deliver_to` (an enum of two)
+// and the ownership answer's `confirm` (a boolean).
+//
+// Values not in the table, with the reason:
+//   - non-string values of the queue's text filters (status, username): a query string is
+//     text, `3` arrives as "3" (status 3 is a row: an unknown status either way);
+//   - a blank `code` of passkey removal: the server asks for it (`required`) only when the
+//     passkey is the account's last second factor, and an unknown passkey is a 404 first;
+//   - a blank password of passkey removal: with an unknown passkey (a 404 after validation)
+//     the server never judges it, and registering a real passkey needs an authenticator; it
+//     shares passkeys::check_password with the registration options, whose blank password is
+//     one of the DISAGREEMENTS.
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, createWriteStream } from "node:fs";
 import { createServer } from "node:net";
+import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -71,6 +93,39 @@ const FREE_TEXT = {
 const TOKEN = {
   valid: ["x", rep("t", 2048), "Zq0V8oQy3m1lKf7c2Xr9bT4sN6uHdA5wEjPiGkYvLnM"],
   invalid: [rep("t", 2049), 42, null],
+};
+
+// A password in use (re-authentication): any text up to PASSWORD_IN_USE_MAX_CHARS (1024); a
+// wrong one is a 401 or 403, never a 422.
+const PASSWORD_IN_USE = {
+  valid: ["x", "", "correct horse battery staple", rep("p", 1024)],
+  invalid: [42, null, true, rep("p", 1025)],
+};
+// The same where blank is one of the DISAGREEMENTS (its row is there).
+const PASSWORD_IN_USE_BUT_BLANK = { ...PASSWORD_IN_USE, valid: PASSWORD_IN_USE.valid.filter((v) => v !== "") };
+// A second-factor code as typed: 1 to 64 characters; a wrong one is refused by the lookup.
+const CODE = {
+  valid: ["492039", "k3vq-9x2m-hh4t-a7pe-w0cd", rep("1", 64)],
+  invalid: [rep("1", 65), 42, null, ""],
+};
+// A new password (8–128 characters; the server-only rules are EXCEPTIONS).
+const NEW_PASSWORD = {
+  valid: ["quartz meadow lantern 88", noise(16, 31), noise(128, 32)],
+  invalid: ["short1!", "", noise(129, 33), 42, null],
+};
+// A passkey's name: 1 to 64 characters, one line.
+const PASSKEY_NAME = {
+  valid: ["YubiKey 5C", "Backup key (drawer)", rep("n", 64)],
+  invalid: ["", rep("n", 65), 42, null],
+};
+// The credential of a passkey registration, well-formed for the schema; the server refuses it
+// (unknown registration_id) only after the fields were validated.
+const CREDENTIAL = {
+  id: "hX8Qm0bq",
+  rawId: "hX8Qm0bq",
+  type: "public-key",
+  response: { clientDataJSON: "eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0", attestationObject: "o2NmbXRkbm9uZQ", transports: ["usb"] },
+  clientExtensionResults: {},
 };
 
 let serial = 0;
@@ -166,6 +221,9 @@ const FORMS = [
         valid: ["quartz meadow lantern 88", noise(16, 21), noise(128, 22)],
         invalid: ["short1!", "", noise(129, 23), 42],
       },
+      // A wrong one is a 403 (the rows of new_password above changed the password with the right
+      // one).
+      current_password: PASSWORD_IN_USE,
     },
   },
   {
@@ -205,7 +263,7 @@ const FORMS = [
     body: () => ({ mfa_token: "an-unknown-mfa-token", code: "492039" }),
     fields: {
       mfa_token: TOKEN,
-      code: { valid: ["492039", "k3vq-9x2m-hh4t-a7pe-w0cd", rep("1", 64)], invalid: [rep("1", 65), 42, null] },
+      code: CODE,
     },
   },
   {
@@ -219,8 +277,129 @@ const FORMS = [
     form: "password reset confirm",
     path: "/api/v1/password-resets/confirm",
     schema: "zConfirmPasswordResetBody",
+    // The token rows send their own (unknown) token; the new_password rows a live reset link's,
+    // since the server judges the password only once the link is found.
+    needs: "reset link",
     body: () => ({ token: "an-unknown-token", new_password: "quartz meadow lantern 88" }),
-    fields: { token: TOKEN },
+    fields: { token: TOKEN, new_password: NEW_PASSWORD },
+  },
+  {
+    form: "recovery completion",
+    path: "/api/v1/account-recovery/complete",
+    schema: "zCompleteBody",
+    // Like the reset: new_password rows carry the token of an approved request's live link.
+    needs: "completion link",
+    body: () => ({ token: "an-unknown-token", new_password: "quartz meadow lantern 88" }),
+    fields: { token: TOKEN, new_password: NEW_PASSWORD },
+  },
+  {
+    form: "recovery code login",
+    path: "/api/v1/sessions/recovery-code",
+    schema: "zSecondStepBody",
+    body: () => ({ mfa_token: "an-unknown-mfa-token", code: "k3vq-9x2m-hh4t-a7pe-w0cd" }),
+    fields: { mfa_token: TOKEN, code: CODE },
+  },
+  {
+    form: "ownership answer",
+    path: "/api/v1/recovery-requests/verify-email",
+    schema: "zOwnershipBody",
+    body: () => ({ token: "an-unknown-token", confirm: true }),
+    // A boolean has two valid values.
+    fields: { token: TOKEN, confirm: { valid: [true, false], invalid: ["true", null, 1, "yes"] } },
+  },
+  {
+    form: "totp enrol",
+    path: "/api/v1/account/totp",
+    schema: "zPasswordBody",
+    needs: "user",
+    body: () => ({ password: "(the account's password)" }),
+    fields: { password: PASSWORD_IN_USE },
+  },
+  {
+    form: "totp confirm",
+    path: "/api/v1/account/totp/confirm",
+    schema: "zCodeBody",
+    needs: "user",
+    body: () => ({ code: "492039" }),
+    fields: { code: CODE },
+  },
+  {
+    form: "2fa disable",
+    path: "/api/v1/account/totp/disable",
+    schema: "zDisableBody",
+    needs: "user",
+    body: () => ({ password: "(the account's password)", code: "492039" }),
+    fields: { password: PASSWORD_IN_USE, code: CODE },
+  },
+  {
+    form: "new recovery codes",
+    path: "/api/v1/account/recovery-codes",
+    schema: "zPasswordBody",
+    needs: "user",
+    body: () => ({ password: "(the account's password)" }),
+    fields: { password: PASSWORD_IN_USE },
+  },
+  {
+    form: "email change",
+    path: "/api/v1/account/email-changes",
+    schema: "zEmailChangeBody",
+    needs: "user",
+    body: () => ({ password: "(the account's password)", new_email: `n${unique()}@example.net` }),
+    // Addresses no other form registers (a taken one is a 409, after validation, but the
+    // server goes further with a free one).
+    fields: { password: PASSWORD_IN_USE_BUT_BLANK, new_email: { ...EMAIL, valid: ["ana.new@example.com", "first.last+new@mail.example.net", "y7@c-d.io"] } },
+  },
+  {
+    form: "passkey registration options",
+    path: "/api/v1/account/passkeys/registration-options",
+    schema: "zRegistrationOptionsBody",
+    needs: "user",
+    body: () => ({ password: "(the account's password)" }),
+    fields: { password: PASSWORD_IN_USE_BUT_BLANK },
+  },
+  {
+    form: "passkey registration",
+    path: "/api/v1/account/passkeys",
+    schema: "zRegisterPasskeyBody",
+    needs: "user",
+    body: () => ({ registration_id: randomUUID(), name: "YubiKey 5C", credential: CREDENTIAL }),
+    fields: { name: PASSKEY_NAME },
+  },
+  {
+    form: "passkey rename",
+    path: "/api/v1/account/passkeys/{id}",
+    method: "PATCH",
+    schema: "zRenamePasskeyBody",
+    needs: "user",
+    body: () => ({ name: "YubiKey 5C" }),
+    fields: { name: PASSKEY_NAME },
+  },
+  {
+    form: "passkey removal",
+    path: "/api/v1/account/passkeys/{id}/remove",
+    schema: "zRemovePasskeyBody",
+    needs: "user",
+    body: () => ({ password: "(the account's password)", code: "k3vq-9x2m-hh4t-a7pe-w0cd" }),
+    fields: {
+      password: PASSWORD_IN_USE_BUT_BLANK,
+      // Optional: absent is valid.
+      code: { valid: ["k3vq-9x2m-hh4t-a7pe-w0cd", "492039", rep("1", 64), undefined], invalid: [rep("1", 65), 42, false, ["492039"]] },
+    },
+  },
+  {
+    form: "support queue filters",
+    path: "/api/v1/admin/recovery-requests",
+    method: "GET",
+    query: true,
+    schema: "zListRecoveryRequestsQuery",
+    needs: "support",
+    body: () => ({ status: "submitted", username: "jbber", page: 1, per_page: 50 }),
+    fields: {
+      status: { valid: ["submitted", "in_review", "completed", undefined], invalid: ["nope", "Submitted", 3] },
+      username: { valid: ["jbber", rep("n", 50), "Élise.dev", undefined], invalid: [rep("n", 51), rep("n", 200), rep("é", 51)] },
+      page: { valid: [1, 2, 2147483647, undefined], invalid: [0, -1, 1.5, "two"] },
+      per_page: { valid: [1, 50, 100, undefined], invalid: [0, 101, -5, "ten"] },
+    },
   },
 ];
 
@@ -239,6 +418,23 @@ const EXCEPTIONS = [
   { form: "recovery request", field: "reason", value: "   short   ", client: true, server: false, why: "the server counts characters after trimming" },
   { form: "requester reply", field: "body", value: "   ", client: true, server: false, why: "the server trims: blank is `required`" },
   { form: "support approval", field: "justification", value: "", client: true, server: false, why: "required with deliver_to contact_email: a rule across fields", body: { deliver_to: "contact_email" } },
+];
+
+// Values on which the generated validator and the server disagree NOT on purpose: found by
+// this table, reported, waiting for a fix in the server or the document. Checked like
+// EXCEPTIONS (each must still disagree exactly so), and listed apart at the end of every run;
+// remove a row with its fix.
+const DISAGREEMENTS = [
+  // rules::password says a wrong password is "a 401 or 403, never a 422", and the other
+  // re-authentications (TOTP enrol, 2FA disable, new codes, change password) answer a blank one
+  // with 403; these two answer 422 `required` (services/email_change.rs `request`,
+  // services/passkeys.rs `check_password`, which passkey removal shares: it agrees here only
+  // because the unknown passkey is a 404 first).
+  { form: "email change", field: "password", value: "", client: true, server: false, why: "blank is a 422 `required` here only (email_change::request)" },
+  { form: "passkey registration options", field: "password", value: "", client: true, server: false, why: "blank is a 422 `required` here only (passkeys::check_password)" },
+  // rules::page is int32 (issue 15), the server's bound is i64::MAX (services/accounts.rs
+  // `page`), and it answers the page back, beyond the int32 of the response's `page`.
+  { form: "support queue filters", field: "page", value: 2147483648, client: false, server: true, why: "the server refuses a page only past i64::MAX (accounts::page), the document says int32" },
 ];
 
 // --- the generated validators ---------------------------------------------------------------
@@ -288,6 +484,7 @@ async function startServer() {
     "LOGIN_PER_ACCOUNT", "LOGIN_PER_IP", "SECOND_FACTOR", "PASSWORD_RESET_PER_IP",
     "PASSWORD_RESET_EMAILS", "VERIFICATION_EMAILS", "RECOVERY_REQUEST_PER_IP",
     "OWNERSHIP_EMAILS", "REGISTRATION_PER_IP", "RECOVERY_REPLIES", "TRACKING_LINK_EMAILS",
+    "EMAIL_CHANGES", "REAUTH",
   ]) {
     env[`RATE_LIMIT_${name}`] = limit;
   }
@@ -323,7 +520,7 @@ async function call(server, method, path, body, headers = {}) {
   const res = await fetch(`${server.base}${path}`, {
     method,
     headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
   let json = null;
@@ -336,6 +533,42 @@ async function fileRequest(server) {
   const r = await call(server, "POST", "/api/v1/recovery-requests", FORMS[3].body());
   if (r.status !== 202) throw new Error(`filing a request: ${r.status} ${r.text}`);
   return { id: r.json.id, token: r.json.tracking_token };
+}
+
+/**
+ * The token of the newest mail to `to` whose first link is to `page` (MAIL_TRANSPORT=log prints
+ * each mail to the server's output), once more than `seen` such mails went out. Answers the token and
+ * how many there are now.
+ */
+async function mailedToken(server, to, page, seen = 0) {
+  const mail = /----- mail \S+ to ([^\n]*) -----\n([\s\S]*?)\n----- end of mail -----/g;
+  const link = new RegExp(`/${page}\\?token=([^\\s&]+)`);
+  for (let i = 0; i < 200; i++) {
+    const tokens = [];
+    for (const m of readFileSync(join(server.work, "server.log"), "utf8").matchAll(mail)) {
+      // The mail's first link (a later one may be another mail's: the stop link of a recovery).
+      const t = m[1].includes(to) && m[2].match(/https?:\/\/\S+/)?.[0].match(link);
+      if (t) tokens.push(decodeURIComponent(t[1]));
+    }
+    if (tokens.length > seen) return { token: tokens[tokens.length - 1], count: tokens.length };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no ${page} link mailed to ${to}`);
+}
+
+/** A registered account (its email verified through the mailed link when `verify`), logged in. */
+async function account(server, username, { verify = false } = {}) {
+  const a = { username, email: `${username}-box@example.org`, password: "orbit lantern mosaic 42" };
+  const made = await call(server, "POST", "/api/v1/accounts", a);
+  if (made.status !== 201) throw new Error(`registering ${username}: ${made.status} ${made.text}`);
+  if (verify) {
+    const { token } = await mailedToken(server, a.email, "verify-email");
+    const v = await call(server, "POST", "/api/v1/accounts/verify-email", { token });
+    if (v.status !== 200) throw new Error(`verifying ${username}: ${v.status} ${v.text}`);
+  }
+  const r = await call(server, "POST", "/api/v1/sessions", { login: username, password: a.password });
+  if (r.status !== 200) throw new Error(`login ${username}: ${r.status} ${r.text}`);
+  return { ...a, token: r.json.access_token };
 }
 
 /** A support user (made with the command line) and its access token. */
@@ -382,9 +615,53 @@ async function main() {
   try {
     const support = await supportToken(server);
     const owner = await ownAccount(server);
+    // The forms of a signed-in user: an account of their own each (no form's side effects or
+    // re-authentication budget reach another's).
+    const users = new Map();
+    const userFor = async (name) => {
+      if (!users.has(name)) users.set(name, await account(server, `agreement-u${users.size + 1}`));
+      return users.get(name);
+    };
+    // Live links, kept while they stay usable (a refused new password leaves a link live).
+    const links = new Map();
+    let resetAccount = null;
+    let heir = null;
+    const seen = { reset: 0, completion: 0, ownership: 0 };
+    async function liveLink(kind) {
+      if (links.has(kind)) return links.get(kind);
+      let token;
+      if (kind === "reset link") {
+        resetAccount ??= await account(server, "agreement-reset", { verify: true });
+        const r = await call(server, "POST", "/api/v1/password-resets", { login: resetAccount.username });
+        if (r.status !== 202) throw new Error(`reset: ${r.status} ${r.text}`);
+        const m = await mailedToken(server, resetAccount.email, "reset-password", seen.reset);
+        seen.reset = m.count;
+        token = m.token;
+      } else {
+        // An approved recovery request of a verified account: its completion link.
+        heir ??= await account(server, "agreement-heir", { verify: true });
+        const f = await call(server, "POST", "/api/v1/recovery-requests", { ...FORMS[3].body(), username: heir.username });
+        if (f.status !== 202) throw new Error(`filing for ${heir.username}: ${f.status} ${f.text}`);
+        // The owner proves ownership through the mailed link (the completion link then goes out
+        // at approval, with no waiting period); that may approve the request by itself.
+        const o = await mailedToken(server, heir.email, "recovery/verify", seen.ownership);
+        seen.ownership = o.count;
+        const p = await call(server, "POST", "/api/v1/recovery-requests/verify-email", { token: o.token, confirm: true });
+        if (p.status !== 200) throw new Error(`proving ownership: ${p.status} ${p.text}`);
+        const a = await call(server, "POST", `/api/v1/admin/recovery-requests/${f.json.id}/approve`,
+          { comment: "Ownership proven.", deliver_to: "account_email" }, { authorization: `Bearer ${support}` });
+        if (a.status !== 200 && a.status !== 409) throw new Error(`approving: ${a.status} ${a.text}`);
+        const m = await mailedToken(server, heir.email, "recovery/complete", seen.completion);
+        seen.completion = m.count;
+        token = m.token;
+      }
+      links.set(kind, token);
+      return token;
+    }
     async function send(form, body, field) {
       let path = form.path;
       const headers = {};
+      let link = null;
       if (form.needs === "request") {
         const r = await fileRequest(server);
         path = path.replace("{id}", r.id);
@@ -396,8 +673,29 @@ async function main() {
       } else if (form.needs === "account") {
         headers.authorization = `Bearer ${owner.token}`;
         if (field !== "current_password") body = { ...body, current_password: owner.password };
+      } else if (form.needs === "user") {
+        const u = await userFor(form.form);
+        headers.authorization = `Bearer ${u.token}`;
+        path = path.replace("{id}", randomUUID());
+        // The password, when the body has one and it is not the field under test, is right:
+        // the server then goes as far as it can.
+        if ("password" in body && field !== "password") body = { ...body, password: u.password };
+      } else if (form.needs === "reset link" || form.needs === "completion link") {
+        if (field !== "token") {
+          link = form.needs;
+          body = { ...body, token: await liveLink(link) };
+        }
       }
-      const res = await call(server, form.method ?? "POST", path, body, headers);
+      let res;
+      if (form.query) {
+        const q = new URLSearchParams();
+        for (const [k, v] of Object.entries(body)) if (v !== undefined) q.append(k, String(v));
+        res = await call(server, form.method, `${path}?${q}`, undefined, headers);
+      } else {
+        res = await call(server, form.method ?? "POST", path, body, headers);
+      }
+      // Anything but a refused field spent the link (or it was never good): ask for another.
+      if (link && res.status !== 422) links.delete(link);
       // A change that went through: the account's password is the new one now.
       if (form.needs === "account" && res.status === 204) owner.password = body.new_password;
       return res;
@@ -409,7 +707,7 @@ async function main() {
         const cases = [
           ...values.valid.map((value) => ({ value, client: true, server: true })),
           ...values.invalid.map((value) => ({ value, client: false, server: false })),
-          ...EXCEPTIONS.filter((e) => e.form === form.form && e.field === field),
+          ...[...EXCEPTIONS, ...DISAGREEMENTS].filter((e) => e.form === form.form && e.field === field),
         ];
         perField.push(`${form.form}.${field}: ${values.valid.length} valid, ${values.invalid.length} invalid`);
         for (const c of cases) {
@@ -436,8 +734,12 @@ async function main() {
   console.log(perField.join("\n"));
   console.log(
     `agreement table: ${FORMS.length} forms, ${perField.length} fields, ${rows} rows ` +
-      `(${valid} valid and ${invalid} invalid values that must agree, ${EXCEPTIONS.length} listed exceptions)`,
+      `(${valid} valid and ${invalid} invalid values that must agree, ${EXCEPTIONS.length} listed exceptions, ` +
+      `${DISAGREEMENTS.length} known disagreements)`,
   );
+  if (DISAGREEMENTS.length) {
+    console.log(`known disagreements, to fix:\n${DISAGREEMENTS.map((d) => `  ${d.form}.${d.field} = ${show(d.value)}: ${d.why}`).join("\n")}`);
+  }
   if (failures.length) {
     console.error(`\n${failures.length} disagreement(s):\n${failures.join("\n")}`);
     process.exit(1);
