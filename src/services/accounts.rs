@@ -249,8 +249,8 @@ pub async fn events(
     Ok((events.into_iter().map(audit::owner_view).collect(), total))
 }
 
-/// Page bounds of API.md: `page` from 1 (to the largest 64-bit number: far beyond the last
-/// page is simply empty), `per_page` 1 to 100 (default 50). Anything outside is refused with
+/// Page bounds of API.md: `page` from 1 (to the largest 32-bit number, as the document
+/// states: far beyond the last page is simply empty), `per_page` 1 to 100 (default 50). Anything outside is refused with
 /// the field named, never capped.
 pub fn page(page: Option<i128>, per_page: Option<i128>) -> Result<Page, Vec<FieldIssue>> {
     let mut issues = Vec::new();
@@ -258,11 +258,11 @@ pub fn page(page: Option<i128>, per_page: Option<i128>) -> Result<Page, Vec<Fiel
     let per_page = per_page.unwrap_or(i128::from(limits::PER_PAGE_DEFAULT));
     if page < i128::from(limits::PAGE_MIN) {
         issues.push(FieldIssue::new("page", "too_small", "must be at least 1"));
-    } else if page > i128::from(i64::MAX) {
+    } else if page > i128::from(i32::MAX) {
         issues.push(FieldIssue::new(
             "page",
             "out_of_range",
-            format!("must be at most {}", i64::MAX),
+            format!("must be at most {}", i32::MAX),
         ));
     }
     if !(i128::from(limits::PER_PAGE_MIN)..=i128::from(limits::PER_PAGE_MAX)).contains(&per_page) {

@@ -115,9 +115,8 @@ async fn check_password(
     password: String,
     client: &ClientInfo,
 ) -> Result<(), PasskeyError> {
-    if password.is_empty() {
-        return Err(PasskeyError::Missing("password"));
-    }
+    // A blank password is a wrong one (403, in the re-authentication budget), as in every other
+    // re-authentication.
     match reauth::password(ctx, &account.id, &account.password_hash, password, client).await? {
         Ok(true) => Ok(()),
         Ok(false) => Err(PasskeyError::InvalidPassword),
