@@ -4,7 +4,8 @@
 //! picks the backend from the URL and keeps the real connection error. Every query runs off the
 //! async workers through [`Db::run`]; every write transaction through [`Db::write`] (which
 //! queues SQLite's writes to one writer thread) and [`write_transaction`], which begins
-//! `IMMEDIATE` on SQLite. SQL lives here and nowhere else.
+//! `IMMEDIATE` on SQLite. Hot queries run on the inner connection, typed for its backend
+//! ([`RunTyped`], `on_backend!`). SQL lives here and nowhere else.
 
 pub mod repo;
 pub mod schema;
@@ -40,6 +41,74 @@ impl DbConnection {
         matches!(self, Self::Sqlite(_))
     }
 }
+
+/// Runs `$body` with `$c` bound to the concrete connection of the backend (see [`RunTyped`]),
+/// for queries whose type depends on the backend (`as_select()` picks it): the body is
+/// compiled once per backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Pg($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// Runs a query on the concrete connection of its backend, typed for that backend.
+///
+/// Diesel's `MultiConnection` serialises every query through its own backend first: it
+/// renders the query's SQL text on every execution, cached statement or not, and walks the
+/// query twice more for its binds. On the hot paths (what every authenticated request, every
+/// status read and every write burst runs) that was a large part of a statement's cost
+/// (docs/benchmarks.md). These methods run the same query on the `PgConnection` or
+/// `SqliteConnection` inside, where the statement cache finds it by type and binds it
+/// directly. Each use compiles the query once per backend, so they are kept for hot paths.
+pub trait RunTyped: Sized {
+    /// [`RunQueryDsl::execute`], typed for the backend.
+    fn execute_typed(self, conn: &mut DbConnection) -> diesel::QueryResult<usize>
+    where
+        Self: RunQueryDsl<PgConnection>
+            + RunQueryDsl<SqliteConnection>
+            + diesel::query_dsl::methods::ExecuteDsl<PgConnection>
+            + diesel::query_dsl::methods::ExecuteDsl<SqliteConnection>,
+    {
+        match conn {
+            DbConnection::Pg(c) => RunQueryDsl::<PgConnection>::execute(self, c),
+            DbConnection::Sqlite(c) => RunQueryDsl::<SqliteConnection>::execute(self, c),
+        }
+    }
+
+    /// [`RunQueryDsl::get_result`], typed for the backend.
+    fn get_result_typed<'q, U>(self, conn: &mut DbConnection) -> diesel::QueryResult<U>
+    where
+        Self: RunQueryDsl<PgConnection>
+            + RunQueryDsl<SqliteConnection>
+            + diesel::query_dsl::LoadQuery<'q, PgConnection, U>
+            + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>,
+    {
+        match conn {
+            DbConnection::Pg(c) => RunQueryDsl::<PgConnection>::get_result(self, c),
+            DbConnection::Sqlite(c) => RunQueryDsl::<SqliteConnection>::get_result(self, c),
+        }
+    }
+
+    /// [`RunQueryDsl::load`], typed for the backend.
+    fn load_typed<'q, U>(self, conn: &mut DbConnection) -> diesel::QueryResult<Vec<U>>
+    where
+        Self: RunQueryDsl<PgConnection>
+            + RunQueryDsl<SqliteConnection>
+            + diesel::query_dsl::LoadQuery<'q, PgConnection, U>
+            + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>,
+    {
+        match conn {
+            DbConnection::Pg(c) => RunQueryDsl::<PgConnection>::load(self, c),
+            DbConnection::Sqlite(c) => RunQueryDsl::<SqliteConnection>::load(self, c),
+        }
+    }
+}
+
+impl<Q> RunTyped for Q {}
 
 /// A pooled connection with a flag set when the server dropped it, so the pool discards it.
 pub struct PoolSlot {

@@ -4,9 +4,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::accounts;
+use crate::db::{DbConnection, on_backend};
 use crate::domain::{Account, AccountId, Role};
 
 /// A stored account, as the table has it.
@@ -69,22 +69,24 @@ pub struct NewAccount<'a> {
 
 /// Inserts an account.
 pub fn insert(conn: &mut DbConnection, new: &NewAccount<'_>) -> QueryResult<()> {
-    diesel::insert_into(accounts::table)
-        .values((
-            accounts::id.eq(new.id.as_str()),
-            accounts::username.eq(new.username),
-            accounts::username_key.eq(new.username_key),
-            accounts::email.eq(new.email),
-            accounts::email_verified_at.eq(new.email_verified_at.map(naive)),
-            accounts::password_hash.eq(new.password_hash),
-            accounts::password_changed_at.eq(naive(new.created_at)),
-            accounts::role.eq(new.role.as_str()),
-            accounts::created_at.eq(naive(new.created_at)),
-            accounts::username_skeleton.eq(new.username_skeleton),
-            accounts::email_skeleton.eq(new.email_skeleton),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(accounts::table)
+            .values((
+                accounts::id.eq(new.id.as_str()),
+                accounts::username.eq(new.username),
+                accounts::username_key.eq(new.username_key),
+                accounts::email.eq(new.email),
+                accounts::email_verified_at.eq(new.email_verified_at.map(naive)),
+                accounts::password_hash.eq(new.password_hash),
+                accounts::password_changed_at.eq(naive(new.created_at)),
+                accounts::role.eq(new.role.as_str()),
+                accounts::created_at.eq(naive(new.created_at)),
+                accounts::username_skeleton.eq(new.username_skeleton),
+                accounts::email_skeleton.eq(new.email_skeleton),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Whether a username key or an email is already taken: `(username_taken, email_taken)`.
@@ -93,15 +95,17 @@ pub fn taken(
     username_key: &str,
     email: &str,
 ) -> QueryResult<(bool, bool)> {
-    let by_name: i64 = accounts::table
-        .filter(accounts::username_key.eq(username_key))
-        .count()
-        .get_result(conn)?;
-    let by_email: i64 = accounts::table
-        .filter(accounts::email.eq(email))
-        .count()
-        .get_result(conn)?;
-    Ok((by_name > 0, by_email > 0))
+    on_backend!(conn, |conn| {
+        let by_name: i64 = accounts::table
+            .filter(accounts::username_key.eq(username_key))
+            .count()
+            .get_result(conn)?;
+        let by_email: i64 = accounts::table
+            .filter(accounts::email.eq(email))
+            .count()
+            .get_result(conn)?;
+        Ok((by_name > 0, by_email > 0))
+    })
 }
 
 /// Whether another account's username or email has the same look-alike key:
@@ -111,15 +115,17 @@ pub fn confusable(
     username_skeleton: &str,
     email_skeleton: &str,
 ) -> QueryResult<(bool, bool)> {
-    let by_name: i64 = accounts::table
-        .filter(accounts::username_skeleton.eq(username_skeleton))
-        .count()
-        .get_result(conn)?;
-    let by_email: i64 = accounts::table
-        .filter(accounts::email_skeleton.eq(email_skeleton))
-        .count()
-        .get_result(conn)?;
-    Ok((by_name > 0, by_email > 0))
+    on_backend!(conn, |conn| {
+        let by_name: i64 = accounts::table
+            .filter(accounts::username_skeleton.eq(username_skeleton))
+            .count()
+            .get_result(conn)?;
+        let by_email: i64 = accounts::table
+            .filter(accounts::email_skeleton.eq(email_skeleton))
+            .count()
+            .get_result(conn)?;
+        Ok((by_name > 0, by_email > 0))
+    })
 }
 
 /// An account's id, username, email and look-alike keys, as the fill reads them.
@@ -180,27 +186,29 @@ enum Key {
 }
 
 fn fill_one(conn: &mut DbConnection, id: &str, which: Key, key: &str) -> QueryResult<usize> {
-    use diesel::result::{DatabaseErrorKind, Error};
-    let row = accounts::table.find(id);
-    let result = match which {
-        Key::Username => diesel::update(row)
-            .set(accounts::username_skeleton.eq(key))
-            .execute(conn),
-        Key::Email => diesel::update(row)
-            .set(accounts::email_skeleton.eq(key))
-            .execute(conn),
-    };
-    match result {
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            tracing::warn!(
-                account.id = id,
-                key = ?which,
-                "an account looks like an older one; its look-alike key stays empty"
-            );
-            Ok(0)
+    on_backend!(conn, |conn| {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let row = accounts::table.find(id);
+        let result = match which {
+            Key::Username => diesel::update(row)
+                .set(accounts::username_skeleton.eq(key))
+                .execute(conn),
+            Key::Email => diesel::update(row)
+                .set(accounts::email_skeleton.eq(key))
+                .execute(conn),
+        };
+        match result {
+            Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                tracing::warn!(
+                    account.id = id,
+                    key = ?which,
+                    "an account looks like an older one; its look-alike key stays empty"
+                );
+                Ok(0)
+            }
+            other => other,
         }
-        other => other,
-    }
+    })
 }
 
 /// Locks the account's row until the transaction ends. Every transaction that changes an
@@ -220,26 +228,30 @@ pub fn lock_for_update(conn: &mut DbConnection, id: &AccountId) -> QueryResult<(
 
 /// Finds an account by id.
 pub fn find(conn: &mut DbConnection, id: &AccountId) -> QueryResult<Option<Account>> {
-    accounts::table
-        .find(id.as_str())
-        .select(AccountRow::as_select())
-        .get_result(conn)
-        .optional()
-        .map(|row| row.map(AccountRow::into_domain))
+    on_backend!(conn, |conn| {
+        accounts::table
+            .find(id.as_str())
+            .select(AccountRow::as_select())
+            .get_result(conn)
+            .optional()
+            .map(|row| row.map(AccountRow::into_domain))
+    })
 }
 
 /// Finds an account by a normalised login text: its username key or its email.
 pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<Account>> {
-    accounts::table
-        .filter(
-            accounts::username_key
-                .eq(login)
-                .or(accounts::email.eq(login)),
-        )
-        .select(AccountRow::as_select())
-        .get_result(conn)
-        .optional()
-        .map(|row| row.map(AccountRow::into_domain))
+    on_backend!(conn, |conn| {
+        accounts::table
+            .filter(
+                accounts::username_key
+                    .eq(login)
+                    .or(accounts::email.eq(login)),
+            )
+            .select(AccountRow::as_select())
+            .get_result(conn)
+            .optional()
+            .map(|row| row.map(AccountRow::into_domain))
+    })
 }
 
 /// Finds an account by its username key.
@@ -247,12 +259,14 @@ pub fn find_by_username_key(
     conn: &mut DbConnection,
     username_key: &str,
 ) -> QueryResult<Option<Account>> {
-    accounts::table
-        .filter(accounts::username_key.eq(username_key))
-        .select(AccountRow::as_select())
-        .get_result(conn)
-        .optional()
-        .map(|row| row.map(AccountRow::into_domain))
+    on_backend!(conn, |conn| {
+        accounts::table
+            .filter(accounts::username_key.eq(username_key))
+            .select(AccountRow::as_select())
+            .get_result(conn)
+            .optional()
+            .map(|row| row.map(AccountRow::into_domain))
+    })
 }
 
 /// Marks the email verified, if it still is `email`; returns whether a row changed.
@@ -262,15 +276,17 @@ pub fn mark_email_verified(
     email: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        accounts::table
-            .filter(accounts::id.eq(id.as_str()))
-            .filter(accounts::email.eq(email))
-            .filter(accounts::email_verified_at.is_null()),
-    )
-    .set(accounts::email_verified_at.eq(naive(now)))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            accounts::table
+                .filter(accounts::id.eq(id.as_str()))
+                .filter(accounts::email.eq(email))
+                .filter(accounts::email_verified_at.is_null()),
+        )
+        .set(accounts::email_verified_at.eq(naive(now)))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Sets a new password hash.
@@ -280,13 +296,15 @@ pub fn set_password(
     hash: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(accounts::table.find(id.as_str()))
-        .set((
-            accounts::password_hash.eq(hash),
-            accounts::password_changed_at.eq(naive(now)),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::update(accounts::table.find(id.as_str()))
+            .set((
+                accounts::password_hash.eq(hash),
+                accounts::password_changed_at.eq(naive(now)),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Records a successful login.
@@ -295,8 +313,10 @@ pub fn touch_last_login(
     id: &AccountId,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(accounts::table.find(id.as_str()))
-        .set(accounts::last_login_at.eq(naive(now)))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::update(accounts::table.find(id.as_str()))
+            .set(accounts::last_login_at.eq(naive(now)))
+            .execute(conn)
+            .map(|_| ())
+    })
 }

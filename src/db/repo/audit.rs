@@ -3,9 +3,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{Page, naive, utc};
 use crate::db::schema::audit_events;
+use crate::db::{DbConnection, on_backend};
 
 /// A stored event, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -85,19 +85,21 @@ pub struct NewAuditEvent<'a> {
 
 /// Appends an event.
 pub fn insert(conn: &mut DbConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
-    diesel::insert_into(audit_events::table)
-        .values((
-            audit_events::event_type.eq(event.event_type),
-            audit_events::actor.eq(event.actor),
-            audit_events::account_id.eq(event.account_id),
-            audit_events::request_id.eq(event.request_id),
-            audit_events::ip.eq(event.ip),
-            audit_events::user_agent.eq(event.user_agent),
-            audit_events::at.eq(naive(event.at)),
-            audit_events::details.eq(event.details),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::event_type.eq(event.event_type),
+                audit_events::actor.eq(event.actor),
+                audit_events::account_id.eq(event.account_id),
+                audit_events::request_id.eq(event.request_id),
+                audit_events::ip.eq(event.ip),
+                audit_events::user_agent.eq(event.user_agent),
+                audit_events::at.eq(naive(event.at)),
+                audit_events::details.eq(event.details),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Filters for listing events; `None` means any.
@@ -117,40 +119,44 @@ pub fn list(
     filter: &AuditFilter,
     page: Page,
 ) -> QueryResult<(Vec<StoredEvent>, i64)> {
-    let build = || {
-        let mut q = audit_events::table.into_boxed();
-        if let Some(a) = &filter.account_id {
-            q = q.filter(audit_events::account_id.eq(a.clone()));
-        }
-        if let Some(r) = &filter.request_id {
-            q = q.filter(audit_events::request_id.eq(r.clone()));
-        }
-        if let Some(t) = &filter.event_type {
-            q = q.filter(audit_events::event_type.eq(t.clone()));
-        }
-        q
-    };
-    let total = build().count().get_result(conn)?;
-    let rows = build()
-        .order(audit_events::id.desc())
-        .limit(page.per_page)
-        .offset(page.offset())
-        .select(AuditEventRow::as_select())
-        .load(conn)?;
-    Ok((
-        rows.into_iter().map(AuditEventRow::into_stored).collect(),
-        total,
-    ))
+    on_backend!(conn, |conn| {
+        let build = || {
+            let mut q = audit_events::table.into_boxed();
+            if let Some(a) = &filter.account_id {
+                q = q.filter(audit_events::account_id.eq(a.clone()));
+            }
+            if let Some(r) = &filter.request_id {
+                q = q.filter(audit_events::request_id.eq(r.clone()));
+            }
+            if let Some(t) = &filter.event_type {
+                q = q.filter(audit_events::event_type.eq(t.clone()));
+            }
+            q
+        };
+        let total = build().count().get_result(conn)?;
+        let rows = build()
+            .order(audit_events::id.desc())
+            .limit(page.per_page)
+            .offset(page.offset())
+            .select(AuditEventRow::as_select())
+            .load(conn)?;
+        Ok((
+            rows.into_iter().map(AuditEventRow::into_stored).collect(),
+            total,
+        ))
+    })
 }
 
 /// Strips the free text and client traces (IP, user agent, details) from the events of request
 /// `request_id`, keeping their types, times, actors and ids; returns how many.
 pub fn strip_request_events(conn: &mut DbConnection, request_id: &str) -> QueryResult<usize> {
-    diesel::update(audit_events::table.filter(audit_events::request_id.eq(request_id)))
-        .set((
-            audit_events::ip.eq(None::<String>),
-            audit_events::user_agent.eq(None::<String>),
-            audit_events::details.eq("{}"),
-        ))
-        .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::update(audit_events::table.filter(audit_events::request_id.eq(request_id)))
+            .set((
+                audit_events::ip.eq(None::<String>),
+                audit_events::user_agent.eq(None::<String>),
+                audit_events::details.eq("{}"),
+            ))
+            .execute(conn)
+    })
 }

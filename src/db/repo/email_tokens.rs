@@ -4,9 +4,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::email_tokens;
+use crate::db::{DbConnection, on_backend};
 use crate::domain::{AccountId, EmailToken, TokenPurpose};
 
 /// A stored email token, as the table has it.
@@ -50,19 +50,21 @@ impl EmailTokenRow {
 
 /// Stores a token.
 pub fn insert(conn: &mut DbConnection, token: &EmailToken) -> QueryResult<()> {
-    diesel::insert_into(email_tokens::table)
-        .values(EmailTokenRow {
-            token_hash: token.token_hash.clone(),
-            purpose: token.purpose.as_str().to_owned(),
-            account_id: token.account_id.as_str().to_owned(),
-            email: token.email.clone(),
-            created_at: naive(token.created_at),
-            expires_at: naive(token.expires_at),
-            used_at: token.used_at.map(naive),
-            revoked_at: token.revoked_at.map(naive),
-        })
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(email_tokens::table)
+            .values(EmailTokenRow {
+                token_hash: token.token_hash.clone(),
+                purpose: token.purpose.as_str().to_owned(),
+                account_id: token.account_id.as_str().to_owned(),
+                email: token.email.clone(),
+                created_at: naive(token.created_at),
+                expires_at: naive(token.expires_at),
+                used_at: token.used_at.map(naive),
+                revoked_at: token.revoked_at.map(naive),
+            })
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Voids every live token of `purpose` for the account; returns how many.
@@ -72,15 +74,17 @@ pub fn revoke_all(
     purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::update(
-        email_tokens::table
-            .filter(email_tokens::account_id.eq(account_id.as_str()))
-            .filter(email_tokens::purpose.eq(purpose.as_str()))
-            .filter(email_tokens::used_at.is_null())
-            .filter(email_tokens::revoked_at.is_null()),
-    )
-    .set(email_tokens::revoked_at.eq(naive(now)))
-    .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            email_tokens::table
+                .filter(email_tokens::account_id.eq(account_id.as_str()))
+                .filter(email_tokens::purpose.eq(purpose.as_str()))
+                .filter(email_tokens::used_at.is_null())
+                .filter(email_tokens::revoked_at.is_null()),
+        )
+        .set(email_tokens::revoked_at.eq(naive(now)))
+        .execute(conn)
+    })
 }
 
 /// A live token of `purpose` (unused, not voided, not expired), read without consuming it: for
@@ -91,17 +95,19 @@ pub fn find_live(
     purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<EmailToken>> {
-    email_tokens::table
-        .filter(email_tokens::token_hash.eq(hash))
-        .filter(email_tokens::purpose.eq(purpose.as_str()))
-        .filter(email_tokens::used_at.is_null())
-        .filter(email_tokens::revoked_at.is_null())
-        .filter(email_tokens::expires_at.gt(naive(now)))
-        .select(EmailTokenRow::as_select())
-        .get_result(conn)
-        .optional()?
-        .map(EmailTokenRow::into_domain)
-        .transpose()
+    on_backend!(conn, |conn| {
+        email_tokens::table
+            .filter(email_tokens::token_hash.eq(hash))
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
+            .filter(email_tokens::used_at.is_null())
+            .filter(email_tokens::revoked_at.is_null())
+            .filter(email_tokens::expires_at.gt(naive(now)))
+            .select(EmailTokenRow::as_select())
+            .get_result(conn)
+            .optional()?
+            .map(EmailTokenRow::into_domain)
+            .transpose()
+    })
 }
 
 /// Consumes a live token of `purpose`: one conditional UPDATE whose row count decides, so
@@ -112,27 +118,29 @@ pub fn consume(
     purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<EmailToken>> {
-    let now = naive(now);
-    let consumed = diesel::update(
+    on_backend!(conn, |conn| {
+        let now = naive(now);
+        let consumed = diesel::update(
+            email_tokens::table
+                .filter(email_tokens::token_hash.eq(hash))
+                .filter(email_tokens::purpose.eq(purpose.as_str()))
+                .filter(email_tokens::used_at.is_null())
+                .filter(email_tokens::revoked_at.is_null())
+                .filter(email_tokens::expires_at.gt(now)),
+        )
+        .set(email_tokens::used_at.eq(now))
+        .execute(conn)?;
+        if consumed != 1 {
+            return Ok(None);
+        }
         email_tokens::table
-            .filter(email_tokens::token_hash.eq(hash))
-            .filter(email_tokens::purpose.eq(purpose.as_str()))
-            .filter(email_tokens::used_at.is_null())
-            .filter(email_tokens::revoked_at.is_null())
-            .filter(email_tokens::expires_at.gt(now)),
-    )
-    .set(email_tokens::used_at.eq(now))
-    .execute(conn)?;
-    if consumed != 1 {
-        return Ok(None);
-    }
-    email_tokens::table
-        .find(hash)
-        .select(EmailTokenRow::as_select())
-        .get_result(conn)
-        .optional()?
-        .map(EmailTokenRow::into_domain)
-        .transpose()
+            .find(hash)
+            .select(EmailTokenRow::as_select())
+            .get_result(conn)
+            .optional()?
+            .map(EmailTokenRow::into_domain)
+            .transpose()
+    })
 }
 
 /// Voids every live token of the account, whatever its purpose (an owner's lock); returns how
@@ -142,14 +150,16 @@ pub fn revoke_every(
     account_id: &AccountId,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::update(
-        email_tokens::table
-            .filter(email_tokens::account_id.eq(account_id.as_str()))
-            .filter(email_tokens::used_at.is_null())
-            .filter(email_tokens::revoked_at.is_null()),
-    )
-    .set(email_tokens::revoked_at.eq(naive(now)))
-    .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            email_tokens::table
+                .filter(email_tokens::account_id.eq(account_id.as_str()))
+                .filter(email_tokens::used_at.is_null())
+                .filter(email_tokens::revoked_at.is_null()),
+        )
+        .set(email_tokens::revoked_at.eq(naive(now)))
+        .execute(conn)
+    })
 }
 
 /// The account's live tokens of `purpose`, newest first (the pending email change that
@@ -160,16 +170,18 @@ pub fn live_of(
     purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<EmailToken>> {
-    email_tokens::table
-        .filter(email_tokens::account_id.eq(account_id.as_str()))
-        .filter(email_tokens::purpose.eq(purpose.as_str()))
-        .filter(email_tokens::used_at.is_null())
-        .filter(email_tokens::revoked_at.is_null())
-        .filter(email_tokens::expires_at.gt(naive(now)))
-        .order(email_tokens::created_at.desc())
-        .select(EmailTokenRow::as_select())
-        .load::<EmailTokenRow>(conn)?
-        .into_iter()
-        .map(EmailTokenRow::into_domain)
-        .collect()
+    on_backend!(conn, |conn| {
+        email_tokens::table
+            .filter(email_tokens::account_id.eq(account_id.as_str()))
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
+            .filter(email_tokens::used_at.is_null())
+            .filter(email_tokens::revoked_at.is_null())
+            .filter(email_tokens::expires_at.gt(naive(now)))
+            .order(email_tokens::created_at.desc())
+            .select(EmailTokenRow::as_select())
+            .load::<EmailTokenRow>(conn)?
+            .into_iter()
+            .map(EmailTokenRow::into_domain)
+            .collect()
+    })
 }

@@ -6,8 +6,8 @@ use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::outbox;
+use crate::db::{DbConnection, RunTyped, on_backend};
 
 /// A stored mail.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -70,36 +70,46 @@ pub struct MailStatusRow {
 
 /// The mails about request `request_id`, oldest first: one read over the `request_id` index.
 pub fn for_request(conn: &mut DbConnection, request_id: &str) -> QueryResult<Vec<MailStatusRow>> {
-    outbox::table
-        .filter(outbox::request_id.eq(request_id))
-        .order((outbox::created_at.asc(), outbox::id.asc()))
-        .select((
-            outbox::kind,
-            outbox::recipient,
-            outbox::created_at,
-            outbox::sent_at,
-            outbox::failed_at,
-            outbox::attempts,
-            outbox::last_error,
-        ))
-        .load::<MailStatusTuple>(conn)
-        .map(|rows| {
-            rows.into_iter()
-                .map(
-                    |(kind, recipient, created_at, sent_at, failed_at, attempts, last_error)| {
-                        MailStatusRow {
+    on_backend!(conn, |conn| {
+        outbox::table
+            .filter(outbox::request_id.eq(request_id))
+            .order((outbox::created_at.asc(), outbox::id.asc()))
+            .select((
+                outbox::kind,
+                outbox::recipient,
+                outbox::created_at,
+                outbox::sent_at,
+                outbox::failed_at,
+                outbox::attempts,
+                outbox::last_error,
+            ))
+            .load::<MailStatusTuple>(conn)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(
+                        |(
                             kind,
                             recipient,
-                            created_at: crate::db::repo::utc(created_at),
-                            sent_at: sent_at.map(crate::db::repo::utc),
-                            failed_at: failed_at.map(crate::db::repo::utc),
+                            created_at,
+                            sent_at,
+                            failed_at,
                             attempts,
                             last_error,
-                        }
-                    },
-                )
-                .collect()
-        })
+                        )| {
+                            MailStatusRow {
+                                kind,
+                                recipient,
+                                created_at: crate::db::repo::utc(created_at),
+                                sent_at: sent_at.map(crate::db::repo::utc),
+                                failed_at: failed_at.map(crate::db::repo::utc),
+                                attempts,
+                                last_error,
+                            }
+                        },
+                    )
+                    .collect()
+            })
+    })
 }
 
 /// A mail's state as [`for_request`] reads it.
@@ -115,10 +125,12 @@ type MailStatusTuple = (
 
 /// Queues a mail (inside the caller's transaction).
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> QueryResult<()> {
-    diesel::insert_into(outbox::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(outbox::table)
+            .values(row)
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Claims up to `limit` due mails for `worker` until `lease_until`, so no other instance
@@ -165,15 +177,15 @@ pub fn claim_due(
             outbox::claimed_by.eq(worker),
             outbox::claimed_until.eq(lease_until),
         ))
-        .execute(conn)?;
-    outbox::table
+        .execute_typed(conn)?;
+    on_backend!(conn, |c| outbox::table
         .filter(outbox::id.eq_any(&ids))
         .filter(outbox::claimed_by.eq(worker))
         .filter(outbox::sent_at.is_null())
         .filter(outbox::failed_at.is_null())
         .order(outbox::next_attempt_at.asc())
         .select(OutboxRow::as_select())
-        .load(conn)
+        .load(c))
 }
 
 /// Records delivery and wipes the bodies (they may have carried a link token).
@@ -183,35 +195,39 @@ pub fn mark_sent(
     worker: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    diesel::update(
-        outbox::table
-            .filter(outbox::id.eq(id))
-            .filter(outbox::claimed_by.eq(worker)),
-    )
-    .set((
-        outbox::sent_at.eq(now),
-        outbox::body_text.eq(""),
-        outbox::body_html.eq(""),
-        outbox::claimed_by.eq(None::<String>),
-        outbox::claimed_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            outbox::table
+                .filter(outbox::id.eq(id))
+                .filter(outbox::claimed_by.eq(worker)),
+        )
+        .set((
+            outbox::sent_at.eq(now),
+            outbox::body_text.eq(""),
+            outbox::body_html.eq(""),
+            outbox::claimed_by.eq(None::<String>),
+            outbox::claimed_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Gives back `worker`'s claims on mails it has not sent, so another instance can take them
 /// at once instead of after the lease; returns how many.
 pub fn release_claims(conn: &mut DbConnection, worker: &str) -> QueryResult<usize> {
-    diesel::update(
-        outbox::table
-            .filter(outbox::claimed_by.eq(worker))
-            .filter(outbox::sent_at.is_null()),
-    )
-    .set((
-        outbox::claimed_by.eq(None::<String>),
-        outbox::claimed_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            outbox::table
+                .filter(outbox::claimed_by.eq(worker))
+                .filter(outbox::sent_at.is_null()),
+        )
+        .set((
+            outbox::claimed_by.eq(None::<String>),
+            outbox::claimed_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+    })
 }
 
 /// Extends `worker`'s claims on mails it has not sent to `until`; returns how many.
@@ -220,13 +236,15 @@ pub fn renew_claims(
     worker: &str,
     until: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(
-        outbox::table
-            .filter(outbox::claimed_by.eq(worker))
-            .filter(outbox::sent_at.is_null()),
-    )
-    .set(outbox::claimed_until.eq(until))
-    .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            outbox::table
+                .filter(outbox::claimed_by.eq(worker))
+                .filter(outbox::sent_at.is_null()),
+        )
+        .set(outbox::claimed_until.eq(until))
+        .execute(conn)
+    })
 }
 
 /// Records a failed attempt and when to try again, or (`given_up_at`) that it is not tried
@@ -240,21 +258,23 @@ pub fn mark_failed(
     next_attempt_at: NaiveDateTime,
     given_up_at: Option<NaiveDateTime>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        outbox::table
-            .filter(outbox::id.eq(id))
-            .filter(outbox::claimed_by.eq(worker)),
-    )
-    .set((
-        outbox::attempts.eq(outbox::attempts + 1),
-        outbox::last_error.eq(error),
-        outbox::next_attempt_at.eq(next_attempt_at),
-        outbox::failed_at.eq(given_up_at),
-        outbox::claimed_by.eq(None::<String>),
-        outbox::claimed_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            outbox::table
+                .filter(outbox::id.eq(id))
+                .filter(outbox::claimed_by.eq(worker)),
+        )
+        .set((
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::last_error.eq(error),
+            outbox::next_attempt_at.eq(next_attempt_at),
+            outbox::failed_at.eq(given_up_at),
+            outbox::claimed_by.eq(None::<String>),
+            outbox::claimed_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Mails not yet delivered and when the oldest of them was queued.
@@ -265,17 +285,19 @@ pub fn backlog(
         .filter(outbox::sent_at.is_null())
         .filter(outbox::failed_at.is_null())
         .select((count_star(), diesel::dsl::min(outbox::created_at)))
-        .get_result::<(i64, Option<NaiveDateTime>)>(conn)
+        .get_result_typed::<(i64, Option<NaiveDateTime>)>(conn)
         .map(|(n, oldest)| (n, oldest.map(crate::db::repo::utc)))
 }
 
 /// The earliest time a pending mail becomes due, if any.
 pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
-    outbox::table
-        .filter(outbox::sent_at.is_null())
-        .filter(outbox::failed_at.is_null())
-        .select(diesel::dsl::min(outbox::next_attempt_at))
-        .get_result(conn)
+    on_backend!(conn, |conn| {
+        outbox::table
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::failed_at.is_null())
+            .select(diesel::dsl::min(outbox::next_attempt_at))
+            .get_result(conn)
+    })
 }
 
 /// Deletes the mails about request `request_id` that are delivered or given up (their bodies
@@ -284,16 +306,18 @@ pub fn delete_finished_for_request(
     conn: &mut DbConnection,
     request_id: &str,
 ) -> QueryResult<usize> {
-    diesel::delete(
-        outbox::table
-            .filter(outbox::request_id.eq(request_id))
-            .filter(
-                outbox::sent_at
-                    .is_not_null()
-                    .or(outbox::failed_at.is_not_null()),
-            ),
-    )
-    .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::delete(
+            outbox::table
+                .filter(outbox::request_id.eq(request_id))
+                .filter(
+                    outbox::sent_at
+                        .is_not_null()
+                        .or(outbox::failed_at.is_not_null()),
+                ),
+        )
+        .execute(conn)
+    })
 }
 
 /// Deletes up to `limit` mails delivered or given up before `before`; returns how many.
@@ -302,14 +326,16 @@ pub fn delete_finished_before(
     before: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> QueryResult<usize> {
-    let before = crate::db::repo::naive(before);
-    let ids: Vec<String> = outbox::table
-        .filter(outbox::sent_at.le(before).or(outbox::failed_at.le(before)))
-        .limit(limit)
-        .select(outbox::id)
-        .load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn)
+    on_backend!(conn, |conn| {
+        let before = crate::db::repo::naive(before);
+        let ids: Vec<String> = outbox::table
+            .filter(outbox::sent_at.le(before).or(outbox::failed_at.le(before)))
+            .limit(limit)
+            .select(outbox::id)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn)
+    })
 }

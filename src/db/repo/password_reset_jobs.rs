@@ -6,9 +6,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::password_reset_jobs;
+use crate::db::{DbConnection, RunTyped, on_backend};
 use crate::domain::AccountId;
 
 /// A recorded reset request, as the table has it.
@@ -59,18 +59,20 @@ pub struct ResetJob {
 
 /// Records a job (inside the request's transaction).
 pub fn insert(conn: &mut DbConnection, job: &ResetJob) -> QueryResult<()> {
-    diesel::insert_into(password_reset_jobs::table)
-        .values(JobRow {
-            id: job.id.clone(),
-            step: job.step.clone(),
-            account_id: job.account_id.as_ref().map(|a| a.as_str().to_owned()),
-            email_key: job.email_key.clone(),
-            ip: job.ip.clone(),
-            user_agent: job.user_agent.clone(),
-            requested_at: naive(job.requested_at),
-        })
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(password_reset_jobs::table)
+            .values(JobRow {
+                id: job.id.clone(),
+                step: job.step.clone(),
+                account_id: job.account_id.as_ref().map(|a| a.as_str().to_owned()),
+                email_key: job.email_key.clone(),
+                ip: job.ip.clone(),
+                user_agent: job.user_agent.clone(),
+                requested_at: naive(job.requested_at),
+            })
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Takes up to `limit` of the oldest jobs: selects them (skipping rows another transaction
@@ -99,7 +101,7 @@ pub fn take_oldest(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Reset
     let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     let deleted =
         diesel::delete(password_reset_jobs::table.filter(password_reset_jobs::id.eq_any(&ids)))
-            .execute(conn)?;
+            .execute_typed(conn)?;
     if deleted != jobs.len() {
         return Err(diesel::result::Error::RollbackTransaction);
     }

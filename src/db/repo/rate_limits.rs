@@ -10,8 +10,8 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::db::DbConnection;
 use crate::db::schema::rate_limit_buckets;
+use crate::db::{DbConnection, on_backend};
 
 #[derive(QueryableByName)]
 #[expect(dead_code, reason = "only whether the upsert returns a row matters")]
@@ -85,29 +85,37 @@ pub fn add(
 
 /// Gives one unit back to `bucket` (an attempt that turned out not to count).
 pub fn refund(conn: &mut DbConnection, bucket: &str, interval_us: i64) -> QueryResult<()> {
-    diesel::update(rate_limit_buckets::table.find(bucket))
-        .set(rate_limit_buckets::tat.eq(rate_limit_buckets::tat - interval_us))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::update(rate_limit_buckets::table.find(bucket))
+            .set(rate_limit_buckets::tat.eq(rate_limit_buckets::tat - interval_us))
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// The bucket's theoretical arrival time, if it has a row.
 pub fn tat(conn: &mut DbConnection, bucket: &str) -> QueryResult<Option<i64>> {
-    rate_limit_buckets::table
-        .find(bucket)
-        .select(rate_limit_buckets::tat)
-        .get_result(conn)
-        .optional()
+    on_backend!(conn, |conn| {
+        rate_limit_buckets::table
+            .find(bucket)
+            .select(rate_limit_buckets::tat)
+            .get_result(conn)
+            .optional()
+    })
 }
 
 /// Empties `bucket`.
 pub fn clear(conn: &mut DbConnection, bucket: &str) -> QueryResult<usize> {
-    diesel::delete(rate_limit_buckets::table.find(bucket)).execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::delete(rate_limit_buckets::table.find(bucket)).execute(conn)
+    })
 }
 
 /// Deletes buckets that are empty by `now_us` (housekeeping): an absent row and a row whose
 /// `tat` has passed mean the same.
 pub fn prune(conn: &mut DbConnection, now_us: i64) -> QueryResult<usize> {
-    diesel::delete(rate_limit_buckets::table.filter(rate_limit_buckets::tat.le(now_us)))
-        .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::delete(rate_limit_buckets::table.filter(rate_limit_buckets::tat.le(now_us)))
+            .execute(conn)
+    })
 }

@@ -4,9 +4,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::{accounts, refresh_tokens, sessions};
+use crate::db::{DbConnection, on_backend};
 use crate::domain::{AccountId, DeviceId, RefreshToken, Role, SecondFactor, Session, SessionId};
 
 /// A stored session, as the table has it.
@@ -99,13 +99,15 @@ pub fn insert(
     session: &Session,
     refresh: &RefreshToken,
 ) -> QueryResult<()> {
-    diesel::insert_into(sessions::table)
-        .values(SessionRow::from_domain(session))
-        .execute(conn)?;
-    diesel::insert_into(refresh_tokens::table)
-        .values(RefreshTokenRow::from_domain(refresh))
-        .execute(conn)?;
-    Ok(())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(sessions::table)
+            .values(SessionRow::from_domain(session))
+            .execute(conn)?;
+        diesel::insert_into(refresh_tokens::table)
+            .values(RefreshTokenRow::from_domain(refresh))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// A session that is neither revoked nor expired.
@@ -114,14 +116,16 @@ pub fn find_live(
     id: &SessionId,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Session>> {
-    sessions::table
-        .find(id.as_str())
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(naive(now)))
-        .select(SessionRow::as_select())
-        .get_result(conn)
-        .optional()
-        .map(|row| row.map(SessionRow::into_domain))
+    on_backend!(conn, |conn| {
+        sessions::table
+            .find(id.as_str())
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(naive(now)))
+            .select(SessionRow::as_select())
+            .get_result(conn)
+            .optional()
+            .map(|row| row.map(SessionRow::into_domain))
+    })
 }
 
 /// A session that is neither revoked nor expired, with its account's role: what every
@@ -131,15 +135,15 @@ pub fn find_live_with_role(
     id: &SessionId,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<(Session, Role)>> {
-    sessions::table
+    on_backend!(conn, |c| sessions::table
         .inner_join(accounts::table)
         .filter(sessions::id.eq(id.as_str()))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(naive(now)))
         .select((SessionRow::as_select(), accounts::role))
-        .get_result::<(SessionRow, String)>(conn)
-        .optional()
-        .map(|row| row.map(|(session, role)| (session.into_domain(), Role::from_stored(&role))))
+        .get_result::<(SessionRow, String)>(c))
+    .optional()
+    .map(|row| row.map(|(session, role)| (session.into_domain(), Role::from_stored(&role))))
 }
 
 /// The account's live sessions, newest first.
@@ -148,14 +152,16 @@ pub fn list_live(
     account_id: &AccountId,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Session>> {
-    sessions::table
-        .filter(sessions::account_id.eq(account_id.as_str()))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(naive(now)))
-        .order((sessions::created_at.desc(), sessions::id.desc()))
-        .select(SessionRow::as_select())
-        .load(conn)
-        .map(|rows| rows.into_iter().map(SessionRow::into_domain).collect())
+    on_backend!(conn, |conn| {
+        sessions::table
+            .filter(sessions::account_id.eq(account_id.as_str()))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(naive(now)))
+            .order((sessions::created_at.desc(), sessions::id.desc()))
+            .select(SessionRow::as_select())
+            .load(conn)
+            .map(|rows| rows.into_iter().map(SessionRow::into_domain).collect())
+    })
 }
 
 /// Records use, at most once a minute, so reads stay reads.
@@ -165,14 +171,16 @@ pub fn touch(
     now: DateTime<Utc>,
     stale_before: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(
-        sessions::table
-            .find(id.as_str())
-            .filter(sessions::last_used_at.lt(naive(stale_before))),
-    )
-    .set(sessions::last_used_at.eq(naive(now)))
-    .execute(conn)
-    .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::update(
+            sessions::table
+                .find(id.as_str())
+                .filter(sessions::last_used_at.lt(naive(stale_before))),
+        )
+        .set(sessions::last_used_at.eq(naive(now)))
+        .execute(conn)
+        .map(|_| ())
+    })
 }
 
 /// Revokes one live session of an account; returns whether it was live.
@@ -183,18 +191,20 @@ pub fn revoke(
     now: DateTime<Utc>,
     reason: &str,
 ) -> QueryResult<bool> {
-    diesel::update(
-        sessions::table
-            .filter(sessions::id.eq(id.as_str()))
-            .filter(sessions::account_id.eq(account_id.as_str()))
-            .filter(sessions::revoked_at.is_null()),
-    )
-    .set((
-        sessions::revoked_at.eq(naive(now)),
-        sessions::revoked_reason.eq(reason),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            sessions::table
+                .filter(sessions::id.eq(id.as_str()))
+                .filter(sessions::account_id.eq(account_id.as_str()))
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
+            sessions::revoked_at.eq(naive(now)),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Revokes every live session of an account except `keep`; returns how many.
@@ -205,26 +215,30 @@ pub fn revoke_all(
     now: DateTime<Utc>,
     reason: &str,
 ) -> QueryResult<usize> {
-    let target = sessions::table
-        .filter(sessions::account_id.eq(account_id.as_str()))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::id.ne(keep.map_or("", SessionId::as_str)));
-    diesel::update(target)
-        .set((
-            sessions::revoked_at.eq(naive(now)),
-            sessions::revoked_reason.eq(reason),
-        ))
-        .execute(conn)
+    on_backend!(conn, |conn| {
+        let target = sessions::table
+            .filter(sessions::account_id.eq(account_id.as_str()))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::id.ne(keep.map_or("", SessionId::as_str)));
+        diesel::update(target)
+            .set((
+                sessions::revoked_at.eq(naive(now)),
+                sessions::revoked_reason.eq(reason),
+            ))
+            .execute(conn)
+    })
 }
 
 /// A refresh token by hash.
 pub fn find_refresh(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<RefreshToken>> {
-    refresh_tokens::table
-        .find(hash)
-        .select(RefreshTokenRow::as_select())
-        .get_result(conn)
-        .optional()
-        .map(|row| row.map(RefreshTokenRow::into_domain))
+    on_backend!(conn, |conn| {
+        refresh_tokens::table
+            .find(hash)
+            .select(RefreshTokenRow::as_select())
+            .get_result(conn)
+            .optional()
+            .map(|row| row.map(RefreshTokenRow::into_domain))
+    })
 }
 
 /// Marks a refresh token rotated if it was not yet; the row count decides a race.
@@ -233,14 +247,16 @@ pub fn rotate_refresh(
     hash: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        refresh_tokens::table
-            .find(hash)
-            .filter(refresh_tokens::rotated_at.is_null()),
-    )
-    .set(refresh_tokens::rotated_at.eq(naive(now)))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            refresh_tokens::table
+                .find(hash)
+                .filter(refresh_tokens::rotated_at.is_null()),
+        )
+        .set(refresh_tokens::rotated_at.eq(naive(now)))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Counts one more answer of a rotated refresh token inside the reuse grace: only if it was
@@ -252,21 +268,25 @@ pub fn take_grace_use(
     rotated_after: DateTime<Utc>,
     max: i32,
 ) -> QueryResult<bool> {
-    diesel::update(
-        refresh_tokens::table
-            .find(hash)
-            .filter(refresh_tokens::rotated_at.gt(naive(rotated_after)))
-            .filter(refresh_tokens::grace_uses.lt(max)),
-    )
-    .set(refresh_tokens::grace_uses.eq(refresh_tokens::grace_uses + 1))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            refresh_tokens::table
+                .find(hash)
+                .filter(refresh_tokens::rotated_at.gt(naive(rotated_after)))
+                .filter(refresh_tokens::grace_uses.lt(max)),
+        )
+        .set(refresh_tokens::grace_uses.eq(refresh_tokens::grace_uses + 1))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Stores a new refresh token.
 pub fn insert_refresh(conn: &mut DbConnection, token: &RefreshToken) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table)
-        .values(RefreshTokenRow::from_domain(token))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(refresh_tokens::table)
+            .values(RefreshTokenRow::from_domain(token))
+            .execute(conn)
+            .map(|_| ())
+    })
 }

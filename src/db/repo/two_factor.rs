@@ -4,11 +4,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::{
     mfa_challenges, passkeys, recovery_code_sets, recovery_codes, totp_credentials,
 };
+use crate::db::{DbConnection, RunTyped, on_backend};
 use crate::domain::{AccountId, ChallengeId, CodeSet, MfaChallenge, StoredCode, TotpCredential};
 
 /// A TOTP credential, as the table has it.
@@ -125,32 +125,36 @@ pub fn find_totp(
     conn: &mut DbConnection,
     account_id: &AccountId,
 ) -> QueryResult<Option<TotpCredential>> {
-    totp_credentials::table
-        .find(account_id.as_str())
-        .select(TotpRow::as_select())
-        .get_result(conn)
-        .optional()
-        .map(|row| row.map(TotpRow::into_domain))
+    on_backend!(conn, |conn| {
+        totp_credentials::table
+            .find(account_id.as_str())
+            .select(TotpRow::as_select())
+            .get_result(conn)
+            .optional()
+            .map(|row| row.map(TotpRow::into_domain))
+    })
 }
 
 /// Replaces a pending enrollment (never a confirmed one: the caller checks).
 pub fn put_pending_totp(conn: &mut DbConnection, totp: &TotpCredential) -> QueryResult<()> {
-    diesel::delete(
-        totp_credentials::table
-            .find(totp.account_id.as_str())
-            .filter(totp_credentials::confirmed_at.is_null()),
-    )
-    .execute(conn)?;
-    diesel::insert_into(totp_credentials::table)
-        .values(TotpRow {
-            account_id: totp.account_id.as_str().to_owned(),
-            secret_sealed: totp.secret_sealed.clone(),
-            created_at: naive(totp.created_at),
-            confirmed_at: totp.confirmed_at.map(naive),
-            last_used_step: totp.last_used_step,
-        })
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::delete(
+            totp_credentials::table
+                .find(totp.account_id.as_str())
+                .filter(totp_credentials::confirmed_at.is_null()),
+        )
+        .execute(conn)?;
+        diesel::insert_into(totp_credentials::table)
+            .values(TotpRow {
+                account_id: totp.account_id.as_str().to_owned(),
+                secret_sealed: totp.secret_sealed.clone(),
+                created_at: naive(totp.created_at),
+                confirmed_at: totp.confirmed_at.map(naive),
+                last_used_step: totp.last_used_step,
+            })
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Confirms a pending enrollment with the step of its first code; false if not pending.
@@ -160,17 +164,19 @@ pub fn confirm_totp(
     step: i64,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        totp_credentials::table
-            .find(account_id.as_str())
-            .filter(totp_credentials::confirmed_at.is_null()),
-    )
-    .set((
-        totp_credentials::confirmed_at.eq(naive(now)),
-        totp_credentials::last_used_step.eq(step),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            totp_credentials::table
+                .find(account_id.as_str())
+                .filter(totp_credentials::confirmed_at.is_null()),
+        )
+        .set((
+            totp_credentials::confirmed_at.eq(naive(now)),
+            totp_credentials::last_used_step.eq(step),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Accepts `step` if it is newer than the last accepted one; the row count decides a race.
@@ -179,30 +185,36 @@ pub fn use_totp_step(
     account_id: &AccountId,
     step: i64,
 ) -> QueryResult<bool> {
-    diesel::update(
-        totp_credentials::table
-            .find(account_id.as_str())
-            .filter(totp_credentials::confirmed_at.is_not_null())
-            .filter(
-                totp_credentials::last_used_step
-                    .is_null()
-                    .or(totp_credentials::last_used_step.lt(step)),
-            ),
-    )
-    .set(totp_credentials::last_used_step.eq(step))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            totp_credentials::table
+                .find(account_id.as_str())
+                .filter(totp_credentials::confirmed_at.is_not_null())
+                .filter(
+                    totp_credentials::last_used_step
+                        .is_null()
+                        .or(totp_credentials::last_used_step.lt(step)),
+                ),
+        )
+        .set(totp_credentials::last_used_step.eq(step))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Removes TOTP and every recovery code of the account.
 pub fn remove_all(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<()> {
-    let account_id = account_id.as_str();
-    diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(account_id)))
+    on_backend!(conn, |conn| {
+        let account_id = account_id.as_str();
+        diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(account_id)))
+            .execute(conn)?;
+        diesel::delete(
+            recovery_code_sets::table.filter(recovery_code_sets::account_id.eq(account_id)),
+        )
         .execute(conn)?;
-    diesel::delete(recovery_code_sets::table.filter(recovery_code_sets::account_id.eq(account_id)))
-        .execute(conn)?;
-    diesel::delete(totp_credentials::table.find(account_id)).execute(conn)?;
-    Ok(())
+        diesel::delete(totp_credentials::table.find(account_id)).execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Marks the account's current set superseded.
@@ -211,40 +223,46 @@ pub fn supersede_sets(
     account_id: &AccountId,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(
-        recovery_code_sets::table
-            .filter(recovery_code_sets::account_id.eq(account_id.as_str()))
-            .filter(recovery_code_sets::superseded_at.is_null()),
-    )
-    .set(recovery_code_sets::superseded_at.eq(naive(now)))
-    .execute(conn)
-    .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::update(
+            recovery_code_sets::table
+                .filter(recovery_code_sets::account_id.eq(account_id.as_str()))
+                .filter(recovery_code_sets::superseded_at.is_null()),
+        )
+        .set(recovery_code_sets::superseded_at.eq(naive(now)))
+        .execute(conn)
+        .map(|_| ())
+    })
 }
 
 /// Every lookup id the account has (current and superseded sets), to keep new ones unique.
 pub fn lookups(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<Vec<String>> {
-    recovery_codes::table
-        .filter(recovery_codes::account_id.eq(account_id.as_str()))
-        .select(recovery_codes::lookup)
-        .load(conn)
+    on_backend!(conn, |conn| {
+        recovery_codes::table
+            .filter(recovery_codes::account_id.eq(account_id.as_str()))
+            .select(recovery_codes::lookup)
+            .load(conn)
+    })
 }
 
 /// Stores a new set with its codes.
 pub fn insert_set(conn: &mut DbConnection, set: &CodeSet, codes: &[StoredCode]) -> QueryResult<()> {
-    diesel::insert_into(recovery_code_sets::table)
-        .values(CodeSetRow {
-            id: set.id.clone(),
-            account_id: set.account_id.as_str().to_owned(),
-            created_at: naive(set.created_at),
-            superseded_at: set.superseded_at.map(naive),
-        })
-        .execute(conn)?;
-    for code in codes {
-        diesel::insert_into(recovery_codes::table)
-            .values(CodeRow::from_domain(code))
+    on_backend!(conn, |conn| {
+        diesel::insert_into(recovery_code_sets::table)
+            .values(CodeSetRow {
+                id: set.id.clone(),
+                account_id: set.account_id.as_str().to_owned(),
+                created_at: naive(set.created_at),
+                superseded_at: set.superseded_at.map(naive),
+            })
             .execute(conn)?;
-    }
-    Ok(())
+        for code in codes {
+            diesel::insert_into(recovery_codes::table)
+                .values(CodeRow::from_domain(code))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 /// The code with `lookup` and its set, in any set of the account.
@@ -253,14 +271,14 @@ pub fn find_code(
     account_id: &AccountId,
     lookup: &str,
 ) -> QueryResult<Option<(StoredCode, CodeSet)>> {
-    recovery_codes::table
+    on_backend!(conn, |c| recovery_codes::table
         .inner_join(recovery_code_sets::table)
         .filter(recovery_codes::account_id.eq(account_id.as_str()))
         .filter(recovery_codes::lookup.eq(lookup))
         .select((CodeRow::as_select(), CodeSetRow::as_select()))
-        .get_result::<(CodeRow, CodeSetRow)>(conn)
-        .optional()
-        .map(|found| found.map(|(code, set)| (code.into_domain(), set.into_domain())))
+        .get_result::<(CodeRow, CodeSetRow)>(c))
+    .optional()
+    .map(|found| found.map(|(code, set)| (code.into_domain(), set.into_domain())))
 }
 
 /// Consumes an unused code; the row count decides a race.
@@ -271,18 +289,20 @@ pub fn consume_code(
     ip: Option<&str>,
     user_agent: Option<&str>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        recovery_codes::table
-            .find(code_id)
-            .filter(recovery_codes::used_at.is_null()),
-    )
-    .set((
-        recovery_codes::used_at.eq(naive(now)),
-        recovery_codes::used_ip.eq(ip),
-        recovery_codes::used_user_agent.eq(user_agent),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            recovery_codes::table
+                .find(code_id)
+                .filter(recovery_codes::used_at.is_null()),
+        )
+        .set((
+            recovery_codes::used_at.eq(naive(now)),
+            recovery_codes::used_ip.eq(ip),
+            recovery_codes::used_user_agent.eq(user_agent),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// The account's current set and its codes.
@@ -290,24 +310,26 @@ pub fn current_set(
     conn: &mut DbConnection,
     account_id: &AccountId,
 ) -> QueryResult<Option<(CodeSet, Vec<StoredCode>)>> {
-    let Some(set) = recovery_code_sets::table
-        .filter(recovery_code_sets::account_id.eq(account_id.as_str()))
-        .filter(recovery_code_sets::superseded_at.is_null())
-        .select(CodeSetRow::as_select())
-        .get_result(conn)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let codes = recovery_codes::table
-        .filter(recovery_codes::set_id.eq(&set.id))
-        .order(recovery_codes::used_at.asc())
-        .select(CodeRow::as_select())
-        .load(conn)?;
-    Ok(Some((
-        set.into_domain(),
-        codes.into_iter().map(CodeRow::into_domain).collect(),
-    )))
+    on_backend!(conn, |conn| {
+        let Some(set) = recovery_code_sets::table
+            .filter(recovery_code_sets::account_id.eq(account_id.as_str()))
+            .filter(recovery_code_sets::superseded_at.is_null())
+            .select(CodeSetRow::as_select())
+            .get_result(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let codes = recovery_codes::table
+            .filter(recovery_codes::set_id.eq(&set.id))
+            .order(recovery_codes::used_at.asc())
+            .select(CodeRow::as_select())
+            .load(conn)?;
+        Ok(Some((
+            set.into_domain(),
+            codes.into_iter().map(CodeRow::into_domain).collect(),
+        )))
+    })
 }
 
 /// How many second factors an account has and how its current recovery codes stand, counted
@@ -349,7 +371,7 @@ pub fn counts(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<Se
             .count()
             .single_value(),
     ))
-    .get_result::<(bool, Option<i64>, Option<i64>, Option<i64>)>(conn)?;
+    .get_result_typed::<(bool, Option<i64>, Option<i64>, Option<i64>)>(conn)?;
     Ok(SecondFactorCounts {
         totp_confirmed,
         passkeys: passkeys.unwrap_or(0),
@@ -360,16 +382,18 @@ pub fn counts(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<Se
 
 /// Stores an mfa challenge.
 pub fn insert_challenge(conn: &mut DbConnection, challenge: &MfaChallenge) -> QueryResult<()> {
-    diesel::insert_into(mfa_challenges::table)
-        .values(ChallengeRow {
-            id: challenge.id.as_str().to_owned(),
-            account_id: challenge.account_id.as_str().to_owned(),
-            created_at: naive(challenge.created_at),
-            expires_at: naive(challenge.expires_at),
-            used_at: challenge.used_at.map(naive),
-        })
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(mfa_challenges::table)
+            .values(ChallengeRow {
+                id: challenge.id.as_str().to_owned(),
+                account_id: challenge.account_id.as_str().to_owned(),
+                created_at: naive(challenge.created_at),
+                expires_at: naive(challenge.expires_at),
+                used_at: challenge.used_at.map(naive),
+            })
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// A challenge that is neither used nor expired.
@@ -378,14 +402,16 @@ pub fn find_live_challenge(
     id: &ChallengeId,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<MfaChallenge>> {
-    mfa_challenges::table
-        .find(id.as_str())
-        .filter(mfa_challenges::used_at.is_null())
-        .filter(mfa_challenges::expires_at.gt(naive(now)))
-        .select(ChallengeRow::as_select())
-        .get_result(conn)
-        .optional()
-        .map(|row| row.map(ChallengeRow::into_domain))
+    on_backend!(conn, |conn| {
+        mfa_challenges::table
+            .find(id.as_str())
+            .filter(mfa_challenges::used_at.is_null())
+            .filter(mfa_challenges::expires_at.gt(naive(now)))
+            .select(ChallengeRow::as_select())
+            .get_result(conn)
+            .optional()
+            .map(|row| row.map(ChallengeRow::into_domain))
+    })
 }
 
 /// Consumes a live challenge; the row count decides a race.
@@ -394,16 +420,18 @@ pub fn consume_challenge(
     id: &ChallengeId,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    let now = naive(now);
-    diesel::update(
-        mfa_challenges::table
-            .find(id.as_str())
-            .filter(mfa_challenges::used_at.is_null())
-            .filter(mfa_challenges::expires_at.gt(now)),
-    )
-    .set(mfa_challenges::used_at.eq(now))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        let now = naive(now);
+        diesel::update(
+            mfa_challenges::table
+                .find(id.as_str())
+                .filter(mfa_challenges::used_at.is_null())
+                .filter(mfa_challenges::expires_at.gt(now)),
+        )
+        .set(mfa_challenges::used_at.eq(now))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Ends every unfinished mfa challenge of an account (a half-finished login dies when the
@@ -413,17 +441,21 @@ pub fn void_challenges(
     account_id: &AccountId,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    diesel::update(
-        mfa_challenges::table
-            .filter(mfa_challenges::account_id.eq(account_id.as_str()))
-            .filter(mfa_challenges::used_at.is_null()),
-    )
-    .set(mfa_challenges::used_at.eq(naive(now)))
-    .execute(conn)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            mfa_challenges::table
+                .filter(mfa_challenges::account_id.eq(account_id.as_str()))
+                .filter(mfa_challenges::used_at.is_null()),
+        )
+        .set(mfa_challenges::used_at.eq(naive(now)))
+        .execute(conn)
+    })
 }
 
 /// Removes the account's TOTP only (its recovery codes stay: another factor keeps 2FA on).
 pub fn remove_totp(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<()> {
-    diesel::delete(totp_credentials::table.find(account_id.as_str())).execute(conn)?;
-    Ok(())
+    on_backend!(conn, |conn| {
+        diesel::delete(totp_credentials::table.find(account_id.as_str())).execute(conn)?;
+        Ok(())
+    })
 }

@@ -4,9 +4,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::recovery_request_messages;
+use crate::db::{DbConnection, on_backend};
 use crate::domain::{AccountId, MessageId, MessageKind, RecoveryMessage, RequestId};
 
 /// A message or internal note, as the table has it.
@@ -45,18 +45,20 @@ impl MessageRow {
 
 /// Stores a message or note.
 pub fn insert_message(conn: &mut DbConnection, message: &RecoveryMessage) -> QueryResult<()> {
-    let row = MessageRow {
-        id: message.id.as_str().to_owned(),
-        request_id: message.request_id.as_str().to_owned(),
-        kind: message.kind.as_str().to_owned(),
-        author_id: message.author_id.as_ref().map(|a| a.as_str().to_owned()),
-        body: message.body.clone(),
-        created_at: naive(message.created_at),
-    };
-    diesel::insert_into(recovery_request_messages::table)
-        .values(&row)
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        let row = MessageRow {
+            id: message.id.as_str().to_owned(),
+            request_id: message.request_id.as_str().to_owned(),
+            kind: message.kind.as_str().to_owned(),
+            author_id: message.author_id.as_ref().map(|a| a.as_str().to_owned()),
+            body: message.body.clone(),
+            created_at: naive(message.created_at),
+        };
+        diesel::insert_into(recovery_request_messages::table)
+            .values(&row)
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// The request's messages, oldest first; notes only when `with_notes`.
@@ -65,19 +67,21 @@ pub fn messages(
     request_id: &RequestId,
     with_notes: bool,
 ) -> QueryResult<Vec<RecoveryMessage>> {
-    let mut q = recovery_request_messages::table
-        .filter(recovery_request_messages::request_id.eq(request_id.as_str()))
-        .into_boxed();
-    if !with_notes {
-        q = q.filter(recovery_request_messages::kind.ne(MessageKind::Note.as_str()));
-    }
-    q.order((
-        recovery_request_messages::created_at.asc(),
-        recovery_request_messages::id.asc(),
-    ))
-    .select(MessageRow::as_select())
-    .load(conn)?
-    .into_iter()
-    .map(MessageRow::into_domain)
-    .collect()
+    on_backend!(conn, |conn| {
+        let mut q = recovery_request_messages::table
+            .filter(recovery_request_messages::request_id.eq(request_id.as_str()))
+            .into_boxed();
+        if !with_notes {
+            q = q.filter(recovery_request_messages::kind.ne(MessageKind::Note.as_str()));
+        }
+        q.order((
+            recovery_request_messages::created_at.asc(),
+            recovery_request_messages::id.asc(),
+        ))
+        .select(MessageRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(MessageRow::into_domain)
+        .collect()
+    })
 }

@@ -12,9 +12,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{Page, naive, utc};
 use crate::db::schema::recovery_requests;
+use crate::db::{DbConnection, on_backend};
 use crate::domain::{
     AccountId, DeliverTo, DeviceId, Ownership, RecoveryRequest, RecoveryStatus, RequestId,
 };
@@ -298,19 +298,23 @@ impl RequestChanges {
 
 /// Stores a new request.
 pub fn insert(conn: &mut DbConnection, request: &RecoveryRequest) -> QueryResult<()> {
-    diesel::insert_into(recovery_requests::table)
-        .values(&RequestRow::from_domain(request))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |conn| {
+        diesel::insert_into(recovery_requests::table)
+            .values(&RequestRow::from_domain(request))
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// A request by id.
 pub fn find(conn: &mut DbConnection, id: &RequestId) -> QueryResult<Option<RecoveryRequest>> {
-    one(recovery_requests::table
-        .find(id.as_str())
-        .select(RequestRow::as_select())
-        .get_result(conn)
-        .optional()?)
+    on_backend!(conn, |conn| {
+        one(recovery_requests::table
+            .find(id.as_str())
+            .select(RequestRow::as_select())
+            .get_result(conn)
+            .optional()?)
+    })
 }
 
 /// A request by id and tracking token hash.
@@ -319,12 +323,14 @@ pub fn find_tracked(
     id: &RequestId,
     tracking_hash: &str,
 ) -> QueryResult<Option<RecoveryRequest>> {
-    one(recovery_requests::table
-        .find(id.as_str())
-        .filter(recovery_requests::tracking_token_hash.eq(tracking_hash))
-        .select(RequestRow::as_select())
-        .get_result(conn)
-        .optional()?)
+    on_backend!(conn, |conn| {
+        one(recovery_requests::table
+            .find(id.as_str())
+            .filter(recovery_requests::tracking_token_hash.eq(tracking_hash))
+            .select(RequestRow::as_select())
+            .get_result(conn)
+            .optional()?)
+    })
 }
 
 /// A request by its ownership token hash.
@@ -332,11 +338,13 @@ pub fn find_by_ownership_token(
     conn: &mut DbConnection,
     hash: &str,
 ) -> QueryResult<Option<RecoveryRequest>> {
-    one(recovery_requests::table
-        .filter(recovery_requests::ownership_token_hash.eq(hash))
-        .select(RequestRow::as_select())
-        .get_result(conn)
-        .optional()?)
+    on_backend!(conn, |conn| {
+        one(recovery_requests::table
+            .filter(recovery_requests::ownership_token_hash.eq(hash))
+            .select(RequestRow::as_select())
+            .get_result(conn)
+            .optional()?)
+    })
 }
 
 /// A request by its completion token hash.
@@ -344,11 +352,13 @@ pub fn find_by_completion_token(
     conn: &mut DbConnection,
     hash: &str,
 ) -> QueryResult<Option<RecoveryRequest>> {
-    one(recovery_requests::table
-        .filter(recovery_requests::completion_token_hash.eq(hash))
-        .select(RequestRow::as_select())
-        .get_result(conn)
-        .optional()?)
+    on_backend!(conn, |conn| {
+        one(recovery_requests::table
+            .filter(recovery_requests::completion_token_hash.eq(hash))
+            .select(RequestRow::as_select())
+            .get_result(conn)
+            .optional()?)
+    })
 }
 
 /// The stored strings of the statuses that are still open.
@@ -386,12 +396,14 @@ pub fn first_open_for_account(
 
 /// Open requests filed with this contact address.
 pub fn open_for_contact(conn: &mut DbConnection, email: &str) -> QueryResult<Vec<RecoveryRequest>> {
-    all(recovery_requests::table
-        .filter(recovery_requests::contact_email.eq(email))
-        .filter(recovery_requests::status.eq_any(open_statuses()))
-        .order(recovery_requests::submitted_at.asc())
-        .select(RequestRow::as_select())
-        .load(conn)?)
+    on_backend!(conn, |conn| {
+        all(recovery_requests::table
+            .filter(recovery_requests::contact_email.eq(email))
+            .filter(recovery_requests::status.eq_any(open_statuses()))
+            .order(recovery_requests::submitted_at.asc())
+            .select(RequestRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// The account's requests, oldest first.
@@ -399,11 +411,13 @@ pub fn for_account(
     conn: &mut DbConnection,
     account_id: &AccountId,
 ) -> QueryResult<Vec<RecoveryRequest>> {
-    all(recovery_requests::table
-        .filter(recovery_requests::account_id.eq(account_id.as_str()))
-        .order(recovery_requests::submitted_at.asc())
-        .select(RequestRow::as_select())
-        .load(conn)?)
+    on_backend!(conn, |conn| {
+        all(recovery_requests::table
+            .filter(recovery_requests::account_id.eq(account_id.as_str()))
+            .order(recovery_requests::submitted_at.asc())
+            .select(RequestRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// Applies `changes` if the request is still in `expected_status`; the row count decides.
@@ -414,15 +428,17 @@ pub fn update(
     now: DateTime<Utc>,
     changes: RequestChanges,
 ) -> QueryResult<bool> {
-    let row = changes.into_row(now);
-    diesel::update(
-        recovery_requests::table
-            .find(id.as_str())
-            .filter(recovery_requests::status.eq(expected_status.as_str())),
-    )
-    .set(&row)
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        let row = changes.into_row(now);
+        diesel::update(
+            recovery_requests::table
+                .find(id.as_str())
+                .filter(recovery_requests::status.eq(expected_status.as_str())),
+        )
+        .set(&row)
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Applies `changes` only if the request is approved and its completion link, the one whose
@@ -435,28 +451,32 @@ pub fn update_with_live_link(
     now: DateTime<Utc>,
     changes: RequestChanges,
 ) -> QueryResult<bool> {
-    diesel::update(
-        recovery_requests::table
-            .find(id.as_str())
-            .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
-            .filter(recovery_requests::completion_token_hash.eq(token_hash))
-            .filter(recovery_requests::link_sent_at.is_not_null())
-            .filter(recovery_requests::link_expires_at.gt(naive(now)))
-            .filter(recovery_requests::ownership.ne(Ownership::Disputed.as_str())),
-    )
-    .set(&changes.into_row(now))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            recovery_requests::table
+                .find(id.as_str())
+                .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
+                .filter(recovery_requests::completion_token_hash.eq(token_hash))
+                .filter(recovery_requests::link_sent_at.is_not_null())
+                .filter(recovery_requests::link_expires_at.gt(naive(now)))
+                .filter(recovery_requests::ownership.ne(Ownership::Disputed.as_str())),
+        )
+        .set(&changes.into_row(now))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Approved requests whose held completion link is due now.
 pub fn links_due(conn: &mut DbConnection, now: DateTime<Utc>) -> QueryResult<Vec<RecoveryRequest>> {
-    all(recovery_requests::table
-        .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
-        .filter(recovery_requests::link_sent_at.is_null())
-        .filter(recovery_requests::link_due_at.le(naive(now)))
-        .select(RequestRow::as_select())
-        .load(conn)?)
+    on_backend!(conn, |conn| {
+        all(recovery_requests::table
+            .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
+            .filter(recovery_requests::link_sent_at.is_null())
+            .filter(recovery_requests::link_due_at.le(naive(now)))
+            .select(RequestRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// Approved requests whose completion link ran out.
@@ -464,11 +484,13 @@ pub fn links_expired(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<RecoveryRequest>> {
-    all(recovery_requests::table
-        .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
-        .filter(recovery_requests::link_expires_at.le(naive(now)))
-        .select(RequestRow::as_select())
-        .load(conn)?)
+    on_backend!(conn, |conn| {
+        all(recovery_requests::table
+            .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
+            .filter(recovery_requests::link_expires_at.le(naive(now)))
+            .select(RequestRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// Requests the auto-approval policy may approve: ownership proven, no duplicate, waiting
@@ -477,20 +499,22 @@ pub fn auto_approvable(
     conn: &mut DbConnection,
     submitted_before: DateTime<Utc>,
 ) -> QueryResult<Vec<RecoveryRequest>> {
-    all(recovery_requests::table
-        .filter(recovery_requests::status.eq_any([
-            RecoveryStatus::Submitted.as_str(),
-            RecoveryStatus::InReview.as_str(),
-        ]))
-        .filter(recovery_requests::ownership.eq(Ownership::Proven.as_str()))
-        .filter(recovery_requests::duplicate_of.is_null())
-        .filter(recovery_requests::account_id.is_not_null())
-        // Mailbox access alone is not enough: the request must also come from a device the
-        // account knows.
-        .filter(recovery_requests::submitted_device_id.is_not_null())
-        .filter(recovery_requests::submitted_at.le(naive(submitted_before)))
-        .select(RequestRow::as_select())
-        .load(conn)?)
+    on_backend!(conn, |conn| {
+        all(recovery_requests::table
+            .filter(recovery_requests::status.eq_any([
+                RecoveryStatus::Submitted.as_str(),
+                RecoveryStatus::InReview.as_str(),
+            ]))
+            .filter(recovery_requests::ownership.eq(Ownership::Proven.as_str()))
+            .filter(recovery_requests::duplicate_of.is_null())
+            .filter(recovery_requests::account_id.is_not_null())
+            // Mailbox access alone is not enough: the request must also come from a device the
+            // account knows.
+            .filter(recovery_requests::submitted_device_id.is_not_null())
+            .filter(recovery_requests::submitted_at.le(naive(submitted_before)))
+            .select(RequestRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// One page of the queue (only `status`, only `username` when given), oldest first, and the
@@ -501,28 +525,30 @@ pub fn list(
     username: Option<&str>,
     page: Page,
 ) -> QueryResult<(Vec<RecoveryRequest>, i64)> {
-    let build = || {
-        let mut q = recovery_requests::table.into_boxed();
-        if let Some(s) = status {
-            q = q.filter(recovery_requests::status.eq(s.as_str()));
-        }
-        if let Some(u) = username {
-            // Both sides through the backend's own lower(): an exact match always matches.
-            q = q.filter(lower(recovery_requests::username).eq(lower(u.to_owned())));
-        }
-        q
-    };
-    let total = build().count().get_result(conn)?;
-    let rows = build()
-        .order((
-            recovery_requests::submitted_at.asc(),
-            recovery_requests::id.asc(),
-        ))
-        .limit(page.per_page)
-        .offset(page.offset())
-        .select(RequestRow::as_select())
-        .load(conn)?;
-    Ok((all(rows)?, total))
+    on_backend!(conn, |conn| {
+        let build = || {
+            let mut q = recovery_requests::table.into_boxed();
+            if let Some(s) = status {
+                q = q.filter(recovery_requests::status.eq(s.as_str()));
+            }
+            if let Some(u) = username {
+                // Both sides through the backend's own lower(): an exact match always matches.
+                q = q.filter(lower(recovery_requests::username).eq(lower(u.to_owned())));
+            }
+            q
+        };
+        let total = build().count().get_result(conn)?;
+        let rows = build()
+            .order((
+                recovery_requests::submitted_at.asc(),
+                recovery_requests::id.asc(),
+            ))
+            .limit(page.per_page)
+            .offset(page.offset())
+            .select(RequestRow::as_select())
+            .load(conn)?;
+        Ok((all(rows)?, total))
+    })
 }
 
 /// The number of waiting requests (`submitted` or `in_review`) filed before the request filed
@@ -533,21 +559,23 @@ pub fn waiting_ahead_of(
     id: &RequestId,
     submitted_at: DateTime<Utc>,
 ) -> QueryResult<i64> {
-    let at = naive(submitted_at);
-    recovery_requests::table
-        .filter(recovery_requests::status.eq_any([
-            RecoveryStatus::Submitted.as_str(),
-            RecoveryStatus::InReview.as_str(),
-        ]))
-        .filter(
-            recovery_requests::submitted_at
-                .lt(at)
-                .or(recovery_requests::submitted_at
-                    .eq(at)
-                    .and(recovery_requests::id.lt(id.as_str()))),
-        )
-        .count()
-        .get_result(conn)
+    on_backend!(conn, |conn| {
+        let at = naive(submitted_at);
+        recovery_requests::table
+            .filter(recovery_requests::status.eq_any([
+                RecoveryStatus::Submitted.as_str(),
+                RecoveryStatus::InReview.as_str(),
+            ]))
+            .filter(
+                recovery_requests::submitted_at
+                    .lt(at)
+                    .or(recovery_requests::submitted_at
+                        .eq(at)
+                        .and(recovery_requests::id.lt(id.as_str()))),
+            )
+            .count()
+            .get_result(conn)
+    })
 }
 
 /// How long each request decided since `since` waited for its decision (decision time minus
@@ -556,19 +584,21 @@ pub fn decision_times_since(
     conn: &mut DbConnection,
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<chrono::Duration>> {
-    let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>)> = recovery_requests::table
-        .filter(recovery_requests::decided_at.ge(naive(since)))
-        .select((
-            recovery_requests::submitted_at,
-            recovery_requests::decided_at,
-        ))
-        .load(conn)?;
-    let mut times: Vec<chrono::Duration> = rows
-        .into_iter()
-        .filter_map(|(submitted, decided)| decided.map(|d| d - submitted))
-        .collect();
-    times.sort();
-    Ok(times)
+    on_backend!(conn, |conn| {
+        let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>)> = recovery_requests::table
+            .filter(recovery_requests::decided_at.ge(naive(since)))
+            .select((
+                recovery_requests::submitted_at,
+                recovery_requests::decided_at,
+            ))
+            .load(conn)?;
+        let mut times: Vec<chrono::Duration> = rows
+            .into_iter()
+            .filter_map(|(submitted, decided)| decided.map(|d| d - submitted))
+            .collect();
+        times.sort();
+        Ok(times)
+    })
 }
 
 /// Claims the sending of an approved request's completion link: stores the token hash and the
@@ -580,20 +610,22 @@ pub fn claim_link(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        recovery_requests::table
-            .find(id.as_str())
-            .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
-            .filter(recovery_requests::link_sent_at.is_null()),
-    )
-    .set((
-        recovery_requests::completion_token_hash.eq(token_hash),
-        recovery_requests::link_sent_at.eq(naive(now)),
-        recovery_requests::link_expires_at.eq(naive(expires_at)),
-        recovery_requests::updated_at.eq(naive(now)),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            recovery_requests::table
+                .find(id.as_str())
+                .filter(recovery_requests::status.eq(RecoveryStatus::Approved.as_str()))
+                .filter(recovery_requests::link_sent_at.is_null()),
+        )
+        .set((
+            recovery_requests::completion_token_hash.eq(token_hash),
+            recovery_requests::link_sent_at.eq(naive(now)),
+            recovery_requests::link_expires_at.eq(naive(expires_at)),
+            recovery_requests::updated_at.eq(naive(now)),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Records the first of two approvals by `support` if none is recorded yet and the request is
@@ -605,19 +637,21 @@ pub fn record_first_approval(
     support: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        recovery_requests::table
-            .find(id.as_str())
-            .filter(recovery_requests::status.eq(expected_status.as_str()))
-            .filter(recovery_requests::first_approval_by.is_null()),
-    )
-    .set((
-        recovery_requests::first_approval_by.eq(support),
-        recovery_requests::first_approval_at.eq(naive(now)),
-        recovery_requests::updated_at.eq(naive(now)),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
+    on_backend!(conn, |conn| {
+        diesel::update(
+            recovery_requests::table
+                .find(id.as_str())
+                .filter(recovery_requests::status.eq(expected_status.as_str()))
+                .filter(recovery_requests::first_approval_by.is_null()),
+        )
+        .set((
+            recovery_requests::first_approval_by.eq(support),
+            recovery_requests::first_approval_at.eq(naive(now)),
+            recovery_requests::updated_at.eq(naive(now)),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    })
 }
 
 /// Locks the request's row until the transaction ends, so that a read followed by a status
