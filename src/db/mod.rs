@@ -4,11 +4,11 @@
 //! picks the backend from the URL and keeps the real connection error. Every query runs off the
 //! async workers through [`Db::run`]; every write transaction through [`Db::write`] (which
 //! queues SQLite's writes to one writer thread) and [`write_transaction`], which begins
-//! `IMMEDIATE` on SQLite. Hot queries run on the inner connection, typed for its backend
-//! ([`RunTyped`], `on_backend!`). SQL lives here and nowhere else.
+//! `IMMEDIATE` on SQLite. SQL lives here and nowhere else.
 
 pub mod repo;
 pub mod schema;
+mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -237,10 +237,9 @@ pub struct Db {
     /// the busy handler with a growing back-off (1, 2, 5 … 100 ms) and may lose the lock again
     /// to a newer writer, so a burst of writes left most of the CPU idle and some writers
     /// waiting seconds. Writes are queued here instead, first come first served, to one
-    /// thread that runs them back to back: each finds the lock free, and none waits for a
-    /// thread to wake between two transactions. PostgreSQL has none: its row locks let
-    /// writers to different rows go together.
-    lane: Option<std::sync::mpsc::Sender<WriteJob>>,
+    /// thread that runs what is waiting in one transaction ([`writer`]). PostgreSQL has none:
+    /// its row locks let writers to different rows go together.
+    lane: Option<writer::Lane>,
     /// How long a caller waits for a connection, or for its turn on the writer thread, before the
     /// database counts as unavailable (`DATABASE_TIMEOUT`).
     timeout: Duration,
@@ -273,8 +272,8 @@ impl Db {
             .build_unchecked(DbManager {
                 url: config.database_url.clone(),
             });
-        let lane = match config.database_url {
-            DatabaseUrl::Sqlite(_) => Some(spawn_writer()?),
+        let lane = match &config.database_url {
+            DatabaseUrl::Sqlite(path) => Some(writer::spawn(pool.clone(), path.clone())?),
             DatabaseUrl::Postgres(_) => None,
         };
         Ok(Self {
@@ -331,60 +330,61 @@ impl Db {
         }
     }
 
-    /// Runs `f` in one write transaction ([`write_transaction`]) off the async workers: on
-    /// SQLite queued to the writer thread, on PostgreSQL on the blocking pool. A queued write
-    /// runs even if the caller stopped waiting for the answer meanwhile.
+    /// Runs `f` in one write transaction off the async workers: its changes are committed
+    /// when it returns `Ok` and rolled back when it returns `Err`. On SQLite it is queued to
+    /// the writer thread, which may run it in one transaction with other waiting writes, in a
+    /// savepoint of its own ([`writer`]); on PostgreSQL it runs in [`write_transaction`] on the
+    /// blocking pool. A queued write runs even if the caller stopped waiting meanwhile.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
-        self.write_with(move |conn| write_transaction(conn, f))
-            .await
+        if self.lane.is_some() {
+            return self.queue(f).await;
+        }
+        self.run(move |conn| write_transaction(conn, f)).await
     }
 
     /// Runs `f`, one statement that decides by itself (a conditional UPDATE, say), off the
-    /// async workers without a transaction around it: on SQLite queued to the writer thread
-    /// like [`Db::write`]; on PostgreSQL as it is, saving the `BEGIN` and `COMMIT` round trips.
+    /// async workers: on SQLite queued to the writer thread like [`Db::write`]; on PostgreSQL
+    /// without a transaction around it, saving the `BEGIN` and `COMMIT` round trips.
     pub async fn write_one<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.write_with(f).await
+        if self.lane.is_some() {
+            return self.queue(f).await;
+        }
+        self.run(f).await
     }
 
-    /// Queues `f` to SQLite's writer thread and waits for its answer. A write that waited
-    /// longer than `DATABASE_TIMEOUT` in the queue is not run: the database counts as
-    /// unavailable (503), as after a wait for a connection. On PostgreSQL: [`Db::run`].
-    async fn write_with<T, E, F>(&self, f: F) -> Result<T, E>
+    /// Queues `f` to SQLite's writer thread and waits for its answer, given once the write's
+    /// transaction has committed or rolled back. A write that waited longer than
+    /// `DATABASE_TIMEOUT` in the queue is not run: the database counts as unavailable (503),
+    /// as after a wait for a connection.
+    async fn queue<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let Some(lane) = &self.lane else {
-            return self.run(f).await;
-        };
         let gone = || {
             E::from(DbError::Unavailable(
                 "the SQLite writer is not running".into(),
             ))
         };
+        let Some(lane) = &self.lane else {
+            return Err(gone());
+        };
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let db = self.clone();
-        let deadline = std::time::Instant::now() + self.timeout;
-        let job: WriteJob = Box::new(move || {
-            let result = if std::time::Instant::now() > deadline {
-                Ok(Err(E::from(DbError::Unavailable(
-                    "timed out waiting for the SQLite writer".into(),
-                ))))
-            } else {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.run_blocking(f)))
-            };
-            let _ = answer.send(result);
+        let job = Box::new(writer::Queued {
+            f,
+            answer,
+            deadline: std::time::Instant::now() + self.timeout,
         });
         lane.send(job).map_err(|_| gone())?;
         match answered.await {
@@ -526,23 +526,6 @@ impl r2d2::HandleError<r2d2::Error> for LogPoolErrors {
     fn handle_error(&self, error: r2d2::Error) {
         tracing::warn!(error = %error, "database connection failed");
     }
-}
-
-/// A write queued to SQLite's writer thread.
-type WriteJob = Box<dyn FnOnce() + Send>;
-
-/// Starts the thread that runs SQLite's writes one after the other; it ends when every
-/// sender (every clone of the [`Db`]) is gone.
-fn spawn_writer() -> std::io::Result<std::sync::mpsc::Sender<WriteJob>> {
-    let (queue, jobs) = std::sync::mpsc::channel::<WriteJob>();
-    std::thread::Builder::new()
-        .name("sqlite-writer".into())
-        .spawn(move || {
-            for job in jobs {
-                job();
-            }
-        })?;
-    Ok(queue)
 }
 
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so concurrent writers wait

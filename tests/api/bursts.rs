@@ -247,3 +247,34 @@ async fn a_client_behind_a_trusted_proxy_cannot_choose_its_address_with_a_header
         .expect("request");
     assert_eq!(res.status(), 202);
 }
+
+/// SQLite's writer runs the writes waiting at once in one transaction, each in a savepoint of
+/// its own: the refused ones (429, rolled back) must leave nothing and take nothing of the
+/// others with them, and every answered one must be stored. (PostgreSQL runs each in its own
+/// transaction; the same must hold.)
+#[tokio::test]
+async fn a_burst_of_resets_past_the_address_limit_stores_exactly_the_answered_ones() {
+    let app = spawn_app_with(|env| {
+        env.insert("RATE_LIMIT_PASSWORD_RESET_PER_IP".into(), "12/1h".into());
+    })
+    .await;
+    let bodies = (0..80)
+        .map(|i| json!({"login": format!("nobody-{i}")}))
+        .collect();
+    let statuses = burst(&app, "/api/v1/password-resets", bodies).await;
+    assert_eq!(count(&statuses, 202), 12, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 68, "{statuses:?}");
+    let events = app.db_texts(
+        "SELECT event_type AS value FROM audit_events WHERE event_type = 'password.reset_requested'",
+    );
+    assert_eq!(
+        events.len(),
+        12,
+        "one event per answered request: {events:?}"
+    );
+    // The bucket holds the twelve: the next request from the address is refused too.
+    let res = app
+        .post("/api/v1/password-resets", json!({"login": "nobody-else"}))
+        .await;
+    problem(res, 429, "rate_limited").await;
+}

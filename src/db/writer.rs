@@ -1,0 +1,275 @@
+//! SQLite's writer thread: every write of the app, queued and run back to back, several in one
+//! transaction (group commit).
+//!
+//! SQLite admits one writer at a time. Writers that each open their own transaction find the
+//! lock taken and sleep in the busy handler; queued to one thread they run back to back
+//! instead. Each commit still costs the writer the same again: `BEGIN IMMEDIATE`, the lock,
+//! writing the changed pages to the log and `COMMIT`, and under a burst most writes change
+//! the same few pages (a rate-limit bucket, the outbox's and the audit log's last pages). So
+//! the thread takes every write that is waiting (up to [`GROUP_MAX`]) and runs them in one
+//! transaction, each in a savepoint of its own: a write that fails is rolled back to its
+//! savepoint and leaves the others alone, exactly as if it had run alone. Nobody is answered
+//! before the group's `COMMIT`: a write is reported done only once it is durable as the
+//! database's settings make it. If the group cannot commit, every write in it gets the error
+//! (a 503: the database could not take writes), none is half done.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{Pool, PooledConnection};
+
+use super::{DbConnection, DbError, DbManager};
+
+/// The most writes one transaction takes. A group holds its callers until its `COMMIT`, so it
+/// stays small enough that the first of them hardly waits for the last.
+const GROUP_MAX: usize = 64;
+
+/// A write waiting for the writer thread.
+pub(super) trait QueuedWrite: Send {
+    /// Runs the write inside the group's transaction. Never panics: a panic of the write is
+    /// caught and becomes its answer.
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> Ran;
+    /// Answers `error` without running the write.
+    fn refuse(self: Box<Self>, error: DbError);
+}
+
+/// A write that ran: whether it succeeded (its changes stay in the group) and how to answer
+/// it once the group's fate is known.
+pub(super) struct Ran {
+    ok: bool,
+    /// Called with `None` when the group committed (or the write had failed anyway), with
+    /// the group's error when it did not commit.
+    answer: Box<dyn FnOnce(Option<DbError>) + Send>,
+}
+
+/// What a caller gets back: its result, or the panic of its closure.
+pub(super) type Answer<T, E> = std::thread::Result<Result<T, E>>;
+
+/// One caller's write: the closure, where to send its answer, and until when it may start.
+pub(super) struct Queued<F, T, E> {
+    pub(super) f: F,
+    pub(super) answer: tokio::sync::oneshot::Sender<Answer<T, E>>,
+    pub(super) deadline: Instant,
+}
+
+impl<F, T, E> QueuedWrite for Queued<F, T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> Ran {
+        let Queued {
+            f,
+            answer,
+            deadline,
+        } = *self;
+        let result: Answer<T, E> = if Instant::now() > deadline {
+            Ok(Err(E::from(DbError::Unavailable(
+                "timed out waiting for the SQLite writer".into(),
+            ))))
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+        };
+        let ok = matches!(result, Ok(Ok(_)));
+        Ran {
+            ok,
+            answer: Box::new(move |group_failed: Option<DbError>| {
+                let result = match (result, group_failed) {
+                    (Ok(Ok(_)), Some(e)) => Ok(Err(E::from(e))),
+                    (result, _) => result,
+                };
+                // The caller may have stopped waiting; its write has run or not, as said.
+                let _ = answer.send(result);
+            }),
+        }
+    }
+
+    fn refuse(self: Box<Self>, error: DbError) {
+        let _ = self.answer.send(Ok(Err(E::from(error))));
+    }
+}
+
+/// The queue's sending end, one per [`super::Db`] clone.
+pub(super) type Lane = mpsc::Sender<Box<dyn QueuedWrite>>;
+
+/// Starts the writer thread; it ends when every [`Lane`] is gone.
+pub(super) fn spawn(pool: Pool<DbManager>, path: PathBuf) -> std::io::Result<Lane> {
+    let (lane, queue) = mpsc::channel::<Box<dyn QueuedWrite>>();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || {
+            while let Ok(first) = queue.recv() {
+                let mut group = Vec::with_capacity(GROUP_MAX);
+                group.push(first);
+                while group.len() < GROUP_MAX {
+                    match queue.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                run_group(&pool, &path, group);
+            }
+        })?;
+    Ok(lane)
+}
+
+/// Runs `group` in one transaction and answers every write in it.
+fn run_group(pool: &Pool<DbManager>, path: &std::path::Path, group: Vec<Box<dyn QueuedWrite>>) {
+    let mut slot = match connection(pool, path) {
+        Ok(slot) => slot,
+        Err(e) => return refuse_all(group, &e),
+    };
+    let conn = &mut slot.conn;
+    if let Err(e) = begin(conn) {
+        let e = DbError::from(e);
+        slot.broken = !usable(&mut slot.conn);
+        return refuse_all(group, &e);
+    }
+    // A group of one needs no savepoint: its transaction is its own.
+    let alone = group.len() == 1;
+    let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
+    let mut failed: Option<DbError> = None;
+    let mut waiting = group.into_iter();
+    for write in waiting.by_ref() {
+        if !alone && let Err(e) = step(conn, Step::Savepoint) {
+            failed = Some(DbError::from(e));
+            write.refuse(again(failed.as_ref()));
+            break;
+        }
+        let outcome = write.run(conn);
+        // Whatever the write left open (a panic inside a nested transaction), close it first.
+        let depth = if alone { 1 } else { 2 };
+        let settled = settle(conn, depth).and_then(|()| match (alone, outcome.ok) {
+            (true, _) => Ok(()),
+            (false, true) => step(conn, Step::Release),
+            (false, false) => step(conn, Step::RollbackTo),
+        });
+        ran.push(outcome);
+        if let Err(e) = settled {
+            failed = Some(DbError::from(e));
+            break;
+        }
+    }
+    for write in waiting {
+        write.refuse(again(failed.as_ref()));
+    }
+    if failed.is_none() {
+        let end = if alone && !ran.first().is_some_and(|r| r.ok) {
+            step(conn, Step::Rollback)
+        } else {
+            step(conn, Step::Commit)
+        };
+        if let Err(e) = end {
+            failed = Some(DbError::from(e));
+        }
+    }
+    if failed.is_some() {
+        // Nothing of the group may stay: roll back what is still open.
+        if settle(conn, 0).is_err() || !usable(conn) {
+            slot.broken = true;
+        }
+    }
+    for write in ran {
+        (write.answer)(failed.as_ref().map(|e| again(Some(e))));
+    }
+}
+
+/// A connection for one group; the file must still be there (`mode=rw` would not create it,
+/// but an open connection would go on writing to the deleted file).
+fn connection(
+    pool: &Pool<DbManager>,
+    path: &std::path::Path,
+) -> Result<PooledConnection<DbManager>, DbError> {
+    if !path.exists() {
+        return Err(DbError::Unavailable(
+            "the SQLite database file is gone".into(),
+        ));
+    }
+    pool.get().map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+fn refuse_all(group: Vec<Box<dyn QueuedWrite>>, error: &DbError) {
+    for write in group {
+        write.refuse(again(Some(error)));
+    }
+}
+
+/// The group's failure, told to one of its writes: the database could not take the writes
+/// now (a 503), whatever the underlying error was.
+fn again(error: Option<&DbError>) -> DbError {
+    DbError::Unavailable(match error {
+        Some(e) => format!("the write could not be committed: {e}"),
+        None => "the write could not be committed".into(),
+    })
+}
+
+/// Whether the connection still answers.
+fn usable(conn: &mut DbConnection) -> bool {
+    !diesel::r2d2::R2D2Connection::is_broken(conn) && conn.batch_execute("SELECT 1").is_ok()
+}
+
+fn begin(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Savepoint,
+    Release,
+    RollbackTo,
+    Commit,
+    Rollback,
+}
+
+/// One transaction step through diesel's transaction manager, so that its idea of the depth
+/// stays the database's.
+fn step(conn: &mut DbConnection, step: Step) -> diesel::QueryResult<()> {
+    fn on<C>(c: &mut C, step: Step) -> diesel::QueryResult<()>
+    where
+        C: diesel::Connection<TransactionManager = AnsiTransactionManager>,
+    {
+        match step {
+            Step::Savepoint => AnsiTransactionManager::begin_transaction(c),
+            Step::Release | Step::Commit => AnsiTransactionManager::commit_transaction(c),
+            Step::RollbackTo | Step::Rollback => AnsiTransactionManager::rollback_transaction(c),
+        }
+    }
+    match conn {
+        DbConnection::Sqlite(c) => on(c, step),
+        DbConnection::Pg(c) => on(c, step),
+    }
+}
+
+/// Rolls back until the transaction depth is `depth` (0: no transaction open).
+fn settle(conn: &mut DbConnection, depth: u32) -> diesel::QueryResult<()> {
+    fn current<C>(c: &mut C) -> diesel::QueryResult<u32>
+    where
+        C: diesel::Connection<TransactionManager = AnsiTransactionManager>,
+    {
+        Ok(AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .map_or(0, std::num::NonZeroU32::get))
+    }
+    loop {
+        let now = match conn {
+            DbConnection::Sqlite(c) => current(c)?,
+            DbConnection::Pg(c) => current(c)?,
+        };
+        if now <= depth {
+            return if now == depth {
+                Ok(())
+            } else {
+                Err(diesel::result::Error::NotInTransaction)
+            };
+        }
+        step(conn, Step::Rollback)?;
+    }
+}
