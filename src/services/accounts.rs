@@ -62,7 +62,12 @@ impl AccountView {
 /// The view of a stored account.
 pub fn view(conn: &mut DbConnection, row: Account) -> Result<AccountView, Failure> {
     let second = two_factor::summary(conn, &row.id)?;
-    Ok(AccountView {
+    Ok(view_of(row, second))
+}
+
+/// The view of a stored account with its second factors.
+fn view_of(row: Account, second: two_factor::TwoFactorSummary) -> AccountView {
+    AccountView {
         id: row.id,
         username: row.username,
         email: row.email,
@@ -75,16 +80,16 @@ pub fn view(conn: &mut DbConnection, row: Account) -> Result<AccountView, Failur
         recovery_codes_should_regenerate: second.should_regenerate,
         password_changed_at: row.password_changed_at,
         created_at: row.created_at,
-    })
+    }
 }
 
 /// The caller's account.
 pub async fn get(ctx: &Ctx, who: &Principal) -> Result<AccountView, Failure> {
     let id = who.account_id.clone();
     unit_of_work::read(ctx, move |conn| {
-        let row = repo::accounts::find(conn, &id)?
+        let (row, counts) = repo::accounts::find_with_counts(conn, &id)?
             .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
-        view(conn, row)
+        Ok(view_of(row, two_factor::summary_of(counts)))
     })
     .await
 }

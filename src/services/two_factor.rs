@@ -99,16 +99,20 @@ pub fn summary(
     conn: &mut DbConnection,
     account_id: &AccountId,
 ) -> diesel::QueryResult<TwoFactorSummary> {
-    let c = repo::two_factor::counts(conn, account_id)?;
+    repo::two_factor::counts(conn, account_id).map(summary_of)
+}
+
+/// The [`TwoFactorSummary`] the counts give.
+pub fn summary_of(c: repo::two_factor::SecondFactorCounts) -> TwoFactorSummary {
     let passkeys = u32::try_from(c.passkeys).unwrap_or(u32::MAX);
     let enabled = enabled_by(c.totp_confirmed, passkeys);
-    Ok(TwoFactorSummary {
+    TwoFactorSummary {
         enabled,
         totp: c.totp_confirmed,
         passkeys,
         remaining: u32::try_from(c.codes.saturating_sub(c.used_codes)).unwrap_or(0),
         should_regenerate: should_regenerate(enabled, c.used_codes > 0),
-    })
+    }
 }
 
 /// Reads the account's two-factor state.

@@ -4,13 +4,14 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use crate::db::repo::two_factor::{CountsRow, SecondFactorCounts, second_factor_counts};
 use crate::db::repo::{naive, utc};
 use crate::db::schema::accounts;
 use crate::db::{DbConnection, on_backend};
 use crate::domain::{Account, AccountId, Role};
 
 /// A stored account, as the table has it.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = accounts)]
 struct AccountRow {
     id: String,
@@ -236,6 +237,34 @@ pub fn find(conn: &mut DbConnection, id: &AccountId) -> QueryResult<Option<Accou
             .optional()
             .map(|row| row.map(AccountRow::into_domain))
     })
+}
+
+/// An account row with its second factors counted, as [`find_with_counts`] reads it.
+#[derive(QueryableByName)]
+struct AccountWithCounts {
+    #[diesel(embed)]
+    account: AccountRow,
+    #[diesel(embed)]
+    counts: CountsRow,
+}
+
+/// The account and its [`SecondFactorCounts`] in one statement, one round trip: what every
+/// `GET /account` shows. Diesel's query builder cannot put subqueries beside a table's
+/// columns, so this one is written out, with the counts of [`super::two_factor::counts`].
+pub fn find_with_counts(
+    conn: &mut DbConnection,
+    id: &AccountId,
+) -> QueryResult<Option<(Account, SecondFactorCounts)>> {
+    const SQL: &str = concat!(
+        "SELECT accounts.*, ",
+        second_factor_counts!(),
+        " FROM accounts WHERE accounts.id = $1"
+    );
+    on_backend!(conn, |c| diesel::sql_query(SQL)
+        .bind::<diesel::sql_types::Text, _>(id.as_str())
+        .get_result::<AccountWithCounts>(c))
+    .optional()
+    .map(|found| found.map(|row| (row.account.into_domain(), row.counts.into())))
 }
 
 /// Finds an account by a normalised login text: its username key or its email.

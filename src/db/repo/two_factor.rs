@@ -5,10 +5,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::repo::{naive, utc};
-use crate::db::schema::{
-    mfa_challenges, passkeys, recovery_code_sets, recovery_codes, totp_credentials,
-};
-use crate::db::{DbConnection, RunTyped, on_backend};
+use crate::db::schema::{mfa_challenges, recovery_code_sets, recovery_codes, totp_credentials};
+use crate::db::{DbConnection, on_backend};
 use crate::domain::{AccountId, ChallengeId, CodeSet, MfaChallenge, StoredCode, TotpCredential};
 
 /// A TOTP credential, as the table has it.
@@ -346,38 +344,55 @@ pub struct SecondFactorCounts {
     pub used_codes: i64,
 }
 
+/// The select list of [`SecondFactorCounts`] for the account whose id is bound as `$1`
+/// (PostgreSQL's placeholder; to SQLite a named one, the same value wherever it appears).
+/// Written out because [`super::accounts::find_with_counts`] puts it beside a table's
+/// columns, which diesel's query builder cannot; [`counts`] reads it alone.
+macro_rules! second_factor_counts {
+    () => {
+        "EXISTS (SELECT 1 FROM totp_credentials t \
+            WHERE t.account_id = $1 AND t.confirmed_at IS NOT NULL) AS totp_confirmed, \
+        (SELECT COUNT(*) FROM passkeys p WHERE p.account_id = $1) AS passkey_count, \
+        (SELECT COUNT(*) FROM recovery_codes c JOIN recovery_code_sets s ON s.id = c.set_id \
+            WHERE s.account_id = $1 AND s.superseded_at IS NULL) AS code_count, \
+        (SELECT COUNT(*) FROM recovery_codes c JOIN recovery_code_sets s ON s.id = c.set_id \
+            WHERE s.account_id = $1 AND s.superseded_at IS NULL AND c.used_at IS NOT NULL) \
+            AS used_code_count"
+    };
+}
+pub(super) use second_factor_counts;
+
+/// [`SecondFactorCounts`] as the statement answers them.
+#[derive(QueryableByName)]
+pub(super) struct CountsRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    totp_confirmed: bool,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    passkey_count: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    code_count: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    used_code_count: i64,
+}
+
+impl From<CountsRow> for SecondFactorCounts {
+    fn from(row: CountsRow) -> Self {
+        Self {
+            totp_confirmed: row.totp_confirmed,
+            passkeys: row.passkey_count,
+            codes: row.code_count,
+            used_codes: row.used_code_count,
+        }
+    }
+}
+
 /// Counts [`SecondFactorCounts`] for the account.
 pub fn counts(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<SecondFactorCounts> {
-    let id = account_id.as_str();
-    let current = || {
-        recovery_codes::table
-            .inner_join(recovery_code_sets::table)
-            .filter(recovery_code_sets::account_id.eq(id))
-            .filter(recovery_code_sets::superseded_at.is_null())
-    };
-    let (totp_confirmed, passkeys, codes, used_codes) = diesel::select((
-        diesel::dsl::exists(
-            totp_credentials::table
-                .filter(totp_credentials::account_id.eq(id))
-                .filter(totp_credentials::confirmed_at.is_not_null()),
-        ),
-        passkeys::table
-            .filter(passkeys::account_id.eq(id))
-            .count()
-            .single_value(),
-        current().count().single_value(),
-        current()
-            .filter(recovery_codes::used_at.is_not_null())
-            .count()
-            .single_value(),
-    ))
-    .get_result_typed::<(bool, Option<i64>, Option<i64>, Option<i64>)>(conn)?;
-    Ok(SecondFactorCounts {
-        totp_confirmed,
-        passkeys: passkeys.unwrap_or(0),
-        codes: codes.unwrap_or(0),
-        used_codes: used_codes.unwrap_or(0),
-    })
+    const SQL: &str = concat!("SELECT ", second_factor_counts!());
+    on_backend!(conn, |c| diesel::sql_query(SQL)
+        .bind::<diesel::sql_types::Text, _>(account_id.as_str())
+        .get_result::<CountsRow>(c))
+    .map(SecondFactorCounts::from)
 }
 
 /// Stores an mfa challenge.
