@@ -2,9 +2,11 @@
 //!
 //! [`DbConnection`] is a `MultiConnection` enum, pooled by r2d2 through [`DbManager`], which
 //! picks the backend from the URL and keeps the real connection error. Every query runs off the
-//! async workers through [`Db::run`]; every write transaction through [`Db::write`] (which
-//! queues SQLite's writes to one writer thread) and [`write_transaction`], which begins
-//! `IMMEDIATE` on SQLite. SQL lives here and nowhere else.
+//! async workers through [`Db::run`] or [`Db::read`]; every write through [`Db::write`], which
+//! queues SQLite's writes to one writer thread that commits what is waiting together
+//! ([`writer`]) and runs PostgreSQL's in [`write_transaction`]. Hot queries run on the inner
+//! connection, typed for its backend ([`RunTyped`], `on_backend!`). SQL lives here and nowhere
+//! else.
 
 pub mod repo;
 pub mod schema;
