@@ -112,6 +112,53 @@ pub trait RunTyped: Sized {
 
 impl<Q> RunTyped for Q {}
 
+/// A hand-written statement (`diesel::sql_query`) whose text never changes, made cacheable.
+///
+/// diesel never caches the prepared statement of a `sql_query`: it cannot know that the text
+/// is the same each time, so SQLite parses and plans it on every call (perf showed the parser
+/// at the top of a read that used one). Wrapped here, the statement is cached under the
+/// marker type `M`, which must name this one text and nothing else.
+pub struct Fixed<M, Q> {
+    query: Q,
+    marker: std::marker::PhantomData<M>,
+}
+
+/// Wraps `query`, a `sql_query` with a fixed text, so that its statement is cached under `M`.
+pub fn fixed<M: 'static, Q>(query: Q) -> Fixed<M, Q> {
+    Fixed {
+        query,
+        marker: std::marker::PhantomData,
+    }
+}
+
+impl<M: 'static, Q> diesel::query_builder::QueryId for Fixed<M, Q> {
+    type QueryId = M;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<M, Q: diesel::query_builder::Query> diesel::query_builder::Query for Fixed<M, Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<M, Q, Conn> RunQueryDsl<Conn> for Fixed<M, Q> {}
+
+impl<DB, M, Q> diesel::query_builder::QueryFragment<DB> for Fixed<M, Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        self.query.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
 /// A pooled connection with a flag set when the server dropped it, so the pool discards it.
 pub struct PoolSlot {
     conn: DbConnection,

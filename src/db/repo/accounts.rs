@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use crate::db::repo::two_factor::{CountsRow, SecondFactorCounts, second_factor_counts};
 use crate::db::repo::{naive, utc};
 use crate::db::schema::accounts;
-use crate::db::{DbConnection, on_backend};
+use crate::db::{DbConnection, fixed, on_backend};
 use crate::domain::{Account, AccountId, Role};
 
 /// A stored account, as the table has it.
@@ -260,9 +260,11 @@ pub fn find_with_counts(
         second_factor_counts!(),
         " FROM accounts WHERE accounts.id = $1"
     );
-    on_backend!(conn, |c| diesel::sql_query(SQL)
-        .bind::<diesel::sql_types::Text, _>(id.as_str())
-        .get_result::<AccountWithCounts>(c))
+    struct FindWithCounts;
+    on_backend!(conn, |c| fixed::<FindWithCounts, _>(
+        diesel::sql_query(SQL).bind::<diesel::sql_types::Text, _>(id.as_str())
+    )
+    .get_result::<AccountWithCounts>(c))
     .optional()
     .map(|found| found.map(|row| (row.account.into_domain(), row.counts.into())))
 }

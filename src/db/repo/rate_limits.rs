@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::db::schema::rate_limit_buckets;
-use crate::db::{DbConnection, on_backend};
+use crate::db::{DbConnection, fixed, on_backend};
 
 #[derive(QueryableByName)]
 #[expect(dead_code, reason = "only whether the upsert returns a row matters")]
@@ -30,26 +30,33 @@ pub fn take(
     interval_us: i64,
     window_us: i64,
 ) -> QueryResult<bool> {
+    // The statement's cache keys (see [`fixed`]).
+    struct TakePg;
+    struct TakeSqlite;
     let rows: Vec<Tat> = match conn {
-        DbConnection::Pg(c) => diesel::sql_query(
-            "INSERT INTO rate_limit_buckets AS r (bucket, tat) VALUES ($1, $2 + $3) \
+        DbConnection::Pg(c) => fixed::<TakePg, _>(
+            diesel::sql_query(
+                "INSERT INTO rate_limit_buckets AS r (bucket, tat) VALUES ($1, $2 + $3) \
              ON CONFLICT (bucket) DO UPDATE SET tat = GREATEST(r.tat, $2) + $3 \
              WHERE GREATEST(r.tat, $2) + $3 - $2 <= $4 RETURNING r.tat",
+            )
+            .bind::<Text, _>(bucket)
+            .bind::<BigInt, _>(now_us)
+            .bind::<BigInt, _>(interval_us)
+            .bind::<BigInt, _>(window_us),
         )
-        .bind::<Text, _>(bucket)
-        .bind::<BigInt, _>(now_us)
-        .bind::<BigInt, _>(interval_us)
-        .bind::<BigInt, _>(window_us)
         .load(c)?,
-        DbConnection::Sqlite(c) => diesel::sql_query(
-            "INSERT INTO rate_limit_buckets (bucket, tat) VALUES (?1, ?2 + ?3) \
+        DbConnection::Sqlite(c) => fixed::<TakeSqlite, _>(
+            diesel::sql_query(
+                "INSERT INTO rate_limit_buckets (bucket, tat) VALUES (?1, ?2 + ?3) \
              ON CONFLICT (bucket) DO UPDATE SET tat = MAX(rate_limit_buckets.tat, ?2) + ?3 \
              WHERE MAX(rate_limit_buckets.tat, ?2) + ?3 - ?2 <= ?4 RETURNING tat",
+            )
+            .bind::<Text, _>(bucket)
+            .bind::<BigInt, _>(now_us)
+            .bind::<BigInt, _>(interval_us)
+            .bind::<BigInt, _>(window_us),
         )
-        .bind::<Text, _>(bucket)
-        .bind::<BigInt, _>(now_us)
-        .bind::<BigInt, _>(interval_us)
-        .bind::<BigInt, _>(window_us)
         .load(c)?,
     };
     Ok(!rows.is_empty())
@@ -62,22 +69,28 @@ pub fn add(
     now_us: i64,
     interval_us: i64,
 ) -> QueryResult<()> {
+    struct AddPg;
+    struct AddSqlite;
     match conn {
-        DbConnection::Pg(c) => diesel::sql_query(
-            "INSERT INTO rate_limit_buckets AS r (bucket, tat) VALUES ($1, $2 + $3) \
+        DbConnection::Pg(c) => fixed::<AddPg, _>(
+            diesel::sql_query(
+                "INSERT INTO rate_limit_buckets AS r (bucket, tat) VALUES ($1, $2 + $3) \
              ON CONFLICT (bucket) DO UPDATE SET tat = GREATEST(r.tat, $2) + $3",
+            )
+            .bind::<Text, _>(bucket)
+            .bind::<BigInt, _>(now_us)
+            .bind::<BigInt, _>(interval_us),
         )
-        .bind::<Text, _>(bucket)
-        .bind::<BigInt, _>(now_us)
-        .bind::<BigInt, _>(interval_us)
         .execute(c)?,
-        DbConnection::Sqlite(c) => diesel::sql_query(
-            "INSERT INTO rate_limit_buckets (bucket, tat) VALUES (?1, ?2 + ?3) \
+        DbConnection::Sqlite(c) => fixed::<AddSqlite, _>(
+            diesel::sql_query(
+                "INSERT INTO rate_limit_buckets (bucket, tat) VALUES (?1, ?2 + ?3) \
              ON CONFLICT (bucket) DO UPDATE SET tat = MAX(rate_limit_buckets.tat, ?2) + ?3",
+            )
+            .bind::<Text, _>(bucket)
+            .bind::<BigInt, _>(now_us)
+            .bind::<BigInt, _>(interval_us),
         )
-        .bind::<Text, _>(bucket)
-        .bind::<BigInt, _>(now_us)
-        .bind::<BigInt, _>(interval_us)
         .execute(c)?,
     };
     Ok(())

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::repo::{naive, utc};
 use crate::db::schema::{mfa_challenges, recovery_code_sets, recovery_codes, totp_credentials};
-use crate::db::{DbConnection, on_backend};
+use crate::db::{DbConnection, fixed, on_backend};
 use crate::domain::{AccountId, ChallengeId, CodeSet, MfaChallenge, StoredCode, TotpCredential};
 
 /// A TOTP credential, as the table has it.
@@ -389,9 +389,11 @@ impl From<CountsRow> for SecondFactorCounts {
 /// Counts [`SecondFactorCounts`] for the account.
 pub fn counts(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<SecondFactorCounts> {
     const SQL: &str = concat!("SELECT ", second_factor_counts!());
-    on_backend!(conn, |c| diesel::sql_query(SQL)
-        .bind::<diesel::sql_types::Text, _>(account_id.as_str())
-        .get_result::<CountsRow>(c))
+    struct Counts;
+    on_backend!(conn, |c| fixed::<Counts, _>(
+        diesel::sql_query(SQL).bind::<diesel::sql_types::Text, _>(account_id.as_str())
+    )
+    .get_result::<CountsRow>(c))
     .map(SecondFactorCounts::from)
 }
 
