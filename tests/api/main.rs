@@ -29,6 +29,7 @@ mod recovery_caps;
 mod recovery_progress;
 mod recovery_requests;
 mod reset_crash;
+mod schema;
 mod secrets;
 mod session_hygiene;
 mod sessions;

@@ -1,0 +1,2 @@
+DROP INDEX password_reset_jobs_account;
+DROP INDEX email_tokens_account;
