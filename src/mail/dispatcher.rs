@@ -5,25 +5,31 @@
 //! are kept (with the server's last answer) until retention removes them. It runs beside the
 //! HTTP server and never blocks a request.
 //!
-//! Claims are small and short: a few mails at a time, leased for [`LEASE`] and renewed while
-//! the batch is being sent, so a dispatcher that dies leaves its mails to another instance
-//! within seconds. When a database call of the batch fails, the batch's claims are given back
-//! at once (when the database still answers that much).
+//! Claims are small and short: [`BATCH`] mails at a time, leased for [`LEASE`] and renewed
+//! while the batch is being sent, so a dispatcher that dies leaves its mails to another
+//! instance within seconds. When a database call of the batch fails, the batch's claims are
+//! given back at once (when the database still answers that much).
+//!
+//! Outcomes are recorded together: the batch's deliveries and failures go to the database in
+//! one write when the batch is done, or sooner once [`RECORD_EVERY`] has passed since the
+//! first outcome not yet recorded. A backlog so costs the database one claim and one record
+//! per batch instead of a write per mail, and the writes of requests are not held up behind it.
 //!
 //! Delivery is at least once: if the process dies after the SMTP server accepted a mail but
 //! before it was marked sent, the lease runs out and the mail is sent again, with the same
-//! `Message-ID`.
+//! `Message-ID` (at most a batch's worth, sent within [`RECORD_EVERY`] of the crash).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::QueryResult;
 use lettre::message::Mailbox;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::SharedClock;
 use crate::db::repo::{self, outbox::OutboxRow};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbConnection, DbError};
 use crate::mail::Mailer;
 use crate::mail::transport::{Envelope, SendError, Transport};
 use crate::metrics::Metrics;
@@ -33,8 +39,11 @@ use crate::metrics::Metrics;
 pub const LEASE: Duration = Duration::from_secs(15);
 /// How often the claims of a batch being sent are renewed.
 const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// Mails claimed per round: few, so a dispatcher caught by a fault strands few.
-const BATCH: i64 = 5;
+/// Mails claimed per round: few, so a dispatcher caught by a fault strands few (and only for
+/// a lease).
+pub const BATCH: i64 = 16;
+/// The longest a delivery waits to be recorded while the rest of its batch is sent.
+pub const RECORD_EVERY: Duration = Duration::from_secs(1);
 /// How often to look for due mails when nobody wakes the dispatcher.
 const POLL: Duration = Duration::from_millis(500);
 /// The longest wait between attempts.
@@ -149,36 +158,37 @@ impl Dispatcher {
             .await?;
         let claimed = batch.len();
         let mut handled = 0;
+        let mut outcomes = Vec::with_capacity(claimed);
+        let mut first_unrecorded: Option<Instant> = None;
         for row in batch {
             if *stop.borrow() {
                 break;
             }
-            if let Err(e) = self.deliver_renewing(worker, row).await {
-                // The rest of the batch goes back now, not when the lease runs out (if the
-                // database answers that much; otherwise the short lease frees it).
-                let owned = worker.to_owned();
-                let released = self
-                    .db
-                    .write_one(move |conn| {
-                        repo::outbox::release_claims(conn, &owned).map_err(DbError::from)
-                    })
-                    .await;
-                tracing::warn!(
-                    released = released.as_ref().ok(),
-                    "mail dispatcher: a database call failed mid-batch; claims given back"
-                );
-                return Err(e);
+            match self.deliver_renewing(worker, row).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    // What was delivered is recorded and the rest of the batch goes back
+                    // now, not when the lease runs out (if the database answers that much;
+                    // otherwise the short lease frees it).
+                    let released = self.record(worker, outcomes, true).await;
+                    tracing::warn!(
+                        released = released.as_ref().ok(),
+                        "mail dispatcher: a database call failed mid-batch; claims given back"
+                    );
+                    return Err(e);
+                }
             }
             handled += 1;
+            let since = *first_unrecorded.get_or_insert_with(Instant::now);
+            if since.elapsed() >= RECORD_EVERY {
+                self.record(worker, std::mem::take(&mut outcomes), false)
+                    .await?;
+                first_unrecorded = None;
+            }
         }
-        if handled < claimed {
-            let owned = worker.to_owned();
-            let released = self
-                .db
-                .write_one(move |conn| {
-                    repo::outbox::release_claims(conn, &owned).map_err(DbError::from)
-                })
-                .await?;
+        let release = handled < claimed;
+        let released = self.record(worker, outcomes, release).await?;
+        if release {
             tracing::info!(
                 released,
                 "mail dispatcher stopping: unsent claims given back"
@@ -187,9 +197,29 @@ impl Dispatcher {
         Ok(handled)
     }
 
+    /// Records `outcomes` in one write and, with `release`, gives back the worker's claims on
+    /// the mails it has not sent; returns how many claims it gave back.
+    async fn record(
+        &self,
+        worker: &str,
+        outcomes: Vec<Outcome>,
+        release: bool,
+    ) -> Result<usize, DbError> {
+        if outcomes.is_empty() && !release {
+            return Ok(0);
+        }
+        let worker = worker.to_owned();
+        let now = repo::naive(self.clock.now());
+        self.db
+            .write_one(move |conn| {
+                record_outcomes(conn, &worker, outcomes, now, release).map_err(DbError::from)
+            })
+            .await
+    }
+
     /// Delivers one mail while renewing the lease on what the batch still holds.
-    async fn deliver_renewing(&self, worker: &str, row: OutboxRow) -> Result<(), DbError> {
-        let delivery = self.deliver(worker, row);
+    async fn deliver_renewing(&self, worker: &str, row: OutboxRow) -> Result<Outcome, DbError> {
+        let delivery = self.deliver(row);
         tokio::pin!(delivery);
         let mut renew = tokio::time::interval(RENEW_EVERY);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -197,7 +227,7 @@ impl Dispatcher {
         renew.tick().await;
         loop {
             tokio::select! {
-                done = &mut delivery => return done,
+                done = &mut delivery => return Ok(done),
                 _ = renew.tick() => self.renew(worker).await?,
             }
         }
@@ -215,7 +245,8 @@ impl Dispatcher {
             .map(|_| ())
     }
 
-    async fn deliver(&self, worker: &str, row: OutboxRow) -> Result<(), DbError> {
+    /// Sends one mail; what became of it is recorded with the rest of the batch.
+    async fn deliver(&self, row: OutboxRow) -> Outcome {
         let opened = if row.sealed == 1 {
             self.mailer
                 .cipher()
@@ -242,53 +273,96 @@ impl Dispatcher {
             Err(e) => Err(SendError::Permanent(e.to_string())),
         };
         let now = self.clock.now();
-        let id = row.id.clone();
-        let worker = worker.to_owned();
         match outcome {
             Ok(()) => {
                 tracing::info!(outbox.id = %row.id, mail.kind = %row.kind, "mail delivered");
                 self.metrics.mail_sent(&row.kind);
-                self.db
-                    .write_one(move |conn| {
-                        repo::outbox::mark_sent(conn, &id, &worker, repo::naive(now))
-                            .map_err(DbError::from)
-                    })
-                    .await?;
+                Outcome::Sent { id: row.id }
             }
             Err(e) => {
-                let next = retry_at(now, row.attempts, &e);
+                let next_attempt_at = retry_at(now, row.attempts, &e);
                 let attempts = row.attempts.saturating_add(1);
-                let given_up = self
+                let given_up_at = self
                     .give_up
                     .applies(&e, attempts, repo::utc(row.created_at), now)
-                    .then(|| repo::naive(now));
+                    .then_some(now);
                 self.metrics.mail_failed(&row.kind);
                 tracing::warn!(
                     outbox.id = %row.id,
                     mail.kind = %row.kind,
                     attempts,
-                    given_up = given_up.is_some(),
+                    given_up = given_up_at.is_some(),
                     error = %e,
                     "mail delivery failed"
                 );
-                // The server's answer, for support; bounded (it is the remote's text).
-                let message: String = e.to_string().chars().take(500).collect();
-                self.db
-                    .write_one(move |conn| {
-                        repo::outbox::mark_failed(
-                            conn,
-                            &id,
-                            &worker,
-                            &message,
-                            repo::naive(next),
-                            given_up,
-                        )
-                        .map_err(DbError::from)
-                    })
-                    .await?;
+                Outcome::Failed {
+                    id: row.id,
+                    // The server's answer, for support; bounded (it is the remote's text).
+                    error: e.to_string().chars().take(500).collect(),
+                    next_attempt_at,
+                    given_up_at,
+                }
             }
         }
-        Ok(())
+    }
+}
+
+/// What became of one mail of a batch, until it is recorded.
+#[derive(Debug)]
+enum Outcome {
+    /// The mail server took it.
+    Sent {
+        /// The outbox row.
+        id: String,
+    },
+    /// It failed: tried again at `next_attempt_at`, or never again (`given_up_at`).
+    Failed {
+        /// The outbox row.
+        id: String,
+        /// The server's answer, bounded.
+        error: String,
+        /// When to try again.
+        next_attempt_at: DateTime<Utc>,
+        /// When it was given up, if it was.
+        given_up_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// Marks the batch's sent mails sent (one statement), its failed ones failed, and with
+/// `release` gives back the claims on the rest; returns how many it gave back.
+fn record_outcomes(
+    conn: &mut DbConnection,
+    worker: &str,
+    outcomes: Vec<Outcome>,
+    now: NaiveDateTime,
+    release: bool,
+) -> QueryResult<usize> {
+    let mut sent = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Sent { id } => sent.push(id),
+            Outcome::Failed {
+                id,
+                error,
+                next_attempt_at,
+                given_up_at,
+            } => {
+                repo::outbox::mark_failed(
+                    conn,
+                    &id,
+                    worker,
+                    &error,
+                    repo::naive(next_attempt_at),
+                    given_up_at.map(repo::naive),
+                )?;
+            }
+        }
+    }
+    repo::outbox::mark_sent(conn, &sent, worker, now)?;
+    if release {
+        repo::outbox::release_claims(conn, worker)
+    } else {
+        Ok(0)
     }
 }
 

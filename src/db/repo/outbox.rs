@@ -188,17 +188,22 @@ pub fn claim_due(
         .load(c))
 }
 
-/// Records delivery and wipes the bodies (they may have carried a link token).
+/// Records the delivery of the mails `ids` that `worker` holds and wipes their bodies (they
+/// may have carried a link token): one statement for a whole batch. Returns how many it
+/// marked.
 pub fn mark_sent(
     conn: &mut DbConnection,
-    id: &str,
+    ids: &[String],
     worker: &str,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
     on_backend!(conn, |conn| {
         diesel::update(
             outbox::table
-                .filter(outbox::id.eq(id))
+                .filter(outbox::id.eq_any(ids))
                 .filter(outbox::claimed_by.eq(worker)),
         )
         .set((
@@ -209,7 +214,6 @@ pub fn mark_sent(
             outbox::claimed_until.eq(None::<NaiveDateTime>),
         ))
         .execute(conn)
-        .map(|n| n == 1)
     })
 }
 
