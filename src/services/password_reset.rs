@@ -138,8 +138,8 @@ impl MailStep {
 /// window.
 ///
 /// The answer must not depend on the account, so it waits only for the request's
-/// transaction, which runs the same statements for every login (the IP counter, the lookup,
-/// the mail counter, the audit event and the job). The token and its mail are written by the
+/// transaction, which runs the same statements for every login (the lookup, the mail
+/// counter, the audit event, the job and the IP counter). The token and its mail are written by the
 /// worker, together, from the job: `Ok` means the request is recorded and will be carried
 /// out, even if this process stops right after answering.
 pub async fn start(ctx: &Ctx, login: &str, client: ClientInfo) -> Result<(), StartResetError> {
@@ -156,11 +156,12 @@ pub async fn start(ctx: &Ctx, login: &str, client: ClientInfo) -> Result<(), Sta
 fn decide(w: &mut Work<'_>, login: &Login, client: &ClientInfo) -> Result<(), StartResetError> {
     let (ctx, now) = (w.ctx, w.now);
     let limits = &ctx.config.rate_limits;
+    // The IP's counter is checked first and taken last (see rate_limit).
     let ip_bucket = format!(
         "password-reset-ip:{}",
         client.ip.as_deref().unwrap_or("unknown")
     );
-    if let Decision::Limited { retry_after_secs } = rate_limit::take(
+    if let Decision::Limited { retry_after_secs } = rate_limit::check(
         w.conn,
         &ctx.metrics,
         &ip_bucket,
@@ -169,7 +170,6 @@ fn decide(w: &mut Work<'_>, login: &Login, client: &ClientInfo) -> Result<(), St
     )? {
         return Err(StartResetError::RateLimited { retry_after_secs });
     }
-
     let account = repo::accounts::find_by_login(w.conn, login.as_str())?;
     // Unknown logins are counted too, under a keyed hash of the login text (never the text),
     // so that they also go quiet after the cap, like a known account would.
@@ -218,6 +218,17 @@ fn decide(w: &mut Work<'_>, login: &Login, client: &ClientInfo) -> Result<(), St
             requested_at: now,
         },
     )?;
+    // Taken last (see rate_limit): over the limit, the error rolls back everything above, so
+    // nothing of the request stays and the account's mail counter is not spent.
+    if let Decision::Limited { retry_after_secs } = rate_limit::take(
+        w.conn,
+        &ctx.metrics,
+        &ip_bucket,
+        limits.password_reset_per_ip,
+        now,
+    )? {
+        return Err(StartResetError::RateLimited { retry_after_secs });
+    }
     Ok(())
 }
 

@@ -7,6 +7,15 @@
 //! may proceed, so a burst of parallel requests can never be evaluated more often than the
 //! limit allows. Where a success should not count (a right password), the caller gives the
 //! unit back with [`refund`].
+//!
+//! A bucket that every request of one client updates (its IP's) guarding the work of a
+//! transaction is [`check`]ed first and [`take`]n last, right before the commit, with an
+//! over-limit `take` failing the transaction so that nothing of the work stays. PostgreSQL
+//! holds the bucket's row lock from the `take` until the commit: taken first, it made all of
+//! a client's requests wait for each other's whole transaction (password resets from one
+//! address: 445 req/s, PostgreSQL's time spent waiting on that lock). The early `check`, a
+//! read, keeps a client that is over its limit as cheap as before; the late `take` still
+//! decides, so a burst that passes the check together is still cut at the limit.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;

@@ -278,3 +278,43 @@ async fn a_burst_of_resets_past_the_address_limit_stores_exactly_the_answered_on
         .await;
     problem(res, 429, "rate_limited").await;
 }
+
+/// The address's counter of recovery requests is taken last in the request's transaction: a
+/// burst past it must still store exactly the answered requests, each with its tracking mail,
+/// and nothing of the refused ones.
+#[tokio::test]
+async fn a_burst_of_recovery_requests_past_the_address_limit_stores_exactly_the_answered_ones() {
+    let app = spawn_app_with(|env| {
+        env.insert("RATE_LIMIT_RECOVERY_REQUEST_PER_IP".into(), "7/1h".into());
+    })
+    .await;
+    let bodies = (0..40)
+        .map(|i| {
+            crate::support::recovery::submission(
+                &format!("someone{i}"),
+                &format!("someone{i}@example.net"),
+            )
+        })
+        .collect();
+    let statuses = burst(&app, "/api/v1/recovery-requests", bodies).await;
+    assert_eq!(count(&statuses, 202), 7, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 33, "{statuses:?}");
+    assert_eq!(
+        app.db_texts("SELECT id AS value FROM recovery_requests")
+            .len(),
+        7
+    );
+    assert_eq!(
+        app.db_texts("SELECT id AS value FROM outbox WHERE kind = 'recovery_tracking'")
+            .len(),
+        7,
+        "one tracking mail per stored request"
+    );
+    let res = app
+        .post(
+            "/api/v1/recovery-requests",
+            crate::support::recovery::submission("someone-else", "else@example.net"),
+        )
+        .await;
+    problem(res, 429, "rate_limited").await;
+}

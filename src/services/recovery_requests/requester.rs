@@ -267,7 +267,9 @@ pub async fn submit(
     let ownership_sealed = seal(ctx, &ownership.value)?;
     let tracking_token = tracking.value.clone();
     unit_of_work::write(ctx, move |w| -> Result<Submitted, RequesterError> {
-        limit_ip(w, "recovery-request", &client)?;
+        // The IP's counter is checked first and taken last (see rate_limit); over the limit,
+        // the error rolls back the request and its mails.
+        limit_ip(w, "recovery-request", &client, rate_limit::check)?;
         let key = crate::domain::username_key(&valid.username);
         let account = repo::accounts::find_by_username_key(w.conn, &key)?;
         let account_id = account.as_ref().map(|a| a.id.clone());
@@ -335,6 +337,7 @@ pub async fn submit(
         if let (Some(account), Some(email)) = (&account, verified_email) {
             mail_ownership_question(w, &request, account, email, &ownership.value)?;
         }
+        limit_ip(w, "recovery-request", &client, rate_limit::take)?;
         Ok(Submitted {
             id: request.id,
             tracking_token,
@@ -370,13 +373,27 @@ fn mail_tracking_link(
     )
 }
 
-/// Counts a call from this client IP, refusing past the limit.
-fn limit_ip(w: &mut Work<'_>, what: &str, client: &ClientInfo) -> Result<(), RequesterError> {
+/// [`rate_limit::take`] or [`rate_limit::check`].
+type LimitStep = fn(
+    &mut DbConnection,
+    &crate::metrics::Metrics,
+    &str,
+    crate::config::Limit,
+    DateTime<Utc>,
+) -> diesel::QueryResult<Decision>;
+
+/// The limit on calls from this client IP, through `decide`: [`rate_limit::take`] counts the
+/// call, [`rate_limit::check`] only looks. Refuses past the limit.
+fn limit_ip(
+    w: &mut Work<'_>,
+    what: &str,
+    client: &ClientInfo,
+    decide: LimitStep,
+) -> Result<(), RequesterError> {
     let bucket = format!("{what}:ip:{}", client.ip.as_deref().unwrap_or("unknown"));
     let limit = w.ctx.config.rate_limits.recovery_request_per_ip;
     let metrics = w.ctx.metrics.clone();
-    if let Decision::Limited { retry_after_secs } =
-        rate_limit::take(w.conn, &metrics, &bucket, limit, w.now)?
+    if let Decision::Limited { retry_after_secs } = decide(w.conn, &metrics, &bucket, limit, w.now)?
     {
         return Err(RequesterError::RateLimited { retry_after_secs });
     }
@@ -440,7 +457,7 @@ pub async fn resend_tracking_links(
         )])
     })?;
     unit_of_work::write(ctx, move |w| -> Result<(), RequesterError> {
-        limit_ip(w, "tracking-links", &client)?;
+        limit_ip(w, "tracking-links", &client, rate_limit::take)?;
         // Past the per-address limit nothing is mailed, and the answer stays the same: the
         // caller learns nothing and cannot flood an arbitrary address.
         let bucket = tracking_links_bucket(w.ctx, &email);
