@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::support::relay::TcpRelay;
 use crate::support::{PASSWORD, json, spawn_app_with};
 
-/// Mails queued before the fault: more than one small batch.
-const MAILS: usize = 12;
+/// Mails queued before the fault: more than one batch (`dispatcher::BATCH`, 16).
+const MAILS: usize = 20;
 
 /// `host:port` of the PostgreSQL server the tests use, or `None` on SQLite.
 fn postgres_server() -> Option<String> {
