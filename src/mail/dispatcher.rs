@@ -166,23 +166,17 @@ impl Dispatcher {
             }
             match self.deliver_renewing(worker, row).await {
                 Ok(outcome) => outcomes.push(outcome),
-                Err(e) => {
-                    // What was delivered is recorded and the rest of the batch goes back
-                    // now, not when the lease runs out (if the database answers that much;
-                    // otherwise the short lease frees it).
-                    let released = self.record(worker, outcomes, true).await;
-                    tracing::warn!(
-                        released = released.as_ref().ok(),
-                        "mail dispatcher: a database call failed mid-batch; claims given back"
-                    );
-                    return Err(e);
-                }
+                Err(e) => return Err(self.give_back(worker, outcomes, e).await),
             }
             handled += 1;
             let since = *first_unrecorded.get_or_insert_with(Instant::now);
             if since.elapsed() >= RECORD_EVERY {
-                self.record(worker, std::mem::take(&mut outcomes), false)
-                    .await?;
+                if let Err(e) = self
+                    .record(worker, std::mem::take(&mut outcomes), false)
+                    .await
+                {
+                    return Err(self.give_back(worker, Vec::new(), e).await);
+                }
                 first_unrecorded = None;
             }
         }
@@ -195,6 +189,18 @@ impl Dispatcher {
             );
         }
         Ok(handled)
+    }
+
+    /// After a database call of the batch failed with `error`: records what was delivered and
+    /// gives the rest of the batch back now, not when the lease runs out (if the database
+    /// answers that much; otherwise the short lease frees it). Answers `error`.
+    async fn give_back(&self, worker: &str, outcomes: Vec<Outcome>, error: DbError) -> DbError {
+        let released = self.record(worker, outcomes, true).await;
+        tracing::warn!(
+            released = released.as_ref().ok(),
+            "mail dispatcher: a database call failed mid-batch; claims given back"
+        );
+        error
     }
 
     /// Records `outcomes` in one write and, with `release`, gives back the worker's claims on
