@@ -161,15 +161,7 @@ fn decide(w: &mut Work<'_>, login: &Login, client: &ClientInfo) -> Result<(), St
         "password-reset-ip:{}",
         client.ip.as_deref().unwrap_or("unknown")
     );
-    if let Decision::Limited { retry_after_secs } = rate_limit::check(
-        w.conn,
-        &ctx.metrics,
-        &ip_bucket,
-        limits.password_reset_per_ip,
-        now,
-    )? {
-        return Err(StartResetError::RateLimited { retry_after_secs });
-    }
+    limit_ip(w, &ip_bucket, rate_limit::Step::Check)?;
     let account = repo::accounts::find_by_login(w.conn, login.as_str())?;
     // Unknown logins are counted too, under a keyed hash of the login text (never the text),
     // so that they also go quiet after the cap, like a known account would.
@@ -220,16 +212,23 @@ fn decide(w: &mut Work<'_>, login: &Login, client: &ClientInfo) -> Result<(), St
     )?;
     // Taken last (see rate_limit): over the limit, the error rolls back everything above, so
     // nothing of the request stays and the account's mail counter is not spent.
-    if let Decision::Limited { retry_after_secs } = rate_limit::take(
-        w.conn,
-        &ctx.metrics,
-        &ip_bucket,
-        limits.password_reset_per_ip,
-        now,
-    )? {
-        return Err(StartResetError::RateLimited { retry_after_secs });
+    limit_ip(w, &ip_bucket, rate_limit::Step::Take)
+}
+
+/// The limit on reset requests from one IP (`ip_bucket`), checked or taken (`step`).
+fn limit_ip(
+    w: &mut Work<'_>,
+    ip_bucket: &str,
+    step: rate_limit::Step,
+) -> Result<(), StartResetError> {
+    let ctx = w.ctx;
+    let limit = ctx.config.rate_limits.password_reset_per_ip;
+    match rate_limit::step(w.conn, &ctx.metrics, ip_bucket, limit, w.now, step)? {
+        Decision::Limited { retry_after_secs } => {
+            Err(StartResetError::RateLimited { retry_after_secs })
+        }
+        Decision::Allowed => Ok(()),
     }
-    Ok(())
 }
 
 /// Jobs one call of [`run_due_jobs`] takes at most (it is called again at once when it took

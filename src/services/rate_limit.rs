@@ -108,6 +108,30 @@ pub fn check(
     })
 }
 
+/// Which half of a bucket that is checked first and taken last (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Before the work: [`check`], a read.
+    Check,
+    /// Last in the transaction: [`take`], which decides.
+    Take,
+}
+
+/// Runs `step` on `bucket`: [`check`] or [`take`].
+pub fn step(
+    conn: &mut DbConnection,
+    metrics: &Metrics,
+    bucket: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+    step: Step,
+) -> QueryResult<Decision> {
+    match step {
+        Step::Check => check(conn, metrics, bucket, limit, now),
+        Step::Take => take(conn, metrics, bucket, limit, now),
+    }
+}
+
 /// Counts one event in `bucket` whatever its state (something that happened and must count
 /// against later attempts).
 pub fn hit(

@@ -269,7 +269,7 @@ pub async fn submit(
     unit_of_work::write(ctx, move |w| -> Result<Submitted, RequesterError> {
         // The IP's counter is checked first and taken last (see rate_limit); over the limit,
         // the error rolls back the request and its mails.
-        limit_ip(w, "recovery-request", &client, rate_limit::check)?;
+        limit_ip(w, "recovery-request", &client, rate_limit::Step::Check)?;
         let key = crate::domain::username_key(&valid.username);
         let account = repo::accounts::find_by_username_key(w.conn, &key)?;
         let account_id = account.as_ref().map(|a| a.id.clone());
@@ -337,7 +337,7 @@ pub async fn submit(
         if let (Some(account), Some(email)) = (&account, verified_email) {
             mail_ownership_question(w, &request, account, email, &ownership.value)?;
         }
-        limit_ip(w, "recovery-request", &client, rate_limit::take)?;
+        limit_ip(w, "recovery-request", &client, rate_limit::Step::Take)?;
         Ok(Submitted {
             id: request.id,
             tracking_token,
@@ -373,27 +373,18 @@ fn mail_tracking_link(
     )
 }
 
-/// [`rate_limit::take`] or [`rate_limit::check`].
-type LimitStep = fn(
-    &mut DbConnection,
-    &crate::metrics::Metrics,
-    &str,
-    crate::config::Limit,
-    DateTime<Utc>,
-) -> diesel::QueryResult<Decision>;
-
-/// The limit on calls from this client IP, through `decide`: [`rate_limit::take`] counts the
-/// call, [`rate_limit::check`] only looks. Refuses past the limit.
+/// The limit on calls from this client IP, checked or taken (`step`). Refuses past the limit.
 fn limit_ip(
     w: &mut Work<'_>,
     what: &str,
     client: &ClientInfo,
-    decide: LimitStep,
+    step: rate_limit::Step,
 ) -> Result<(), RequesterError> {
     let bucket = format!("{what}:ip:{}", client.ip.as_deref().unwrap_or("unknown"));
     let limit = w.ctx.config.rate_limits.recovery_request_per_ip;
     let metrics = w.ctx.metrics.clone();
-    if let Decision::Limited { retry_after_secs } = decide(w.conn, &metrics, &bucket, limit, w.now)?
+    if let Decision::Limited { retry_after_secs } =
+        rate_limit::step(w.conn, &metrics, &bucket, limit, w.now, step)?
     {
         return Err(RequesterError::RateLimited { retry_after_secs });
     }
@@ -457,7 +448,7 @@ pub async fn resend_tracking_links(
         )])
     })?;
     unit_of_work::write(ctx, move |w| -> Result<(), RequesterError> {
-        limit_ip(w, "tracking-links", &client, rate_limit::take)?;
+        limit_ip(w, "tracking-links", &client, rate_limit::Step::Take)?;
         // Past the per-address limit nothing is mailed, and the answer stays the same: the
         // caller learns nothing and cannot flood an arbitrary address.
         let bucket = tracking_links_bucket(w.ctx, &email);
