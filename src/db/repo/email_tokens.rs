@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::repo::{naive, utc};
 use crate::db::schema::email_tokens;
-use crate::db::{DbConnection, on_backend};
+use crate::db::{DbConnection, fixed, on_backend};
 use crate::domain::{AccountId, EmailToken, TokenPurpose};
 
 /// A stored email token, as the table has it.
@@ -74,17 +74,28 @@ pub fn revoke_all(
     purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    on_backend!(conn, |conn| {
-        diesel::update(
-            email_tokens::table
-                .filter(email_tokens::account_id.eq(account_id.as_str()))
-                .filter(email_tokens::purpose.eq(purpose.as_str()))
-                .filter(email_tokens::used_at.is_null())
-                .filter(email_tokens::revoked_at.is_null()),
-        )
-        .set(email_tokens::revoked_at.eq(naive(now)))
-        .execute(conn)
-    })
+    // A fixed text, loaded (see [`fixed`]): this runs for every link issued, and diesel would
+    // prepare its own `UPDATE` anew each time.
+    struct RevokeAll;
+    const SQL: &str = "UPDATE email_tokens SET revoked_at = $1 \
+         WHERE account_id = $2 AND purpose = $3 AND used_at IS NULL AND revoked_at IS NULL \
+         RETURNING 1 AS revoked";
+    on_backend!(conn, |c| fixed::<RevokeAll, _>(
+        diesel::sql_query(SQL)
+            .bind::<diesel::sql_types::Timestamp, _>(naive(now))
+            .bind::<diesel::sql_types::Text, _>(account_id.as_str())
+            .bind::<diesel::sql_types::Text, _>(purpose.as_str())
+    )
+    .load::<Revoked>(c))
+    .map(|rows| rows.len())
+}
+
+/// A token [`revoke_all`] voided.
+#[derive(QueryableByName)]
+#[expect(dead_code, reason = "only how many rows the update returns matters")]
+struct Revoked {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    revoked: i32,
 }
 
 /// A live token of `purpose` (unused, not voided, not expired), read without consuming it: for

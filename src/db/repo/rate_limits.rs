@@ -69,29 +69,31 @@ pub fn add(
     now_us: i64,
     interval_us: i64,
 ) -> QueryResult<()> {
+    // Loaded, not executed, so that the statement is cached (see [`fixed`]).
     struct AddPg;
     struct AddSqlite;
     match conn {
         DbConnection::Pg(c) => fixed::<AddPg, _>(
             diesel::sql_query(
                 "INSERT INTO rate_limit_buckets AS r (bucket, tat) VALUES ($1, $2 + $3) \
-             ON CONFLICT (bucket) DO UPDATE SET tat = GREATEST(r.tat, $2) + $3",
+             ON CONFLICT (bucket) DO UPDATE SET tat = GREATEST(r.tat, $2) + $3 RETURNING r.tat",
             )
             .bind::<Text, _>(bucket)
             .bind::<BigInt, _>(now_us)
             .bind::<BigInt, _>(interval_us),
         )
-        .execute(c)?,
+        .load::<Tat>(c)?,
         DbConnection::Sqlite(c) => fixed::<AddSqlite, _>(
             diesel::sql_query(
                 "INSERT INTO rate_limit_buckets (bucket, tat) VALUES (?1, ?2 + ?3) \
-             ON CONFLICT (bucket) DO UPDATE SET tat = MAX(rate_limit_buckets.tat, ?2) + ?3",
+             ON CONFLICT (bucket) DO UPDATE SET tat = MAX(rate_limit_buckets.tat, ?2) + ?3 \
+             RETURNING tat",
             )
             .bind::<Text, _>(bucket)
             .bind::<BigInt, _>(now_us)
             .bind::<BigInt, _>(interval_us),
         )
-        .execute(c)?,
+        .load::<Tat>(c)?,
     };
     Ok(())
 }
