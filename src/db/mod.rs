@@ -240,6 +240,27 @@ pub struct DbManager {
     url: DatabaseUrl,
 }
 
+/// What every SQLite connection is set to, in this order.
+///
+/// - `busy_timeout` first: parallel connects otherwise fail on the switch to WAL.
+/// - `journal_mode = WAL`, `synchronous = NORMAL`: readers do not block the writer, and a
+///   commit writes the log without waiting for the disk; the checkpoints sync it.
+/// - `foreign_keys = ON`: the schema's references hold.
+/// - `temp_store = MEMORY`: the writer thread runs each write of a group in a savepoint
+///   ([`writer`]), and SQLite keeps the pages a savepoint may have to restore in a statement
+///   journal, which past 64 KiB it spilled to a temporary file: 7.6 % of the writer's time
+///   in a burst of password resets went to writing that file (perf, docs/benchmarks.md).
+///   In memory it is a few hundred KiB at most, freed at the group's commit.
+/// - `wal_autocheckpoint = 4000`: the commit that takes the log past that many pages (16 MiB)
+///   copies the log into the database and syncs it, on the writer thread. At SQLite's default
+///   of 1,000 pages that was 15 % of the writer's time in a reset burst, most of it `fsync`;
+///   the hot pages (a rate-limit bucket, the last pages of the outbox and the audit log) are
+///   written to the log once per commit but copied once per checkpoint, so fewer, larger
+///   checkpoints copy much less. The log file stays at most that size between checkpoints.
+const SQLITE_SETTINGS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+     PRAGMA wal_autocheckpoint = 4000;";
+
 fn sqlite_uri(path: &std::path::Path) -> String {
     // `mode=rw`: a database file that vanished is an outage, not a fresh empty database.
     format!("file:{}?mode=rw", path.display())
@@ -257,12 +278,8 @@ impl ManageConnection for DbManager {
             DatabaseUrl::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(&sqlite_uri(path))
                     .map_err(r2d2::Error::ConnectionError)?;
-                // busy_timeout first: parallel connects otherwise fail on the WAL switch.
-                c.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(r2d2::Error::QueryError)?;
+                c.batch_execute(SQLITE_SETTINGS)
+                    .map_err(r2d2::Error::QueryError)?;
                 DbConnection::Sqlite(c)
             }
         };
@@ -623,6 +640,56 @@ pub fn wait_until_reachable(db: &Db, timeout: Duration) -> Result<(), DbError> {
             Ok(()) => return Ok(()),
             Err(e) if std::time::Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Autocheckpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        wal_autocheckpoint: i32,
+    }
+
+    /// A setting that SQLite also offers as a table (`pragma_<name>`).
+    fn setting(conn: &mut DbConnection, name: &str) -> String {
+        let sql = format!("SELECT CAST((SELECT * FROM pragma_{name}) AS TEXT) AS value");
+        diesel::sql_query(sql)
+            .get_result::<Setting>(conn)
+            .expect("pragma")
+            .value
+    }
+
+    /// The settings are per connection: each one the pool opens must have them.
+    #[test]
+    fn every_sqlite_connection_gets_the_settings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("settings.db");
+        std::fs::File::create(&path).expect("db file");
+        let manager = DbManager {
+            url: DatabaseUrl::Sqlite(path),
+        };
+        for _ in 0..2 {
+            let mut slot = manager.connect().expect("connect");
+            let conn = &mut slot.conn;
+            assert_eq!(setting(conn, "journal_mode"), "wal");
+            assert_eq!(setting(conn, "synchronous"), "1");
+            assert_eq!(setting(conn, "foreign_keys"), "1");
+            assert_eq!(setting(conn, "temp_store"), "2");
+            let checkpoint = diesel::sql_query("PRAGMA wal_autocheckpoint")
+                .get_result::<Autocheckpoint>(conn)
+                .expect("pragma");
+            assert_eq!(checkpoint.wal_autocheckpoint, 4000);
+            assert_eq!(setting(conn, "busy_timeout"), "5000");
         }
     }
 }
