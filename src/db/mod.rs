@@ -112,19 +112,19 @@ pub trait RunTyped: Sized {
 
 impl<Q> RunTyped for Q {}
 
-/// A statement whose text never changes, made cacheable: a hand-written `diesel::sql_query`,
-/// or an `UPDATE` whose changeset has no optional value.
+/// A hand-written statement (`diesel::sql_query`) whose text never changes, made cacheable.
 ///
 /// diesel never caches the prepared statement of a `sql_query` (it cannot know that the text
-/// is the same each time) nor of an `UPDATE` (a changeset may leave out its `None` fields),
-/// so SQLite parses and plans it on every call: perf showed the parser at the top of a read
-/// that used one, and 4 % of the writer thread's time preparing the `UPDATE` that voids an
-/// account's older links. Wrapped here, the statement is cached under the marker type `M`,
-/// which must name this one text and nothing else.
+/// is the same each time), so SQLite parses and plans it on every call: perf showed the parser
+/// at the top of a read that used one. Wrapped here, the statement is cached under the marker
+/// type `M`, which must name this one text and nothing else. diesel's own `UPDATE` is never
+/// cached either (a changeset may leave out its `None` fields): a hot one is written here
+/// instead (preparing the `UPDATE` that voids an account's older links was 4 % of the
+/// writer thread's time in a burst of resets).
 ///
-/// Only when it is loaded (`load`, `get_result`): `execute` hands diesel the query by
-/// reference, and diesel's impl for references asks the wrapped query, which refuses. A
-/// statement that changes rows therefore ends in `RETURNING` and is loaded.
+/// It is cached only when it is loaded (`load`, `get_result`): `execute` hands diesel the
+/// query by reference, and diesel's impl for references asks the wrapped query, which
+/// refuses. A statement that changes rows therefore ends in `RETURNING` and is loaded.
 pub struct Fixed<M, Q> {
     query: Q,
     marker: std::marker::PhantomData<M>,
