@@ -10,7 +10,7 @@ use validator::Validate;
 
 use crate::api::common::{Accepted, PageQuery, invalid_token};
 use crate::api::edge::{Body, PathId, Query, TextFields};
-use crate::api::extract::{Authenticated, Client};
+use crate::api::extract::{AccessToken, Authenticated, Client};
 use crate::api::problem::{ApiError, Code, Problem};
 use crate::api::rules;
 use crate::context::Ctx;
@@ -461,9 +461,10 @@ pub async fn resend_verification_email(
 #[get("/account")]
 pub async fn get_account(
     ctx: web::Data<Ctx>,
-    Authenticated(who): Authenticated,
+    AccessToken(credential): AccessToken,
 ) -> Result<HttpResponse, ApiError> {
-    let account = accounts::get(&ctx, &who).await?;
+    let (who, account) = accounts::get_own(&ctx, &credential.token).await?;
+    credential.check_csrf(&ctx, &who.session_id)?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
 

@@ -32,15 +32,39 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let ctx = ctx.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no app state")))?;
             let credential = credential.ok_or_else(ApiError::unauthorized)?;
-            match sessions::authenticate(&ctx, &credential.token).await {
-                Ok(p) => {
-                    credential.check_csrf(&ctx, &p.session_id)?;
-                    Ok(Self(p))
-                }
-                Err(AuthError::Unauthorized) => Err(ApiError::invalid_access_token()),
-                Err(AuthError::Failure(f)) => Err(f.into()),
-            }
+            let p = sessions::authenticate(&ctx, &credential.token).await?;
+            credential.check_csrf(&ctx, &p.session_id)?;
+            Ok(Self(p))
         })
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => ApiError::invalid_access_token(),
+            AuthError::Failure(f) => f.into(),
+        }
+    }
+}
+
+/// The caller's access token (bearer or cookie), not yet checked: for a handler whose service
+/// checks it in the same read as its answer (`GET /account`). It must then pass the session it
+/// finds to [`Credential::check_csrf`], as [`Authenticated`] does; every other handler takes
+/// [`Authenticated`].
+#[derive(Debug)]
+pub struct AccessToken(pub Credential);
+
+impl FromRequest for AccessToken {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            Credential::of(req)
+                .map(Self)
+                .ok_or_else(ApiError::unauthorized),
+        )
     }
 }
 

@@ -33,6 +33,6 @@ pub use recovery_request::{
     DeliverTo, InvalidTransition, MessageKind, NextStepHints, Ownership, RecoveryAction,
     RecoveryMessage, RecoveryRequest, RecoveryStatus, TEXT_MAX_CHARS,
 };
-pub use session::{RefreshToken, Session};
+pub use session::{LiveSession, RefreshToken, Session};
 pub use text::TextKind;
 pub use two_factor::{CodeSet, MfaChallenge, StoredCode, TotpCredential};

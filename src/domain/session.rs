@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{AccountId, DeviceId, SecondFactor, SessionId};
+use crate::domain::{AccountId, DeviceId, Role, SecondFactor, SessionId};
 
 /// A stored session.
 #[derive(Debug, Clone)]
@@ -27,6 +27,22 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The second factor it was opened with.
     pub second_factor: SecondFactor,
+    /// The device it was opened from.
+    pub device_id: Option<DeviceId>,
+}
+
+/// What authenticating an access token needs of its session: found live (not revoked, not
+/// expired), alone or together with its account.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    /// Its id.
+    pub id: SessionId,
+    /// The account.
+    pub account_id: AccountId,
+    /// The account's role.
+    pub role: Role,
+    /// When it was last used (at most once a minute).
+    pub last_used_at: DateTime<Utc>,
     /// The device it was opened from.
     pub device_id: Option<DeviceId>,
 }

@@ -14,7 +14,7 @@ use crate::mail::human_time;
 use crate::services::account_lock;
 use crate::services::audit::{self, Actor, Event};
 use crate::services::reauth;
-use crate::services::sessions::Principal;
+use crate::services::sessions::{AccessClaims, AuthError, Principal};
 use crate::services::two_factor;
 use crate::services::unit_of_work::{self, Work};
 use crate::services::{ClientInfo, Failure, FieldIssue};
@@ -83,15 +83,30 @@ fn view_of(row: Account, second: two_factor::TwoFactorSummary) -> AccountView {
     }
 }
 
-/// The caller's account.
-pub async fn get(ctx: &Ctx, who: &Principal) -> Result<AccountView, Failure> {
-    let id = who.account_id.clone();
-    unit_of_work::read(ctx, move |conn| {
-        let (row, counts) = repo::accounts::find_with_counts(conn, &id)?
-            .ok_or_else(|| Failure::Internal(anyhow::anyhow!("account vanished")))?;
-        Ok(view_of(row, two_factor::summary_of(counts)))
+/// The account of an access token, authenticated in the same read: the token is checked
+/// ([`AccessClaims`]), then one statement finds its live session with the account, and the
+/// session is admitted as [`crate::services::sessions::authenticate`] would. `GET /account` is what a frontend
+/// calls most; every other call authenticates first and reads after.
+pub async fn get_own(ctx: &Ctx, bearer: &str) -> Result<(Principal, AccountView), AuthError> {
+    let claims = AccessClaims::check(ctx, bearer)?;
+    let (session_id, now) = (claims.session_id().clone(), claims.now());
+    let found = unit_of_work::read(ctx, move |conn| -> Result<_, AuthError> {
+        Ok(repo::accounts::find_by_session_with_counts(
+            conn,
+            &session_id,
+            now,
+        )?)
     })
-    .await
+    .await?;
+    let (session, view) = match found {
+        Some((session, row, counts)) => (
+            Some(session),
+            Some(view_of(row, two_factor::summary_of(counts))),
+        ),
+        None => (None, None),
+    };
+    let who = claims.admit(ctx, session).await?;
+    Ok((who, view.ok_or(AuthError::Unauthorized)?))
 }
 
 /// Why a password change was refused.

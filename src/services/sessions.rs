@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use crate::context::Ctx;
 use crate::db::repo;
 use crate::domain::{
-    Account, AccountId, DeviceId, EventType, RefreshToken, Role, SecondFactor, Session, SessionId,
+    Account, AccountId, DeviceId, EventType, LiveSession, RefreshToken, Role, SecondFactor,
+    Session, SessionId,
 };
 use crate::failure_conversions;
 use crate::security::jwt::TokenType;
@@ -340,40 +341,80 @@ pub fn csrf_matches(ctx: &Ctx, session_id: &SessionId, presented: Option<&str>) 
     presented.is_some_and(|p| tokens::constant_time_eq(p, &csrf_token(ctx, session_id)))
 }
 
+/// An access token whose signature, type and times are checked; its session is not yet.
+#[derive(Debug)]
+pub struct AccessClaims {
+    session_id: SessionId,
+    subject: String,
+    /// When it was checked: the session must be live then.
+    now: DateTime<Utc>,
+}
+
+impl AccessClaims {
+    /// Checks `bearer`'s signature, type and times (no database).
+    pub fn check(ctx: &Ctx, bearer: &str) -> Result<Self, AuthError> {
+        let now = ctx.clock.now();
+        let claims = ctx
+            .jwt
+            .verify(bearer, TokenType::Access, now)
+            .map_err(|_| AuthError::Unauthorized)?;
+        let session_id = SessionId::parse(&claims.sid).ok_or(AuthError::Unauthorized)?;
+        Ok(Self {
+            session_id,
+            subject: claims.sub,
+            now,
+        })
+    }
+
+    /// The session the token names.
+    pub fn session_id(&self) -> &SessionId {
+        &self.session_id
+    }
+
+    /// When it was checked.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Admits the caller if `found`, the token's session as read live at [`Self::now`], belongs
+    /// to the token's account; records its use at most once a minute, so most requests stay
+    /// reads.
+    pub async fn admit(
+        self,
+        ctx: &Ctx,
+        found: Option<LiveSession>,
+    ) -> Result<Principal, AuthError> {
+        let session = found.ok_or(AuthError::Unauthorized)?;
+        if session.id != self.session_id || session.account_id.as_str() != self.subject {
+            return Err(AuthError::Unauthorized);
+        }
+        let (now, stale) = (self.now, self.now - chrono::Duration::minutes(1));
+        if session.last_used_at < stale {
+            let id = session.id.clone();
+            ctx.db
+                .write_one(move |conn| -> Result<(), AuthError> {
+                    Ok(repo::sessions::touch(conn, &id, now, stale)?)
+                })
+                .await?;
+        }
+        Ok(Principal {
+            account_id: session.account_id,
+            session_id: session.id,
+            role: session.role,
+            device_id: session.device_id,
+        })
+    }
+}
+
 /// Checks an access token: signature, type and times, then that its session is live.
 pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, AuthError> {
-    let now = ctx.clock.now();
-    let claims = ctx
-        .jwt
-        .verify(bearer, TokenType::Access, now)
-        .map_err(|_| AuthError::Unauthorized)?;
-    let Some(session_id) = SessionId::parse(&claims.sid) else {
-        return Err(AuthError::Unauthorized);
-    };
-    let (session, role) = unit_of_work::read(ctx, move |conn| -> Result<_, AuthError> {
+    let claims = AccessClaims::check(ctx, bearer)?;
+    let (session_id, now) = (claims.session_id().clone(), claims.now());
+    let found = unit_of_work::read(ctx, move |conn| -> Result<_, AuthError> {
         Ok(repo::sessions::find_live_with_role(conn, &session_id, now)?)
     })
-    .await?
-    .ok_or(AuthError::Unauthorized)?;
-    if session.account_id.as_str() != claims.sub {
-        return Err(AuthError::Unauthorized);
-    }
-    // Record use at most once a minute, so most requests stay reads.
-    let stale = now - chrono::Duration::minutes(1);
-    if session.last_used_at < stale {
-        let id = session.id.clone();
-        ctx.db
-            .write_one(move |conn| -> Result<(), AuthError> {
-                Ok(repo::sessions::touch(conn, &id, now, stale)?)
-            })
-            .await?;
-    }
-    Ok(Principal {
-        account_id: session.account_id,
-        session_id: session.id,
-        role,
-        device_id: session.device_id,
-    })
+    .await?;
+    claims.admit(ctx, found).await
 }
 
 /// Ends the caller's session: its access and refresh tokens stop working.

@@ -279,3 +279,53 @@ async fn tokens_signed_otherwise_or_from_the_future_and_other_token_kinds_are_re
     // The real token still works: nothing above revoked it.
     json(app.get_auth("/api/v1/account", &tokens.access).await, 200).await;
 }
+
+/// `GET /account` authenticates in the statement that reads its answer; it must refuse what
+/// every other endpoint refuses, and record use the same way.
+#[tokio::test]
+async fn get_account_checks_the_session_like_every_endpoint_and_records_its_use() {
+    let app = spawn_app().await;
+    let alice = app
+        .verified_user("alice", "alice@example.com", PASSWORD)
+        .await;
+    let bob = app
+        .verified_user("bobby", "bob@example.com", PASSWORD)
+        .await;
+
+    // Correctly signed, but naming Alice's live session with Bob's account.
+    let mut claims = claims_of(&alice.access);
+    claims["sub"] = claims_of(&bob.access)["sub"].clone();
+    let crossed = sign(&app, &claims);
+    for path in ["/api/v1/account", "/api/v1/account/sessions"] {
+        problem(app.get_auth(path, &crossed).await, 401, "unauthorized").await;
+    }
+    let account = json(app.get_auth("/api/v1/account", &bob.access).await, 200).await;
+    assert_eq!(account["username"], "bobby");
+
+    // Use is recorded at most once a minute, by GET /account as by any other call. Read from
+    // a second session, whose own calls record only its own use.
+    let other = app.login("alice", PASSWORD).await;
+    let first_session_used = || async {
+        let list = json(
+            app.get_auth("/api/v1/account/sessions", &other.access)
+                .await,
+            200,
+        )
+        .await;
+        let items = list["items"].as_array().expect("items").clone();
+        let first = items
+            .iter()
+            .find(|s| s["current"] == false)
+            .expect("the first session");
+        first["last_used_at"]
+            .as_str()
+            .expect("last_used_at")
+            .to_owned()
+    };
+    let before = first_session_used().await;
+    app.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(first_session_used().await, before);
+    json(app.get_auth("/api/v1/account", &alice.access).await, 200).await;
+    let after = first_session_used().await;
+    assert!(after > before, "last use {before} not moved to {after}");
+}

@@ -8,7 +8,7 @@ use crate::db::repo::two_factor::{CountsRow, SecondFactorCounts, second_factor_c
 use crate::db::repo::{naive, utc};
 use crate::db::schema::accounts;
 use crate::db::{DbConnection, fixed, on_backend};
-use crate::domain::{Account, AccountId, Role};
+use crate::domain::{Account, AccountId, LiveSession, Role, SessionId};
 
 /// A stored account, as the table has it.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -239,34 +239,62 @@ pub fn find(conn: &mut DbConnection, id: &AccountId) -> QueryResult<Option<Accou
     })
 }
 
-/// An account row with its second factors counted, as [`find_with_counts`] reads it.
+/// A live session's account with its second factors counted, as
+/// [`find_by_session_with_counts`] reads it.
 #[derive(QueryableByName)]
-struct AccountWithCounts {
+struct SessionAccountWithCounts {
     #[diesel(embed)]
     account: AccountRow,
     #[diesel(embed)]
     counts: CountsRow,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    session_id: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    session_last_used_at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    session_device_id: Option<String>,
 }
 
-/// The account and its [`SecondFactorCounts`] in one statement, one round trip: what every
-/// `GET /account` shows. Diesel's query builder cannot put subqueries beside a table's
-/// columns, so this one is written out, with the counts of [`super::two_factor::counts`].
-pub fn find_with_counts(
+/// The live session `id` (neither revoked nor expired at `now`) with its account and the
+/// account's [`SecondFactorCounts`]: everything `GET /account` needs, authentication included,
+/// in one statement and one round trip (one read lock on SQLite), instead of the session's
+/// statement and then the account's. Diesel's query builder cannot put subqueries beside a
+/// table's columns, so this one is written out, with the counts of
+/// [`super::two_factor::counts`]; the session's columns are renamed, as the tables share
+/// column names.
+pub fn find_by_session_with_counts(
     conn: &mut DbConnection,
-    id: &AccountId,
-) -> QueryResult<Option<(Account, SecondFactorCounts)>> {
+    id: &SessionId,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<(LiveSession, Account, SecondFactorCounts)>> {
     const SQL: &str = concat!(
         "SELECT accounts.*, ",
-        second_factor_counts!(),
-        " FROM accounts WHERE accounts.id = $1"
+        second_factor_counts!("accounts.id"),
+        ", sessions.id AS session_id, sessions.last_used_at AS session_last_used_at, \
+         sessions.device_id AS session_device_id \
+         FROM sessions JOIN accounts ON accounts.id = sessions.account_id \
+         WHERE sessions.id = $1 AND sessions.revoked_at IS NULL AND sessions.expires_at > $2"
     );
-    struct FindWithCounts;
-    on_backend!(conn, |c| fixed::<FindWithCounts, _>(
-        diesel::sql_query(SQL).bind::<diesel::sql_types::Text, _>(id.as_str())
+    struct FindBySessionWithCounts;
+    on_backend!(conn, |c| fixed::<FindBySessionWithCounts, _>(
+        diesel::sql_query(SQL)
+            .bind::<diesel::sql_types::Text, _>(id.as_str())
+            .bind::<diesel::sql_types::Timestamp, _>(naive(now))
     )
-    .get_result::<AccountWithCounts>(c))
+    .get_result::<SessionAccountWithCounts>(c))
     .optional()
-    .map(|found| found.map(|row| (row.account.into_domain(), row.counts.into())))
+    .map(|found| {
+        found.map(|row| {
+            let session = super::sessions::live_session(
+                row.session_id,
+                row.account.id.clone(),
+                &row.account.role,
+                row.session_last_used_at,
+                row.session_device_id,
+            );
+            (session, row.account.into_domain(), row.counts.into())
+        })
+    })
 }
 
 /// Finds an account by a normalised login text: its username key or its email.

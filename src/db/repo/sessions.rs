@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::{accounts, refresh_tokens, sessions};
 use crate::db::{DbConnection, on_backend};
-use crate::domain::{AccountId, DeviceId, RefreshToken, Role, SecondFactor, Session, SessionId};
+use crate::domain::{
+    AccountId, DeviceId, LiveSession, RefreshToken, Role, SecondFactor, Session, SessionId,
+};
 
 /// A stored session, as the table has it.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -129,21 +131,51 @@ pub fn find_live(
 }
 
 /// A session that is neither revoked nor expired, with its account's role: what every
-/// authenticated request needs, in one statement.
+/// authenticated request needs, in one statement. ([`super::accounts::find_by_session_with_counts`]
+/// reads the same with the whole account, for `GET /account`.)
 pub fn find_live_with_role(
     conn: &mut DbConnection,
     id: &SessionId,
     now: DateTime<Utc>,
-) -> QueryResult<Option<(Session, Role)>> {
+) -> QueryResult<Option<LiveSession>> {
     on_backend!(conn, |c| sessions::table
         .inner_join(accounts::table)
         .filter(sessions::id.eq(id.as_str()))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(naive(now)))
-        .select((SessionRow::as_select(), accounts::role))
-        .get_result::<(SessionRow, String)>(c))
+        .select((
+            sessions::id,
+            sessions::account_id,
+            accounts::role,
+            sessions::last_used_at,
+            sessions::device_id,
+        ))
+        .get_result::<(String, String, String, NaiveDateTime, Option<String>)>(
+            c
+        ))
     .optional()
-    .map(|row| row.map(|(session, role)| (session.into_domain(), Role::from_stored(&role))))
+    .map(|row| {
+        row.map(|(id, account_id, role, last_used_at, device_id)| {
+            live_session(id, account_id, &role, last_used_at, device_id)
+        })
+    })
+}
+
+/// A [`LiveSession`] from its stored columns.
+pub(super) fn live_session(
+    id: String,
+    account_id: String,
+    role: &str,
+    last_used_at: NaiveDateTime,
+    device_id: Option<String>,
+) -> LiveSession {
+    LiveSession {
+        id: SessionId::from_stored(id),
+        account_id: AccountId::from_stored(account_id),
+        role: Role::from_stored(role),
+        last_used_at: utc(last_used_at),
+        device_id: device_id.map(DeviceId::from_stored),
+    }
 }
 
 /// The account's live sessions, newest first.

@@ -344,20 +344,29 @@ pub struct SecondFactorCounts {
     pub used_codes: i64,
 }
 
-/// The select list of [`SecondFactorCounts`] for the account whose id is bound as `$1`
-/// (PostgreSQL's placeholder; to SQLite a named one, the same value wherever it appears).
-/// Written out because [`super::accounts::find_with_counts`] puts it beside a table's
-/// columns, which diesel's query builder cannot; [`counts`] reads it alone.
+/// The select list of [`SecondFactorCounts`] for the account whose id is `$account`: a bound
+/// `"$1"` (PostgreSQL's placeholder; to SQLite a named one, the same value wherever it
+/// appears) or a column such as `"accounts.id"`. Written out because
+/// [`super::accounts::find_with_counts`] puts it beside a table's columns, which diesel's query
+/// builder cannot; [`counts`] reads it alone.
 macro_rules! second_factor_counts {
-    () => {
-        "EXISTS (SELECT 1 FROM totp_credentials t \
-            WHERE t.account_id = $1 AND t.confirmed_at IS NOT NULL) AS totp_confirmed, \
-        (SELECT COUNT(*) FROM passkeys p WHERE p.account_id = $1) AS passkey_count, \
-        (SELECT COUNT(*) FROM recovery_codes c JOIN recovery_code_sets s ON s.id = c.set_id \
-            WHERE s.account_id = $1 AND s.superseded_at IS NULL) AS code_count, \
-        (SELECT COUNT(*) FROM recovery_codes c JOIN recovery_code_sets s ON s.id = c.set_id \
-            WHERE s.account_id = $1 AND s.superseded_at IS NULL AND c.used_at IS NOT NULL) \
-            AS used_code_count"
+    ($account:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM totp_credentials t WHERE t.account_id = ",
+            $account,
+            " AND t.confirmed_at IS NOT NULL) AS totp_confirmed, \
+            (SELECT COUNT(*) FROM passkeys p WHERE p.account_id = ",
+            $account,
+            ") AS passkey_count, \
+            (SELECT COUNT(*) FROM recovery_codes c JOIN recovery_code_sets s ON s.id = c.set_id \
+                WHERE s.account_id = ",
+            $account,
+            " AND s.superseded_at IS NULL) AS code_count, \
+            (SELECT COUNT(*) FROM recovery_codes c JOIN recovery_code_sets s ON s.id = c.set_id \
+                WHERE s.account_id = ",
+            $account,
+            " AND s.superseded_at IS NULL AND c.used_at IS NOT NULL) AS used_code_count"
+        )
     };
 }
 pub(super) use second_factor_counts;
@@ -388,7 +397,7 @@ impl From<CountsRow> for SecondFactorCounts {
 
 /// Counts [`SecondFactorCounts`] for the account.
 pub fn counts(conn: &mut DbConnection, account_id: &AccountId) -> QueryResult<SecondFactorCounts> {
-    const SQL: &str = concat!("SELECT ", second_factor_counts!());
+    const SQL: &str = concat!("SELECT ", second_factor_counts!("$1"));
     struct Counts;
     on_backend!(conn, |c| fixed::<Counts, _>(
         diesel::sql_query(SQL).bind::<diesel::sql_types::Text, _>(account_id.as_str())
