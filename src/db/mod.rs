@@ -474,7 +474,28 @@ impl Db {
     /// PostgreSQL a read is a network round trip, and with no idle SQLite connection the
     /// caller would wait for one: both go to the blocking pool as in [`Db::run`]. Never give
     /// it a write: on SQLite a write may wait for the write lock.
+    ///
+    /// On SQLite `f` runs in one read transaction ([`sqlite_snapshot`]): its statements see one
+    /// state of the database, and `GET /recovery-requests/{id}` (six statements) answered 45 %
+    /// more requests a second. A read of one statement gains nothing from it and pays for
+    /// `BEGIN` and its end: [`Db::read_one`].
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        if self.lane.is_some()
+            && let Some(slot) = self.try_get()
+        {
+            return Self::run_on(slot, |conn| sqlite_snapshot(conn, f));
+        }
+        self.run(f).await
+    }
+
+    /// [`Db::read`] for `f` that runs exactly one statement (its own snapshot), without the
+    /// transaction around it.
+    pub async fn read_one<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -638,6 +659,33 @@ where
     }
 }
 
+/// Runs `f`, a read, in one deferred transaction on SQLite, ended without committing anything:
+/// its statements see one snapshot, and take the read lock of the shared WAL index once instead
+/// of once each (those locks, under one mutex for all the process's connections, were 15 % of
+/// the workers' time in a read of two statements). On PostgreSQL `f` runs as it is: there a
+/// transaction would cost two more round trips. If the transaction cannot be ended, the
+/// connection counts as broken (diesel's transaction depth stays above zero) and r2d2 drops it.
+fn sqlite_snapshot<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DbError>,
+{
+    let DbConnection::Sqlite(c) = conn else {
+        return f(conn);
+    };
+    AnsiTransactionManager::begin_transaction(c).map_err(|e| E::from(DbError::from(e)))?;
+    let result = f(conn);
+    let end = match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+        DbConnection::Pg(_) => Ok(()),
+    };
+    match (result, end) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(E::from(DbError::from(e))),
+        (Err(e), _) => Err(e),
+    }
+}
+
 /// Waits up to `timeout` for the first connection, for a clear start-up error.
 pub fn wait_until_reachable(db: &Db, timeout: Duration) -> Result<(), DbError> {
     let deadline = std::time::Instant::now() + timeout;
@@ -673,6 +721,62 @@ mod tests {
             .get_result::<Setting>(conn)
             .expect("pragma")
             .value
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        v: i32,
+    }
+
+    fn value(conn: &mut DbConnection) -> Result<i32, DbError> {
+        Ok(diesel::sql_query("SELECT v FROM t")
+            .get_result::<Value>(conn)?
+            .v)
+    }
+
+    /// A read's statements see one state, and the read ends its transaction whether it
+    /// succeeds or fails, so the next read on the connection sees later writes.
+    #[test]
+    fn a_read_sees_one_snapshot_and_ends_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("snapshot.db");
+        std::fs::File::create(&path).expect("db file");
+        let manager = DbManager {
+            url: DatabaseUrl::Sqlite(path),
+        };
+        let (mut reader, mut writer) = (
+            manager.connect().expect("connect"),
+            manager.connect().expect("connect"),
+        );
+        let write = |w: &mut DbConnection, v: i32| {
+            w.batch_execute(&format!("UPDATE t SET v = {v}"))
+                .expect("write");
+        };
+        writer
+            .conn
+            .batch_execute("CREATE TABLE t (v INTEGER NOT NULL); INSERT INTO t VALUES (1)")
+            .expect("table");
+        let seen = sqlite_snapshot(&mut reader.conn, |conn| -> Result<_, DbError> {
+            let first = value(conn)?;
+            write(&mut writer.conn, 2);
+            Ok((first, value(conn)?))
+        })
+        .expect("read");
+        assert_eq!(
+            seen,
+            (1, 1),
+            "a write in the middle of a read showed through"
+        );
+        assert_eq!(value(&mut reader.conn).expect("read"), 2);
+
+        let failed = sqlite_snapshot(&mut reader.conn, |conn| -> Result<i32, DbError> {
+            value(conn)?;
+            Err(DbError::Unavailable("the read failed".into()))
+        });
+        assert!(failed.is_err());
+        write(&mut writer.conn, 3);
+        assert_eq!(value(&mut reader.conn).expect("read"), 3);
     }
 
     /// The settings are per connection: each one the pool opens must have them.

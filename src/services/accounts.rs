@@ -90,7 +90,7 @@ fn view_of(row: Account, second: two_factor::TwoFactorSummary) -> AccountView {
 pub async fn get_own(ctx: &Ctx, bearer: &str) -> Result<(Principal, AccountView), AuthError> {
     let claims = AccessClaims::check(ctx, bearer)?;
     let (session_id, now) = (claims.session_id().clone(), claims.now());
-    let found = unit_of_work::read(ctx, move |conn| -> Result<_, AuthError> {
+    let found = unit_of_work::read_one(ctx, move |conn| -> Result<_, AuthError> {
         Ok(repo::accounts::find_by_session_with_counts(
             conn,
             &session_id,

@@ -410,7 +410,7 @@ impl AccessClaims {
 pub async fn authenticate(ctx: &Ctx, bearer: &str) -> Result<Principal, AuthError> {
     let claims = AccessClaims::check(ctx, bearer)?;
     let (session_id, now) = (claims.session_id().clone(), claims.now());
-    let found = unit_of_work::read(ctx, move |conn| -> Result<_, AuthError> {
+    let found = unit_of_work::read_one(ctx, move |conn| -> Result<_, AuthError> {
         Ok(repo::sessions::find_live_with_role(conn, &session_id, now)?)
     })
     .await?;

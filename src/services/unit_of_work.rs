@@ -92,8 +92,9 @@ where
 }
 
 /// Runs `f`, which only reads, with a pooled connection outside any write transaction (on
-/// SQLite on the calling worker when a connection is idle: [`crate::db::Db::read`]). A single
-/// statement that writes goes through [`write`] instead, so that it queues for SQLite's lock.
+/// SQLite on the calling worker when a connection is idle, in one snapshot:
+/// [`crate::db::Db::read`]). A single statement that writes goes through [`write`] instead, so
+/// that it queues for SQLite's lock.
 pub async fn read<T, E, F>(ctx: &Ctx, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -101,4 +102,16 @@ where
     E: From<DbError> + Send + 'static,
 {
     ctx.db.read(f).await
+}
+
+/// [`read`] for `f` that runs exactly one statement, which is its own snapshot: on SQLite it
+/// skips the transaction around it ([`crate::db::Db::read_one`]). For the hottest reads
+/// (authenticating every call, `GET /account`).
+pub async fn read_one<T, E, F>(ctx: &Ctx, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    ctx.db.read_one(f).await
 }
