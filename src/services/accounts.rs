@@ -85,8 +85,8 @@ fn view_of(row: Account, second: two_factor::TwoFactorSummary) -> AccountView {
 
 /// The account of an access token, authenticated in the same read: the token is checked
 /// ([`AccessClaims`]), then one statement finds its live session with the account, and the
-/// session is admitted as [`crate::services::sessions::authenticate`] would. `GET /account` is what a frontend
-/// calls most; every other call authenticates first and reads after.
+/// session is admitted as [`crate::services::sessions::authenticate`] would. `GET /account`
+/// is what a frontend calls most; every other call authenticates first and reads after.
 pub async fn get_own(ctx: &Ctx, bearer: &str) -> Result<(Principal, AccountView), AuthError> {
     let claims = AccessClaims::check(ctx, bearer)?;
     let (session_id, now) = (claims.session_id().clone(), claims.now());

@@ -131,8 +131,9 @@ pub fn find_live(
 }
 
 /// A session that is neither revoked nor expired, with its account's role: what every
-/// authenticated request needs, in one statement. ([`super::accounts::find_by_session_with_counts`]
-/// reads the same with the whole account, for `GET /account`.)
+/// authenticated request needs, in one statement.
+/// ([`super::accounts::find_by_session_with_counts`] reads the same with the whole account,
+/// for `GET /account`.)
 pub fn find_live_with_role(
     conn: &mut DbConnection,
     id: &SessionId,
