@@ -554,6 +554,11 @@ pub fn list(
 /// The number of waiting requests (`submitted` or `in_review`) filed before the request filed
 /// at `submitted_at` with id `id` (ties broken by id, as the queue orders them): one count over
 /// the `(status, submitted_at)` index.
+///
+/// The two statuses are two equalities, not `eq_any`: diesel never caches the statement of an
+/// `IN` list on SQLite, and preparing this one was 7 % of the workers' time in a burst of
+/// status reads (perf). SQLite turns the `OR` on one column into the same `IN` and the same
+/// index search.
 pub fn waiting_ahead_of(
     conn: &mut DbConnection,
     id: &RequestId,
@@ -562,10 +567,11 @@ pub fn waiting_ahead_of(
     on_backend!(conn, |conn| {
         let at = naive(submitted_at);
         recovery_requests::table
-            .filter(recovery_requests::status.eq_any([
-                RecoveryStatus::Submitted.as_str(),
-                RecoveryStatus::InReview.as_str(),
-            ]))
+            .filter(
+                recovery_requests::status
+                    .eq(RecoveryStatus::Submitted.as_str())
+                    .or(recovery_requests::status.eq(RecoveryStatus::InReview.as_str())),
+            )
             .filter(
                 recovery_requests::submitted_at
                     .lt(at)
