@@ -485,12 +485,7 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        if self.lane.is_some()
-            && let Some(slot) = self.try_get()
-        {
-            return Self::run_on(slot, |conn| sqlite_snapshot(conn, f));
-        }
-        self.run(f).await
+        self.read_as(true, f).await
     }
 
     /// [`Db::read`] for `f` that runs exactly one statement (its own snapshot), without the
@@ -501,6 +496,24 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        self.read_as(false, f).await
+    }
+
+    /// [`Db::read`] (`snapshot`) or [`Db::read_one`]: on the calling worker or the blocking
+    /// pool alike.
+    async fn read_as<T, E, F>(&self, snapshot: bool, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let f = move |conn: &mut DbConnection| {
+            if snapshot {
+                sqlite_snapshot(conn, f)
+            } else {
+                f(conn)
+            }
+        };
         if self.lane.is_some()
             && let Some(slot) = self.try_get()
         {
