@@ -10,6 +10,7 @@
 
 pub mod repo;
 pub mod schema;
+mod typed;
 mod writer;
 
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::{Config, DatabaseUrl};
+
+pub(crate) use typed::on_backend;
+pub use typed::{Fixed, RunTyped, fixed};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -41,128 +45,6 @@ impl DbConnection {
     /// True on SQLite, for the few statements that differ.
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Self::Sqlite(_))
-    }
-}
-
-/// Runs `$body` with `$c` bound to the concrete connection of the backend (see [`RunTyped`]),
-/// for queries whose type depends on the backend (`as_select()` picks it): the body is
-/// compiled once per backend.
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            $crate::db::DbConnection::Pg($c) => $body,
-            $crate::db::DbConnection::Sqlite($c) => $body,
-        }
-    };
-}
-pub(crate) use on_backend;
-
-/// Runs a query on the concrete connection of its backend, typed for that backend.
-///
-/// Diesel's `MultiConnection` serialises every query through its own backend first: it
-/// renders the query's SQL text on every execution, cached statement or not, and walks the
-/// query twice more for its binds. On the hot paths (what every authenticated request, every
-/// status read and every write burst runs) that was a large part of a statement's cost
-/// (docs/benchmarks.md). These methods run the same query on the `PgConnection` or
-/// `SqliteConnection` inside, where the statement cache finds it by type and binds it
-/// directly. Each use compiles the query once per backend, so they are kept for hot paths.
-pub trait RunTyped: Sized {
-    /// [`RunQueryDsl::execute`], typed for the backend.
-    fn execute_typed(self, conn: &mut DbConnection) -> diesel::QueryResult<usize>
-    where
-        Self: RunQueryDsl<PgConnection>
-            + RunQueryDsl<SqliteConnection>
-            + diesel::query_dsl::methods::ExecuteDsl<PgConnection>
-            + diesel::query_dsl::methods::ExecuteDsl<SqliteConnection>,
-    {
-        match conn {
-            DbConnection::Pg(c) => RunQueryDsl::<PgConnection>::execute(self, c),
-            DbConnection::Sqlite(c) => RunQueryDsl::<SqliteConnection>::execute(self, c),
-        }
-    }
-
-    /// [`RunQueryDsl::get_result`], typed for the backend.
-    fn get_result_typed<'q, U>(self, conn: &mut DbConnection) -> diesel::QueryResult<U>
-    where
-        Self: RunQueryDsl<PgConnection>
-            + RunQueryDsl<SqliteConnection>
-            + diesel::query_dsl::LoadQuery<'q, PgConnection, U>
-            + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>,
-    {
-        match conn {
-            DbConnection::Pg(c) => RunQueryDsl::<PgConnection>::get_result(self, c),
-            DbConnection::Sqlite(c) => RunQueryDsl::<SqliteConnection>::get_result(self, c),
-        }
-    }
-
-    /// [`RunQueryDsl::load`], typed for the backend.
-    fn load_typed<'q, U>(self, conn: &mut DbConnection) -> diesel::QueryResult<Vec<U>>
-    where
-        Self: RunQueryDsl<PgConnection>
-            + RunQueryDsl<SqliteConnection>
-            + diesel::query_dsl::LoadQuery<'q, PgConnection, U>
-            + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>,
-    {
-        match conn {
-            DbConnection::Pg(c) => RunQueryDsl::<PgConnection>::load(self, c),
-            DbConnection::Sqlite(c) => RunQueryDsl::<SqliteConnection>::load(self, c),
-        }
-    }
-}
-
-impl<Q> RunTyped for Q {}
-
-/// A hand-written statement (`diesel::sql_query`) whose text never changes, made cacheable.
-///
-/// diesel never caches the prepared statement of a `sql_query` (it cannot know that the text
-/// is the same each time), so SQLite parses and plans it on every call: perf showed the parser
-/// at the top of a read that used one. Wrapped here, the statement is cached under the marker
-/// type `M`, which must name this one text and nothing else. diesel's own `UPDATE` is never
-/// cached either (a changeset may leave out its `None` fields): a hot one is written here
-/// instead (preparing the `UPDATE` that voids an account's older links was 4 % of the
-/// writer thread's time in a burst of resets).
-///
-/// It is cached only when it is loaded (`load`, `get_result`): `execute` hands diesel the
-/// query by reference, and diesel's impl for references asks the wrapped query, which
-/// refuses. A statement that changes rows therefore ends in `RETURNING` and is loaded.
-pub struct Fixed<M, Q> {
-    query: Q,
-    marker: std::marker::PhantomData<M>,
-}
-
-/// Wraps `query`, a `sql_query` with a fixed text, so that its statement is cached under `M`.
-pub fn fixed<M: 'static, Q>(query: Q) -> Fixed<M, Q> {
-    Fixed {
-        query,
-        marker: std::marker::PhantomData,
-    }
-}
-
-impl<M: 'static, Q> diesel::query_builder::QueryId for Fixed<M, Q> {
-    type QueryId = M;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl<M, Q: diesel::query_builder::Query> diesel::query_builder::Query for Fixed<M, Q> {
-    type SqlType = Q::SqlType;
-}
-
-impl<M, Q, Conn> RunQueryDsl<Conn> for Fixed<M, Q> {}
-
-impl<DB, M, Q> diesel::query_builder::QueryFragment<DB> for Fixed<M, Q>
-where
-    DB: diesel::backend::Backend,
-    Q: diesel::query_builder::QueryFragment<DB>,
-{
-    fn walk_ast<'b>(
-        &'b self,
-        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
-    ) -> diesel::QueryResult<()> {
-        self.query.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
-        Ok(true)
     }
 }
 
@@ -712,107 +594,4 @@ pub fn wait_until_reachable(db: &Db, timeout: Duration) -> Result<(), DbError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(diesel::QueryableByName)]
-    struct Setting {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        value: String,
-    }
-
-    #[derive(diesel::QueryableByName)]
-    struct Autocheckpoint {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        wal_autocheckpoint: i32,
-    }
-
-    /// A setting that SQLite also offers as a table (`pragma_<name>`).
-    fn setting(conn: &mut DbConnection, name: &str) -> String {
-        let sql = format!("SELECT CAST((SELECT * FROM pragma_{name}) AS TEXT) AS value");
-        diesel::sql_query(sql)
-            .get_result::<Setting>(conn)
-            .expect("pragma")
-            .value
-    }
-
-    #[derive(diesel::QueryableByName)]
-    struct Value {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        v: i32,
-    }
-
-    fn value(conn: &mut DbConnection) -> Result<i32, DbError> {
-        Ok(diesel::sql_query("SELECT v FROM t")
-            .get_result::<Value>(conn)?
-            .v)
-    }
-
-    /// A read's statements see one state, and the read ends its transaction whether it
-    /// succeeds or fails, so the next read on the connection sees later writes.
-    #[test]
-    fn a_read_sees_one_snapshot_and_ends_it() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("snapshot.db");
-        std::fs::File::create(&path).expect("db file");
-        let manager = DbManager {
-            url: DatabaseUrl::Sqlite(path),
-        };
-        let (mut reader, mut writer) = (
-            manager.connect().expect("connect"),
-            manager.connect().expect("connect"),
-        );
-        let write = |w: &mut DbConnection, v: i32| {
-            w.batch_execute(&format!("UPDATE t SET v = {v}"))
-                .expect("write");
-        };
-        writer
-            .conn
-            .batch_execute("CREATE TABLE t (v INTEGER NOT NULL); INSERT INTO t VALUES (1)")
-            .expect("table");
-        let seen = sqlite_snapshot(&mut reader.conn, |conn| -> Result<_, DbError> {
-            let first = value(conn)?;
-            write(&mut writer.conn, 2);
-            Ok((first, value(conn)?))
-        })
-        .expect("read");
-        assert_eq!(
-            seen,
-            (1, 1),
-            "a write in the middle of a read showed through"
-        );
-        assert_eq!(value(&mut reader.conn).expect("read"), 2);
-
-        let failed = sqlite_snapshot(&mut reader.conn, |conn| -> Result<i32, DbError> {
-            value(conn)?;
-            Err(DbError::Unavailable("the read failed".into()))
-        });
-        assert!(failed.is_err());
-        write(&mut writer.conn, 3);
-        assert_eq!(value(&mut reader.conn).expect("read"), 3);
-    }
-
-    /// The settings are per connection: each one the pool opens must have them.
-    #[test]
-    fn every_sqlite_connection_gets_the_settings() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("settings.db");
-        std::fs::File::create(&path).expect("db file");
-        let manager = DbManager {
-            url: DatabaseUrl::Sqlite(path),
-        };
-        for _ in 0..2 {
-            let mut slot = manager.connect().expect("connect");
-            let conn = &mut slot.conn;
-            assert_eq!(setting(conn, "journal_mode"), "wal");
-            assert_eq!(setting(conn, "synchronous"), "1");
-            assert_eq!(setting(conn, "foreign_keys"), "1");
-            assert_eq!(setting(conn, "temp_store"), "2");
-            let checkpoint = diesel::sql_query("PRAGMA wal_autocheckpoint")
-                .get_result::<Autocheckpoint>(conn)
-                .expect("pragma");
-            assert_eq!(checkpoint.wal_autocheckpoint, 4000);
-            assert_eq!(setting(conn, "busy_timeout"), "5000");
-        }
-    }
-}
+mod tests;
