@@ -79,6 +79,30 @@ fn a_read_sees_one_snapshot_and_ends_it() {
     assert_eq!(value(&mut reader.conn).expect("read"), 3);
 }
 
+/// `.cargo/config.toml` builds the bundled SQLite with the query planner stability
+/// guarantee on. Without it, a cached statement with `LIMIT ?` (every page of a list) is
+/// prepared again on each execution, because the planner reads the bound value.
+#[test]
+fn sqlite_plans_do_not_depend_on_bound_values() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("qpsg.db");
+    std::fs::File::create(&path).expect("db file");
+    let manager = DbManager {
+        url: DatabaseUrl::Sqlite(path),
+    };
+    let mut slot = manager.connect().expect("connect");
+    let built_with = diesel::sql_query(
+        "SELECT CAST(count(*) AS INTEGER) AS v FROM pragma_compile_options \
+         WHERE compile_options = 'ENABLE_QPSG'",
+    )
+    .get_result::<Value>(&mut slot.conn)
+    .expect("compile options");
+    assert_eq!(
+        built_with.v, 1,
+        "SQLite was built without SQLITE_ENABLE_QPSG (LIBSQLITE3_FLAGS in .cargo/config.toml)"
+    );
+}
+
 /// The settings are per connection: each one the pool opens must have them.
 #[test]
 fn every_sqlite_connection_gets_the_settings() {
