@@ -4,9 +4,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::repo::{naive, utc};
 use crate::db::schema::recovery_request_attachments;
+use crate::db::{DbConnection, on_backend};
 use crate::domain::RequestId;
 
 /// A stored attachment (its content encrypted with its own key, the key wrapped by the data
@@ -85,33 +85,36 @@ pub fn count_attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult
         .get_result(conn)
 }
 
-/// The request's attachments without their content, oldest first.
+/// The request's attachments without their content, oldest first. On the backend's own
+/// connection ([`on_backend`]): the requester's status view runs it on every read.
 pub fn attachments(conn: &mut DbConnection, id: &RequestId) -> QueryResult<Vec<AttachmentMeta>> {
-    recovery_request_attachments::table
-        .filter(recovery_request_attachments::request_id.eq(id.as_str()))
-        .order((
-            recovery_request_attachments::uploaded_at.asc(),
-            recovery_request_attachments::id.asc(),
-        ))
-        .select((
-            recovery_request_attachments::id,
-            recovery_request_attachments::filename,
-            recovery_request_attachments::content_type,
-            recovery_request_attachments::size,
-            recovery_request_attachments::uploaded_at,
-        ))
-        .load::<(String, String, String, i64, NaiveDateTime)>(conn)
-        .map(|rows| {
-            rows.into_iter()
-                .map(|(id, filename, content_type, size, at)| AttachmentMeta {
-                    id,
-                    filename,
-                    content_type,
-                    size,
-                    uploaded_at: utc(at),
-                })
-                .collect()
-        })
+    on_backend!(conn, |conn| {
+        recovery_request_attachments::table
+            .filter(recovery_request_attachments::request_id.eq(id.as_str()))
+            .order((
+                recovery_request_attachments::uploaded_at.asc(),
+                recovery_request_attachments::id.asc(),
+            ))
+            .select((
+                recovery_request_attachments::id,
+                recovery_request_attachments::filename,
+                recovery_request_attachments::content_type,
+                recovery_request_attachments::size,
+                recovery_request_attachments::uploaded_at,
+            ))
+            .load::<(String, String, String, i64, NaiveDateTime)>(conn)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(id, filename, content_type, size, at)| AttachmentMeta {
+                        id,
+                        filename,
+                        content_type,
+                        size,
+                        uploaded_at: utc(at),
+                    })
+                    .collect()
+            })
+    })
 }
 
 /// One attachment of the request, with its content.

@@ -62,26 +62,30 @@ pub fn insert_message(conn: &mut DbConnection, message: &RecoveryMessage) -> Que
 }
 
 /// The request's messages, oldest first; notes only when `with_notes`.
+///
+/// Two fixed statements rather than one boxed query: diesel finds a boxed query in its cache
+/// only by rendering its SQL again on every call, and the requester's status view runs this on
+/// every read.
 pub fn messages(
     conn: &mut DbConnection,
     request_id: &RequestId,
     with_notes: bool,
 ) -> QueryResult<Vec<RecoveryMessage>> {
-    on_backend!(conn, |conn| {
-        let mut q = recovery_request_messages::table
+    let rows = on_backend!(conn, |conn| {
+        let of_request = recovery_request_messages::table
             .filter(recovery_request_messages::request_id.eq(request_id.as_str()))
-            .into_boxed();
-        if !with_notes {
-            q = q.filter(recovery_request_messages::kind.ne(MessageKind::Note.as_str()));
+            .order((
+                recovery_request_messages::created_at.asc(),
+                recovery_request_messages::id.asc(),
+            ))
+            .select(MessageRow::as_select());
+        if with_notes {
+            of_request.load(conn)?
+        } else {
+            of_request
+                .filter(recovery_request_messages::kind.ne(MessageKind::Note.as_str()))
+                .load(conn)?
         }
-        q.order((
-            recovery_request_messages::created_at.asc(),
-            recovery_request_messages::id.asc(),
-        ))
-        .select(MessageRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(MessageRow::into_domain)
-        .collect()
-    })
+    });
+    rows.into_iter().map(MessageRow::into_domain).collect()
 }
