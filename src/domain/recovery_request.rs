@@ -103,6 +103,10 @@ impl RecoveryStatus {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
+    /// The statuses of the review queue: requests waiting for support to decide, in the order
+    /// they were filed. A request's place in the queue counts only these.
+    pub const QUEUED: [Self; 2] = [Self::Submitted, Self::InReview];
+
     /// Completed, denied, withdrawn and abandoned requests never change again.
     pub fn is_final(self) -> bool {
         matches!(

@@ -86,6 +86,56 @@ async fn queue_positions_count_the_waiting_requests_filed_earlier() {
     );
 }
 
+/// Requests filed in the same instant still get one place each (ties go by id, as the queue
+/// orders them), and a request support asked for information leaves the queue: the ones
+/// behind it move up.
+#[tokio::test]
+async fn requests_filed_in_one_instant_get_distinct_places_and_an_asked_one_leaves_the_queue() {
+    let app = spawn_app().await;
+    let support = app.support_user("ana").await.access;
+    let mut filed = Vec::new();
+    for name in ["alpha", "bravo", "charlie"] {
+        filed.push(
+            app.submit_recovery(name, &format!("{name}@contact.test"))
+                .await,
+        );
+    }
+    let mut places = Vec::new();
+    for (id, token) in &filed {
+        let place = status(&app, id, token).await["queue_position"].as_i64();
+        places.push((place.expect("a queued request has a place"), id.clone()));
+    }
+    places.sort();
+    let in_order: Vec<i64> = places.iter().map(|(place, _)| *place).collect();
+    assert_eq!(in_order, [1, 2, 3]);
+    let by_id: Vec<&String> = places.iter().map(|(_, id)| id).collect();
+    let mut ids = by_id.clone();
+    ids.sort();
+    assert_eq!(by_id, ids, "ties are not broken by id");
+
+    let first = &places[0].1;
+    json(
+        app.post_auth(
+            &format!("/api/v1/admin/recovery-requests/{first}/messages"),
+            &support,
+            json!({"body": "Which email address did the account use?"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    for (id, token) in &filed {
+        let s = status(&app, id, token).await;
+        if id == first {
+            assert_eq!(s["status"], "needs_info", "{s}");
+            assert_eq!(s["queue_position"], Value::Null, "{s}");
+        } else {
+            let behind = places.iter().position(|(_, p)| p == id).expect("filed");
+            assert_eq!(s["queue_position"], json!(behind), "{s}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_decision_estimate_needs_five_recent_decisions() {
     let app = spawn_app().await;

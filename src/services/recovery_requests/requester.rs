@@ -141,21 +141,6 @@ const ESTIMATE_WINDOW_DAYS: i64 = 30;
 /// Fewer recent decisions than this give no estimate.
 const ESTIMATE_MIN_DECISIONS: usize = 5;
 
-/// The request's place in the queue: one count of the waiting requests filed before it.
-fn queue_position(
-    conn: &mut DbConnection,
-    request: &RecoveryRequest,
-) -> Result<Option<i64>, Failure> {
-    if !matches!(
-        request.status,
-        RecoveryStatus::Submitted | RecoveryStatus::InReview
-    ) {
-        return Ok(None);
-    }
-    let ahead = repo::recovery_requests::waiting_ahead_of(conn, &request.id, request.submitted_at)?;
-    Ok(Some(ahead + 1))
-}
-
 /// `submitted_at` plus the median wait of the requests decided in the last 30 days (null with
 /// fewer than five, and for a request no longer waiting for a decision).
 fn estimated_decision_at(
@@ -476,7 +461,8 @@ fn tracking_links_bucket(ctx: &Ctx, email: &EmailAddress) -> String {
     )
 }
 
-/// The request with this id and tracking token, or a 404.
+/// The request with this id and tracking token, or a 404. The status view reads it with its
+/// place in the queue instead ([`repo::recovery_requests::find_tracked_in_queue`]).
 pub(super) fn tracked(
     conn: &mut DbConnection,
     id: &RequestId,
@@ -484,16 +470,6 @@ pub(super) fn tracked(
 ) -> Result<RecoveryRequest, RequesterError> {
     // Inside a write, a concurrent change waits for this one (and this one reads its result).
     repo::recovery_requests::lock(conn, id)?;
-    read_tracked(conn, id, token)
-}
-
-/// Like [`tracked`], for a read: no lock (outside a transaction it would hold nothing and cost
-/// PostgreSQL a round trip).
-fn read_tracked(
-    conn: &mut DbConnection,
-    id: &RequestId,
-    token: &str,
-) -> Result<RecoveryRequest, RequesterError> {
     repo::recovery_requests::find_tracked(conn, id, &tokens::hash_token(token))?
         .ok_or(RequesterError::NotFound)
 }
@@ -508,8 +484,11 @@ pub async fn status(
     let now = ctx.clock.now();
     let config = ctx.config.clone();
     unit_of_work::read(ctx, move |conn| {
-        let request = read_tracked(conn, &id, &token)?;
-        let queue_position = queue_position(conn, &request)?;
+        let (request, waiting_ahead) =
+            repo::recovery_requests::find_tracked_in_queue(conn, &id, &tokens::hash_token(&token))?
+                .ok_or(RequesterError::NotFound)?;
+        // The request's place in the queue, for a queued request.
+        let queue_position = waiting_ahead.map(|ahead| ahead + 1);
         let estimated_decision_at = estimated_decision_at(conn, &request, now)?;
         let mails = requester_mails(&request, mails_of(conn, &request.id)?);
         let attachments = attachments_of(conn, &request.id)?;

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 
 use crate::db::repo::{Page, naive, utc};
 use crate::db::schema::recovery_requests;
-use crate::db::{DbConnection, on_backend};
+use crate::db::{DbConnection, fixed, on_backend};
 use crate::domain::{
     AccountId, DeliverTo, DeviceId, Ownership, RecoveryRequest, RecoveryStatus, RequestId,
 };
@@ -37,7 +37,7 @@ diesel::define_sql_function! {
 }
 
 /// A stored request, as the table has it.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = recovery_requests)]
 struct RequestRow {
     id: String,
@@ -333,6 +333,49 @@ pub fn find_tracked(
     })
 }
 
+/// [`find_tracked_in_queue`] reads it.
+#[derive(QueryableByName)]
+struct TrackedInQueue {
+    #[diesel(embed)]
+    request: RequestRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    waiting_ahead: Option<i64>,
+}
+
+/// Like [`find_tracked`], with the number of queued requests ([`RecoveryStatus::QUEUED`]) filed
+/// before it when the request is queued itself (`None` when it is not): what the requester's
+/// status view shows, in one statement and one round trip instead of two. Ties in
+/// `submitted_at` are broken by id, as the queue orders them; the count is one range of the
+/// `(status, submitted_at)` index (`submitted_at <=` gives SQLite the range; written as one
+/// `OR`, it picked another index). Diesel's query builder cannot put a subquery beside a
+/// table's columns, so this one is written out.
+pub fn find_tracked_in_queue(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    tracking_hash: &str,
+) -> QueryResult<Option<(RecoveryRequest, Option<i64>)>> {
+    // SQLite numbers `$N` parameters in the order they first appear in the text, so they
+    // appear here in the order they are bound.
+    const SQL: &str = "SELECT r.*, CASE WHEN r.status IN ($1, $2) THEN \
+         (SELECT count(*) FROM recovery_requests AS ahead \
+          WHERE ahead.status IN ($1, $2) AND ahead.submitted_at <= r.submitted_at \
+          AND (ahead.submitted_at < r.submitted_at OR ahead.id < r.id)) END AS waiting_ahead \
+         FROM recovery_requests AS r WHERE r.id = $3 AND r.tracking_token_hash = $4";
+    struct FindTrackedInQueue;
+    let [first, second] = RecoveryStatus::QUEUED;
+    let row = on_backend!(conn, |c| fixed::<FindTrackedInQueue, _>(
+        diesel::sql_query(SQL)
+            .bind::<diesel::sql_types::Text, _>(first.as_str())
+            .bind::<diesel::sql_types::Text, _>(second.as_str())
+            .bind::<diesel::sql_types::Text, _>(id.as_str())
+            .bind::<diesel::sql_types::Text, _>(tracking_hash)
+    )
+    .get_result::<TrackedInQueue>(c))
+    .optional()?;
+    row.map(|row| Ok((row.request.into_domain()?, row.waiting_ahead)))
+        .transpose()
+}
+
 /// A request by its ownership token hash.
 pub fn find_by_ownership_token(
     conn: &mut DbConnection,
@@ -548,39 +591,6 @@ pub fn list(
             .select(RequestRow::as_select())
             .load(conn)?;
         Ok((all(rows)?, total))
-    })
-}
-
-/// The number of waiting requests (`submitted` or `in_review`) filed before the request filed
-/// at `submitted_at` with id `id` (ties broken by id, as the queue orders them): one count over
-/// the `(status, submitted_at)` index.
-///
-/// The two statuses are two equalities, not `eq_any`: diesel never caches the statement of an
-/// `IN` list on SQLite, and preparing this one was 7 % of the workers' time in a burst of
-/// status reads (perf). SQLite turns the `OR` on one column into the same `IN` and the same
-/// index search.
-pub fn waiting_ahead_of(
-    conn: &mut DbConnection,
-    id: &RequestId,
-    submitted_at: DateTime<Utc>,
-) -> QueryResult<i64> {
-    on_backend!(conn, |conn| {
-        let at = naive(submitted_at);
-        recovery_requests::table
-            .filter(
-                recovery_requests::status
-                    .eq(RecoveryStatus::Submitted.as_str())
-                    .or(recovery_requests::status.eq(RecoveryStatus::InReview.as_str())),
-            )
-            .filter(
-                recovery_requests::submitted_at
-                    .lt(at)
-                    .or(recovery_requests::submitted_at
-                        .eq(at)
-                        .and(recovery_requests::id.lt(id.as_str()))),
-            )
-            .count()
-            .get_result(conn)
     })
 }
 
