@@ -4,8 +4,9 @@
 use std::net::TcpListener;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header::ContentType;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use actix_web_lab::middleware::CatchPanic;
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
@@ -222,6 +223,10 @@ fn run(
 ) -> anyhow::Result<Server> {
     let doc = openapi::document();
     let routes = web::Data::new(RouteTable::from_openapi(&doc));
+    // Serialised once, and the bytes shared by every worker: Swagger UI's own route kept a
+    // copy of the document in each worker and serialised it again for every request.
+    let doc_json = web::Bytes::from(serde_json::to_vec(&doc)?);
+    drop(doc);
     let workers = ctx.config.workers;
     let cors_config = ctx.config.clone();
     let metrics = ctx.metrics.http_middleware();
@@ -243,8 +248,23 @@ fn run(
                     extra(cfg);
                 }
             })
+            .route(
+                openapi::OPENAPI_JSON_PATH,
+                web::get().to({
+                    let doc_json = doc_json.clone();
+                    move || {
+                        let body = doc_json.clone();
+                        async move {
+                            HttpResponse::Ok()
+                                .content_type(ContentType::json())
+                                .body(body)
+                        }
+                    }
+                }),
+            )
             .service(
-                SwaggerUi::new("/swagger-ui/{_:.*}").url(openapi::OPENAPI_JSON_PATH, doc.clone()),
+                SwaggerUi::new("/swagger-ui/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::new([openapi::OPENAPI_JSON_PATH])),
             )
             .service(web::redirect("/swagger-ui", "/swagger-ui/"))
             .default_service(web::to(api::fallback))
