@@ -133,15 +133,15 @@ pub struct DbManager {
 ///   journal, which past 64 KiB it spilled to a temporary file: 7.6 % of the writer's time
 ///   in a burst of password resets went to writing that file (perf, docs/benchmarks.md).
 ///   In memory it is a few hundred KiB at most, freed at the group's commit.
-/// - `wal_autocheckpoint = 4000`: the commit that takes the log past that many pages (16 MiB)
-///   copies the log into the database and syncs it, on the writer thread. At SQLite's default
-///   of 1,000 pages that was 15 % of the writer's time in a reset burst, most of it `fsync`;
-///   the hot pages (a rate-limit bucket, the last pages of the outbox and the audit log) are
-///   written to the log once per commit but copied once per checkpoint, so fewer, larger
-///   checkpoints copy much less. The log file stays at most that size between checkpoints.
+/// - `wal_autocheckpoint = 0`: no commit copies the log back into the database; the writer's
+///   checkpointer thread does, beside the writer ([`writer::spawn_with`]). Left to the commit
+///   that passes the threshold, that copy and its two `fsync`s ran on the writer thread, and
+///   every queued write waited for them: at 4,000 pages, eight checkpoints a second of about
+///   33 ms each in a burst of password resets. (At SQLite's default of 1,000 pages it was
+///   15 % of the writer's time.)
 const SQLITE_SETTINGS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-     PRAGMA wal_autocheckpoint = 4000;";
+     PRAGMA wal_autocheckpoint = 0;";
 
 fn sqlite_uri(path: &std::path::Path) -> String {
     // `mode=rw`: a database file that vanished is an outage, not a fresh empty database.

@@ -122,7 +122,70 @@ fn every_sqlite_connection_gets_the_settings() {
         let checkpoint = diesel::sql_query("PRAGMA wal_autocheckpoint")
             .get_result::<Autocheckpoint>(conn)
             .expect("pragma");
-        assert_eq!(checkpoint.wal_autocheckpoint, 4000);
+        assert_eq!(checkpoint.wal_autocheckpoint, 0);
         assert_eq!(setting(conn, "busy_timeout"), "5000");
     }
+}
+
+/// How many times the log was restarted: the checkpoint sequence number of its header (bytes
+/// 12 to 15, big-endian), which SQLite counts up at each restart. Reading the file leaves
+/// SQLite alone.
+fn log_restarts(db: &std::path::Path) -> u32 {
+    let mut log = db.as_os_str().to_owned();
+    log.push("-wal");
+    let header = std::fs::read(&log).expect("log file");
+    let field: [u8; 4] = header
+        .get(12..16)
+        .and_then(|b| b.try_into().ok())
+        .expect("log header");
+    u32::from_be_bytes(field)
+}
+
+/// The writer's commits leave the copying of the log to the checkpointer, and past its limit
+/// the log is restarted (without it, every write of a burst made the log longer). Writes go
+/// on until two restarts were seen, so a slow machine only takes more of them.
+#[test]
+fn the_log_is_restarted_once_it_passes_its_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("checkpoints.db");
+    std::fs::File::create(&path).expect("db file");
+    let pool = Pool::builder().max_size(3).build_unchecked(DbManager {
+        url: DatabaseUrl::Sqlite(path.clone()),
+    });
+    pool.get()
+        .expect("connect")
+        .conn
+        .batch_execute("CREATE TABLE t (n INTEGER NOT NULL, filler BLOB NOT NULL)")
+        .expect("table");
+    let checkpoints = writer::Checkpoints {
+        pause: Duration::ZERO,
+        restart_frames: 64,
+    };
+    let lane = writer::spawn_with(pool, path.clone(), checkpoints).expect("writer");
+    let before = log_restarts(&path);
+    // Each write adds a few pages to the log (the row spills into an overflow page), so 64
+    // pages are passed every few dozen writes; 2,000 writes leave a wide margin.
+    let mut restarts = 0;
+    for n in 0..2_000 {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let write = move |conn: &mut DbConnection| -> Result<(), DbError> {
+            Ok(conn.batch_execute(&format!("INSERT INTO t VALUES ({n}, randomblob(4000))"))?)
+        };
+        lane.send(Box::new(writer::Queued {
+            f: write,
+            answer,
+            deadline: std::time::Instant::now() + Duration::from_secs(30),
+        }))
+        .expect("writer running");
+        answered
+            .blocking_recv()
+            .expect("answered")
+            .expect("no panic")
+            .expect("written");
+        restarts = log_restarts(&path) - before;
+        if restarts >= 2 {
+            break;
+        }
+    }
+    assert!(restarts >= 2, "the log was restarted {restarts} times");
 }

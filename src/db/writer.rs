@@ -14,9 +14,11 @@
 //! (a 503: the database could not take writes), none is half done.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
+use diesel::RunQueryDsl;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{Pool, PooledConnection};
 
@@ -95,9 +97,61 @@ where
 /// The queue's sending end, one per [`super::Db`] clone.
 pub(super) type Lane = mpsc::Sender<Box<dyn QueuedWrite>>;
 
-/// Starts the writer thread; it ends when every [`Lane`] is gone.
+/// Starts the writer thread and its checkpointer; both end when every [`Lane`] is gone.
 pub(super) fn spawn(pool: Pool<DbManager>, path: PathBuf) -> std::io::Result<Lane> {
+    spawn_with(pool, path, Checkpoints::DEFAULT)
+}
+
+/// When the log is copied back into the database file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Checkpoints {
+    /// The least time between two of the checkpointer's passes.
+    pub(super) pause: std::time::Duration,
+    /// Log frames (pages) past which the writer restarts the log.
+    pub(super) restart_frames: i64,
+}
+
+impl Checkpoints {
+    /// A pass at most every 100 ms; a restart once the log holds 65,536 pages (256 MiB of
+    /// 4 KiB pages). Under the benchmark's heaviest write burst (about 200 MB of log a
+    /// second) that is a pause of the writer (what is left to copy, and two `fsync`s) a bit
+    /// more than once a second. Four times the limit made the tails longer, not shorter
+    /// (docs/benchmarks.md, sixth sitting). When writes let up, the checkpointer catches up
+    /// and SQLite restarts the log at the next write by itself.
+    const DEFAULT: Self = Self {
+        pause: std::time::Duration::from_millis(100),
+        restart_frames: 65_536,
+    };
+}
+
+/// Like [`spawn`], with the checkpoint settings given (the tests make them small).
+///
+/// SQLite copies the log (WAL) back into the database file in a checkpoint, which ends in two
+/// `fsync`s. Left to SQLite (`wal_autocheckpoint`), the commit that passes the threshold runs
+/// it, on the writer thread: under a burst of password resets that was eight checkpoints a
+/// second of about 33 ms each, during which every queued write waited (perf: the writer's
+/// `fsync`s; p99 at 20 times p50). Here the connections never checkpoint on commit
+/// (`wal_autocheckpoint = 0`, [`super::SQLITE_SETTINGS`]); a thread of its own runs a
+/// `PASSIVE` checkpoint after commits, at most once per `pause`, beside the writer, which goes
+/// on appending. A passive checkpoint cannot restart the log while the writer appends to it,
+/// so the log would grow for as long as a burst lasts: once it holds `restart_frames` pages,
+/// the checkpointer asks the writer, which runs a `RESTART` checkpoint between two groups.
+/// That one copies only what the passive ones have not, and the log starts again from its
+/// beginning.
+pub(super) fn spawn_with(
+    pool: Pool<DbManager>,
+    path: PathBuf,
+    checkpoints: Checkpoints,
+) -> std::io::Result<Lane> {
     let (lane, queue) = mpsc::channel::<Box<dyn QueuedWrite>>();
+    let (committed, commits) = mpsc::sync_channel::<()>(1);
+    let restart_due = Arc::new(AtomicBool::new(false));
+    {
+        let (pool, restart_due) = (pool.clone(), restart_due.clone());
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer(&pool, &commits, &restart_due, checkpoints))?;
+    }
     std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || {
@@ -111,9 +165,73 @@ pub(super) fn spawn(pool: Pool<DbManager>, path: PathBuf) -> std::io::Result<Lan
                     }
                 }
                 run_group(&pool, &path, group);
+                // The checkpointer pauses while a restart is due (SQLite runs one checkpoint
+                // at a time); one that could not finish is tried again after the next group.
+                if restart_due.load(Ordering::Acquire)
+                    && checkpoint(&pool, Mode::Restart).is_some_and(|state| state.busy == 0)
+                {
+                    restart_due.store(false, Ordering::Release);
+                }
+                // Wakes the checkpointer; a wake-up already waiting covers this commit too.
+                let _ = committed.try_send(());
             }
         })?;
     Ok(lane)
+}
+
+/// Runs a passive checkpoint after commits, at most once per `pause`, and asks the writer for
+/// a restart once the log is long; it runs none while that restart is due. Ends with the
+/// writer (the only sender of `commits`).
+fn checkpointer(
+    pool: &Pool<DbManager>,
+    commits: &mpsc::Receiver<()>,
+    restart_due: &AtomicBool,
+    checkpoints: Checkpoints,
+) {
+    while commits.recv().is_ok() {
+        if !restart_due.load(Ordering::Acquire)
+            && checkpoint(pool, Mode::Passive)
+                .is_some_and(|state| i64::from(state.log) >= checkpoints.restart_frames)
+        {
+            restart_due.store(true, Ordering::Release);
+        }
+        std::thread::sleep(checkpoints.pause);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Passive,
+    Restart,
+}
+
+/// What `PRAGMA wal_checkpoint` answers.
+#[derive(diesel::QueryableByName)]
+struct WalCheckpoint {
+    /// 1 when the checkpoint could not run to its end (another one was running, or for a
+    /// restart, readers or the writer did not finish in time).
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    /// The frames in the log (since its last restart).
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+}
+
+/// Runs a checkpoint; answers what SQLite answered, or `None` when it failed (logged: the next
+/// one tries again, and nothing is lost meanwhile, the log only grows).
+fn checkpoint(pool: &Pool<DbManager>, mode: Mode) -> Option<WalCheckpoint> {
+    let sql = match mode {
+        Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
+    };
+    let result = pool.get().map_err(|e| e.to_string()).and_then(|mut slot| {
+        diesel::sql_query(sql)
+            .get_result::<WalCheckpoint>(&mut slot.conn)
+            .map_err(|e| e.to_string())
+    });
+    result
+        .map_err(|error| tracing::warn!(%error, "the SQLite checkpoint failed"))
+        .ok()
 }
 
 /// Runs `group` in one transaction and answers every write in it.
