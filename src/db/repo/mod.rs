@@ -2,10 +2,12 @@
 //! group. They take and return plain rows; services decide transactions and rules.
 //!
 //! A lookup by a unique key (or an aggregate) ends in `get_result`, not `first`: `first` adds
-//! `LIMIT ?`, and SQLite (3.45 and later) treats a bound LIMIT as a value the query plan may
-//! depend on, so it parses and plans such a statement again every time it is bound, which is
-//! every time diesel runs it. `bench/load` measured that as a fifth of the server's CPU on a
-//! request-status read. Both answer the first row the query yields.
+//! `LIMIT ?`, which a unique key does not need. SQLite (3.45 and later) also treated a bound
+//! LIMIT as a value the query plan may depend on, and planned such a statement again every
+//! time it was bound (`bench/load` measured a fifth of the server's CPU on a request-status
+//! read); the bundled SQLite is now built with the query planner stability guarantee, which
+//! ends that for the pages of lists too (`.cargo/config.toml`). Both answer the first row the
+//! query yields.
 
 pub mod account_locks;
 pub mod accounts;
