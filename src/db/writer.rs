@@ -115,9 +115,9 @@ impl Checkpoints {
     /// A pass at most every 100 ms; a restart once the log holds 65,536 pages (256 MiB of
     /// 4 KiB pages). Under the benchmark's heaviest write burst (about 200 MB of log a
     /// second) that is a pause of the writer (what is left to copy, and two `fsync`s) a bit
-    /// more than once a second. Four times the limit made the tails longer, not shorter
-    /// (docs/benchmarks.md, sixth sitting). When writes let up, the checkpointer catches up
-    /// and SQLite restarts the log at the next write by itself.
+    /// more than once a second. A quarter of the limit measured the same, four times it made
+    /// the tails longer (docs/benchmarks.md, sixth sitting). When writes let up, the
+    /// checkpointer catches up and SQLite restarts the log at the next write by itself.
     const DEFAULT: Self = Self {
         pause: std::time::Duration::from_millis(100),
         restart_frames: 65_536,
@@ -133,11 +133,15 @@ impl Checkpoints {
 /// `fsync`s; p99 at 20 times p50). Here the connections never checkpoint on commit
 /// (`wal_autocheckpoint = 0`, [`super::SQLITE_SETTINGS`]); a thread of its own runs a
 /// `PASSIVE` checkpoint after commits, at most once per `pause`, beside the writer, which goes
-/// on appending. A passive checkpoint cannot restart the log while the writer appends to it,
-/// so the log would grow for as long as a burst lasts: once it holds `restart_frames` pages,
-/// the checkpointer asks the writer, which runs a `RESTART` checkpoint between two groups.
-/// That one copies only what the passive ones have not, and the log starts again from its
-/// beginning.
+/// on appending. The log starts again from its beginning at a write that finds all of it
+/// copied and no reader in it; while the writer appends beside the checkpointer that never
+/// happens, so the log would grow for as long as a burst lasts. Once it holds `restart_frames`
+/// pages, the checkpointer asks the writer, which runs a passive checkpoint itself between two
+/// groups: with no write beside it, it copies the rest, and the next group's first write
+/// restarts the log (SQLite's `walRestartLog`) unless a reader that began before is still in
+/// it, in which case the checkpointer asks again. Nothing waits for readers: SQLite's
+/// `RESTART` checkpoint did, in the busy handler's sleeps, with every queued write behind it
+/// (docs/benchmarks.md, sixth sitting).
 pub(super) fn spawn_with(
     pool: Pool<DbManager>,
     path: PathBuf,
@@ -166,9 +170,9 @@ pub(super) fn spawn_with(
                 }
                 run_group(&pool, &path, group);
                 // The checkpointer pauses while a restart is due (SQLite runs one checkpoint
-                // at a time); one that could not finish is tried again after the next group.
+                // at a time); one that could not copy everything is tried after the next group.
                 if restart_due.load(Ordering::Acquire)
-                    && checkpoint(&pool, Mode::Restart).is_some_and(|state| state.busy == 0)
+                    && checkpoint(&pool).is_some_and(|state| state.copied_all())
                 {
                     restart_due.store(false, Ordering::Release);
                 }
@@ -190,7 +194,7 @@ fn checkpointer(
 ) {
     while commits.recv().is_ok() {
         if !restart_due.load(Ordering::Acquire)
-            && checkpoint(pool, Mode::Passive)
+            && checkpoint(pool)
                 .is_some_and(|state| i64::from(state.log) >= checkpoints.restart_frames)
         {
             restart_due.store(true, Ordering::Release);
@@ -199,33 +203,33 @@ fn checkpointer(
     }
 }
 
-#[derive(Clone, Copy)]
-enum Mode {
-    Passive,
-    Restart,
-}
-
 /// What `PRAGMA wal_checkpoint` answers.
 #[derive(diesel::QueryableByName)]
 struct WalCheckpoint {
-    /// 1 when the checkpoint could not run to its end (another one was running, or for a
-    /// restart, readers or the writer did not finish in time).
+    /// 1 when the checkpoint could not run (another one was running).
     #[diesel(sql_type = diesel::sql_types::Integer)]
     busy: i32,
     /// The frames in the log (since its last restart).
     #[diesel(sql_type = diesel::sql_types::Integer)]
     log: i32,
+    /// The frames of the log copied into the database file.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    checkpointed: i32,
 }
 
-/// Runs a checkpoint; answers what SQLite answered, or `None` when it failed (logged: the next
-/// one tries again, and nothing is lost meanwhile, the log only grows).
-fn checkpoint(pool: &Pool<DbManager>, mode: Mode) -> Option<WalCheckpoint> {
-    let sql = match mode {
-        Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
-        Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
-    };
+impl WalCheckpoint {
+    /// Everything in the log is in the database file: the next write may start it again.
+    fn copied_all(&self) -> bool {
+        self.busy == 0 && self.checkpointed == self.log
+    }
+}
+
+/// Runs a passive checkpoint (it never waits for readers or the writer); answers what SQLite
+/// answered, or `None` when it failed (logged: the next one tries again, and nothing is lost
+/// meanwhile, the log only grows).
+fn checkpoint(pool: &Pool<DbManager>) -> Option<WalCheckpoint> {
     let result = pool.get().map_err(|e| e.to_string()).and_then(|mut slot| {
-        diesel::sql_query(sql)
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
             .get_result::<WalCheckpoint>(&mut slot.conn)
             .map_err(|e| e.to_string())
     });
